@@ -1,1 +1,40 @@
-//! placeholder
+//! verex-engine: the deterministic exchange state machine.
+//!
+//! [`Engine::apply`] takes one archived [`tx::SequencedTx`] and appends its events to an
+//! [`EventBuf`]. Same transactions in ⇒ same events and [`Engine::state_hash`] out, on any
+//! machine: no floats, no hash-map iteration order, no clock, no randomness, no I/O.
+//!
+//! Modules, one concept each:
+//! - [`tx`]: the wire transaction types (fixed size, `rkyv`-archived, signed);
+//! - [`signing`]: canonical bytes, ed25519, development keys;
+//! - [`fixed`]: integer fixed-point arithmetic with explicit rounding;
+//! - [`catalog`]: assets, markets and the symbol table;
+//! - `accounts`, `orders`, `book`: accounts and balances, the order pool, price levels;
+//! - `matching`: place, cancel, amend; `engine`: `apply` and the non-order ops;
+//! - `state_hash`, `invariants`: the canonical digest and the SPEC section 7 checks;
+//! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path).
+#![deny(missing_docs, clippy::unwrap_used)]
+
+mod accounts;
+mod book;
+pub mod catalog;
+mod engine;
+pub mod events;
+pub mod fixed;
+pub mod genesis;
+mod id_table;
+mod invariants;
+pub mod limits;
+mod matching;
+mod orders;
+pub mod signing;
+mod state_hash;
+pub mod text;
+pub mod tx;
+
+pub use accounts::Balance;
+pub use engine::{Engine, EngineError};
+pub use events::{CancelReason, Event, EventBuf, OrderStatus, RejectReason};
+pub use genesis::Genesis;
+pub use limits::Limits;
+pub use matching::OrderView;

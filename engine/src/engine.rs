@@ -1,0 +1,598 @@
+//! The engine: explicit state and `apply`, the only way it changes.
+//!
+//! `apply` takes one archived, sequenced transaction (as it sits in a ring slot or a journal
+//! mapping), checks it, and appends its events to a pre-allocated [`EventBuf`]. It never
+//! allocates on the order path, never reads a clock (the tx's stamp is its only time), never
+//! does I/O, and never panics on input: every broken rule is a `rejected` event.
+
+use crate::accounts::{Accounts, Balance, NIL};
+use crate::book::{Book, LevelPool};
+use crate::catalog::{Asset, Catalog, Market, DEFAULT_WEIGHT};
+use crate::events::{Event, EventBuf, PoolMove, RejectReason};
+use crate::fixed::{ratio_units, RATIO_ONE};
+use crate::genesis::Genesis;
+use crate::limits::{Limits, MAX_ASSET_DECIMALS, MAX_FEE_RATIO, MAX_PRICE_DECIMALS, MAX_SUPPLY_UNITS};
+use crate::orders::OrderPool;
+use crate::signing::Role;
+use crate::tx::{
+    ArchivedAddAsset, ArchivedAddMarket, ArchivedAssetAmount, ArchivedDeposit, ArchivedMark, ArchivedOp,
+    ArchivedSequencedTx, ArchivedTx, MarketKind, MAX_MARK_PRICES,
+};
+
+/// A failure of the caller, not of the transaction: the engine refuses to go on.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    /// Transactions must arrive with gap-free sequence numbers.
+    #[error("sequence gap: expected seq {expected}, got {got}")]
+    SeqGap {
+        /// The next seq the engine expects.
+        expected: u64,
+        /// The seq it was given.
+        got: u64,
+    },
+    /// The limits are out of range.
+    #[error("invalid limits: {0}")]
+    InvalidLimits(String),
+}
+
+/// Who is acting, once authenticated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Actor {
+    Operator,
+    Account(u32),
+}
+
+/// The exchange state machine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) limits: Limits,
+    pub(crate) genesis: Genesis,
+    pub(crate) operator_nonces: [u64; 4],
+    pub(crate) catalog: Catalog,
+    pub(crate) accounts: Accounts,
+    pub(crate) orders: OrderPool,
+    pub(crate) levels: LevelPool,
+    pub(crate) books: Vec<Book>,
+    /// Per asset: the fee account's balance (rounding remainders and fees).
+    pub(crate) fees: Vec<u64>,
+    /// Per asset: the insurance fund's balance.
+    pub(crate) insurance: Vec<u64>,
+    /// Per asset: Σ deposits − Σ withdrawals.
+    pub(crate) supply: Vec<u64>,
+    /// Per asset: Σ lent over accounts.
+    pub(crate) pool_lent: Vec<u64>,
+    /// Per asset: Σ borrowed from the pool over accounts.
+    pub(crate) pool_borrowed: Vec<u64>,
+    pub(crate) seq: u64,
+    pub(crate) last_ts: u64,
+    pub(crate) next_order_id: u64,
+    /// Scratch for one tx: makers filled completely, reported after the taker's status.
+    pub(crate) filled_makers: Vec<(u64, u64, u16)>,
+}
+
+impl Engine {
+    /// A fresh engine at seq 0 with every pool sized from `limits`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidLimits`] when a limit is out of range.
+    pub fn new(genesis: Genesis, limits: Limits) -> Result<Self, EngineError> {
+        limits.validate().map_err(EngineError::InvalidLimits)?;
+        let assets = usize::from(limits.max_assets);
+        Ok(Self {
+            limits,
+            genesis,
+            operator_nonces: [0; 4],
+            catalog: Catalog::new(limits.max_assets, limits.max_markets),
+            accounts: Accounts::new(limits.max_accounts),
+            orders: OrderPool::new(limits.max_orders),
+            levels: LevelPool::new(limits.max_price_levels),
+            books: Vec::with_capacity(usize::from(limits.max_markets)),
+            fees: Vec::with_capacity(assets),
+            insurance: Vec::with_capacity(assets),
+            supply: Vec::with_capacity(assets),
+            pool_lent: Vec::with_capacity(assets),
+            pool_borrowed: Vec::with_capacity(assets),
+            seq: 0,
+            last_ts: 0,
+            next_order_id: 1,
+            filled_makers: Vec::with_capacity(limits.max_fills_per_tx as usize),
+        })
+    }
+
+    /// Events one tx can produce at most: size an [`EventBuf`] with this.
+    #[must_use]
+    pub fn event_capacity(&self) -> usize {
+        // A taker: accepted, per fill a fill plus a maker status, self-trade cancels of the
+        // taker's own resting orders, and its own final status; a cancel_all: one per order.
+        let fills = self.limits.max_fills_per_tx as usize;
+        let own_orders = self.limits.max_orders_per_account as usize;
+        4 + 2 * fills + own_orders
+    }
+
+    /// A buffer sized for this engine.
+    #[must_use]
+    pub fn event_buf(&self) -> EventBuf {
+        EventBuf::with_capacity(self.event_capacity())
+    }
+
+    /// Applies one sequenced transaction, appending its events to `out` (cleared first).
+    ///
+    /// # Errors
+    /// [`EngineError::SeqGap`] if `tx.seq` is not the next seq; nothing changes then.
+    pub fn apply(&mut self, stx: &ArchivedSequencedTx, out: &mut EventBuf) -> Result<(), EngineError> {
+        let seq = stx.seq.to_native();
+        if seq != self.seq + 1 {
+            return Err(EngineError::SeqGap { expected: self.seq + 1, got: seq });
+        }
+        out.begin(seq);
+        self.seq = seq;
+        let ts = stx.ts.to_native();
+        if ts < self.last_ts {
+            out.push(Event::Rejected { reason: RejectReason::StaleTs });
+            return Ok(());
+        }
+        self.last_ts = ts;
+        let tx = &stx.signed.tx;
+        let result = self.authenticate(tx).and_then(|actor| self.dispatch(tx, actor, out));
+        if let Err(reason) = result {
+            // A rule broke before any state changed (every op validates before it mutates).
+            out.truncate(0);
+            out.push(Event::Rejected { reason });
+        }
+        debug_assert!(!out.overflowed(), "event buffer sized by event_capacity");
+        Ok(())
+    }
+
+    /// Checks the signer's role or account and its nonce; advances the nonce.
+    fn authenticate(&mut self, tx: &ArchivedTx) -> Result<Actor, RejectReason> {
+        let nonce = tx.nonce.to_native();
+        let role = match &tx.op {
+            ArchivedOp::AddAsset(_) | ArchivedOp::AddMarket(_) => Some(Role::Admin),
+            ArchivedOp::Deposit(_) => Some(Role::Custody),
+            ArchivedOp::Mark(_) | ArchivedOp::Funding(_) | ArchivedOp::Tick => Some(Role::Oracle),
+            _ => None,
+        };
+        if let Some(role) = role {
+            if &tx.signer != self.genesis.key(role) {
+                return Err(RejectReason::NotPermitted);
+            }
+            let slot = self.genesis.nonce_slot(role);
+            if nonce <= self.operator_nonces[slot] {
+                return Err(RejectReason::StaleNonce);
+            }
+            self.operator_nonces[slot] = nonce;
+            return Ok(Actor::Operator);
+        }
+        if matches!(tx.op, ArchivedOp::CreateAccount) {
+            // The new account records this nonce; a replay finds the key registered.
+            return Ok(Actor::Operator);
+        }
+        let index = self.accounts.index(tx.account.to_native()).ok_or(RejectReason::UnknownAccount)?;
+        let account = self.accounts.get_mut(index);
+        if account.pubkey != tx.signer {
+            return Err(RejectReason::NotPermitted);
+        }
+        if nonce <= account.nonce {
+            return Err(RejectReason::StaleNonce);
+        }
+        account.nonce = nonce;
+        Ok(Actor::Account(index))
+    }
+
+    fn dispatch(&mut self, tx: &ArchivedTx, actor: Actor, out: &mut EventBuf) -> Result<(), RejectReason> {
+        match (&tx.op, actor) {
+            (ArchivedOp::AddAsset(op), _) => self.add_asset(op, out),
+            (ArchivedOp::AddMarket(op), _) => self.add_market(op, out),
+            (ArchivedOp::CreateAccount, _) => self.create_account(tx, out),
+            (ArchivedOp::Deposit(op), _) => self.deposit(op, out),
+            (ArchivedOp::Mark(op), _) => self.mark(op),
+            (ArchivedOp::Tick, _) => Ok(()),
+            (ArchivedOp::Funding(_), _) => Err(RejectReason::WrongMarketKind),
+            (op, Actor::Account(account)) => self.dispatch_user(op, account, out),
+            (_, Actor::Operator) => Err(RejectReason::NotPermitted),
+        }
+    }
+
+    fn dispatch_user(&mut self, op: &ArchivedOp, account: u32, out: &mut EventBuf) -> Result<(), RejectReason> {
+        match op {
+            ArchivedOp::Withdraw(op) => self.withdraw(account, op, out),
+            ArchivedOp::Place(op) => self.place(account, op, out),
+            ArchivedOp::Cancel(op) => self.cancel(account, op, out),
+            ArchivedOp::CancelAll(market) => self.cancel_all(account, market, out),
+            ArchivedOp::Amend(op) => self.amend(account, op, out),
+            ArchivedOp::Lend(op) => self.pool_move(account, op, PoolMove::Lend, out),
+            ArchivedOp::Redeem(op) => self.pool_move(account, op, PoolMove::Redeem, out),
+            ArchivedOp::Repay(op) => self.pool_move(account, op, PoolMove::Repay, out),
+            // Borrowing needs cross-margin valuation, which arrives with the risk engine.
+            ArchivedOp::Borrow(_) => Err(RejectReason::InsufficientMargin),
+            _ => Err(RejectReason::NotPermitted),
+        }
+    }
+
+    fn add_asset(&mut self, op: &ArchivedAddAsset, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let symbol = op.symbol.to_native();
+        if !symbol.is_valid() {
+            return Err(RejectReason::InvalidConfig);
+        }
+        if self.catalog.lookup(&symbol).is_some() {
+            return Err(RejectReason::DuplicateSymbol);
+        }
+        if self.catalog.assets_full() {
+            return Err(RejectReason::LimitReached);
+        }
+        if op.decimals > MAX_ASSET_DECIMALS {
+            return Err(RejectReason::InvalidConfig);
+        }
+        let ratio = |dec| ratio_units(dec).ok_or(RejectReason::InvalidConfig);
+        let asset = Asset {
+            symbol,
+            decimals: op.decimals,
+            collateral_weight: ratio(&op.collateral_weight)?,
+            borrow_weight: ratio(&op.borrow_weight)?,
+            rate_base: ratio(&op.rate_base)?,
+            rate_kink_utilization: ratio(&op.rate_kink_utilization)?,
+            rate_at_kink: ratio(&op.rate_at_kink)?,
+            rate_max: ratio(&op.rate_max)?,
+            index_price: 0,
+        };
+        let in_unit = |v: i64| (0..=RATIO_ONE).contains(&v);
+        let rate_ok = |v: i64| (0..=10 * RATIO_ONE).contains(&v);
+        if !in_unit(asset.collateral_weight)
+            || !(DEFAULT_WEIGHT..=10 * RATIO_ONE).contains(&asset.borrow_weight)
+            || !in_unit(asset.rate_kink_utilization)
+            || !rate_ok(asset.rate_base)
+            || !rate_ok(asset.rate_at_kink)
+            || !rate_ok(asset.rate_max)
+        {
+            return Err(RejectReason::InvalidConfig);
+        }
+        let index = self.catalog.push_asset(asset);
+        self.accounts.add_asset_column();
+        for column in [&mut self.fees, &mut self.insurance, &mut self.supply, &mut self.pool_lent, &mut self.pool_borrowed] {
+            column.push(0);
+        }
+        out.push(Event::AssetAdded { asset: index });
+        Ok(())
+    }
+
+    fn add_market(&mut self, op: &ArchivedAddMarket, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let symbol = op.symbol.to_native();
+        if !symbol.is_valid() {
+            return Err(RejectReason::InvalidConfig);
+        }
+        if self.catalog.lookup(&symbol).is_some() {
+            return Err(RejectReason::DuplicateSymbol);
+        }
+        if self.catalog.markets_full() {
+            return Err(RejectReason::LimitReached);
+        }
+        let base = self.catalog.asset_index(&op.base.to_native()).ok_or(RejectReason::UnknownAsset)?;
+        let quote = self.catalog.asset_index(&op.quote.to_native()).ok_or(RejectReason::UnknownAsset)?;
+        if base == quote {
+            return Err(RejectReason::InvalidConfig);
+        }
+        let market = self.market_config(op, symbol, base, quote)?;
+        let index = self.catalog.push_market(market);
+        self.books.push(Book::new(self.limits.max_levels_per_side));
+        out.push(Event::MarketAdded { market: index });
+        Ok(())
+    }
+
+    fn market_config(
+        &self,
+        op: &ArchivedAddMarket,
+        symbol: crate::tx::Symbol,
+        base: u16,
+        quote: u16,
+    ) -> Result<Market, RejectReason> {
+        let tick = op.tick.to_native();
+        let price_decimals = tick.places();
+        if tick.mantissa <= 0 || price_decimals > MAX_PRICE_DECIMALS {
+            return Err(RejectReason::InvalidConfig);
+        }
+        let tick_units = tick.to_units(price_decimals).ok_or(RejectReason::InvalidConfig)?;
+        let base_decimals = self.catalog.asset(base).decimals;
+        let quote_decimals = self.catalog.asset(quote).decimals;
+        let step_units = op.step.to_units(u32::from(base_decimals)).ok_or(RejectReason::InvalidConfig)?;
+        let step_units = u64::try_from(step_units).ok().filter(|s| *s > 0).ok_or(RejectReason::InvalidConfig)?;
+        let ratio = |dec| ratio_units(dec).ok_or(RejectReason::InvalidConfig);
+        let (maker_fee, taker_fee) = (ratio(&op.maker_fee)?, ratio(&op.taker_fee)?);
+        if !(0..=MAX_FEE_RATIO).contains(&taker_fee) || maker_fee < -taker_fee || maker_fee > MAX_FEE_RATIO {
+            return Err(RejectReason::InvalidConfig);
+        }
+        let kind = match op.kind {
+            crate::tx::ArchivedMarketKind::Spot => MarketKind::Spot,
+            crate::tx::ArchivedMarketKind::Perp => MarketKind::Perp,
+        };
+        let (imf, mmf) = (ratio(&op.imf)?, ratio(&op.mmf)?);
+        if kind == MarketKind::Perp && !(0 < mmf && mmf < imf && imf <= RATIO_ONE) {
+            return Err(RejectReason::InvalidConfig);
+        }
+        let notional_exp = i32::from(quote_decimals) - i32::try_from(price_decimals).unwrap_or(0) - i32::from(base_decimals);
+        Ok(Market {
+            symbol,
+            kind,
+            base,
+            quote,
+            price_decimals,
+            tick_units,
+            step_units,
+            maker_fee,
+            taker_fee,
+            imf,
+            mmf,
+            funding_interval_ns: op.funding_interval_ns.to_native(),
+            notional_exp,
+            last_mark: 0,
+        })
+    }
+
+    fn create_account(&mut self, tx: &ArchivedTx, out: &mut EventBuf) -> Result<(), RejectReason> {
+        if self.accounts.by_key(&tx.signer).is_some() {
+            return Err(RejectReason::DuplicateAccount);
+        }
+        if self.accounts.is_full() {
+            return Err(RejectReason::LimitReached);
+        }
+        let id = self.accounts.create(tx.signer, tx.nonce.to_native());
+        out.push(Event::AccountCreated { account: id });
+        Ok(())
+    }
+
+    /// Resolves an asset symbol and converts a positive amount into its units.
+    fn asset_amount(&self, op: &ArchivedAssetAmount) -> Result<(u16, u64), RejectReason> {
+        let asset = self.catalog.asset_index(&op.asset.to_native()).ok_or(RejectReason::UnknownAsset)?;
+        let amount = self.amount_units(asset, &op.amount)?;
+        Ok((asset, amount))
+    }
+
+    fn amount_units(&self, asset: u16, amount: &crate::tx::ArchivedDec) -> Result<u64, RejectReason> {
+        let decimals = u32::from(self.catalog.asset(asset).decimals);
+        let units = amount.to_units(decimals).ok_or(RejectReason::InvalidAmount)?;
+        u64::try_from(units).ok().filter(|u| *u > 0).ok_or(RejectReason::InvalidAmount)
+    }
+
+    fn deposit(&mut self, op: &ArchivedDeposit, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let account_id = op.account.to_native();
+        let index = self.accounts.index(account_id).ok_or(RejectReason::UnknownAccount)?;
+        let asset = self.catalog.asset_index(&op.asset.to_native()).ok_or(RejectReason::UnknownAsset)?;
+        let amount = self.amount_units(asset, &op.amount)?;
+        let supply = self.supply[usize::from(asset)];
+        let new_supply = supply.checked_add(amount).filter(|s| *s <= MAX_SUPPLY_UNITS).ok_or(RejectReason::Overflow)?;
+        self.supply[usize::from(asset)] = new_supply;
+        let balance = self.accounts.balance_mut(index, asset);
+        balance.available += amount;
+        out.push(Event::Deposit { account: account_id, asset, amount });
+        Ok(())
+    }
+
+    fn withdraw(&mut self, account: u32, op: &ArchivedAssetAmount, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let (asset, amount) = self.asset_amount(op)?;
+        let balance = self.accounts.balance_mut(account, asset);
+        if balance.available < amount {
+            return Err(RejectReason::InsufficientBalance);
+        }
+        balance.available -= amount;
+        self.supply[usize::from(asset)] -= amount;
+        out.push(Event::Withdrawal { account: u64::from(account) + 1, asset, amount });
+        Ok(())
+    }
+
+    fn pool_move(
+        &mut self,
+        account: u32,
+        op: &ArchivedAssetAmount,
+        kind: PoolMove,
+        out: &mut EventBuf,
+    ) -> Result<(), RejectReason> {
+        let (asset, amount) = self.asset_amount(op)?;
+        let a = usize::from(asset);
+        let unborrowed = self.pool_lent[a] - self.pool_borrowed[a];
+        let balance = self.accounts.balance_mut(account, asset);
+        match kind {
+            PoolMove::Lend => {
+                if balance.available < amount {
+                    return Err(RejectReason::InsufficientBalance);
+                }
+                balance.available -= amount;
+                balance.lent += amount;
+                self.pool_lent[a] += amount;
+            }
+            PoolMove::Redeem => {
+                if balance.lent < amount {
+                    return Err(RejectReason::InsufficientBalance);
+                }
+                if unborrowed < amount {
+                    return Err(RejectReason::InsufficientLiquidity);
+                }
+                balance.lent -= amount;
+                balance.available += amount;
+                self.pool_lent[a] -= amount;
+            }
+            PoolMove::Repay => {
+                if balance.borrowed < amount {
+                    return Err(RejectReason::InvalidAmount);
+                }
+                if balance.available < amount {
+                    return Err(RejectReason::InsufficientBalance);
+                }
+                balance.available -= amount;
+                balance.borrowed -= amount;
+                self.pool_borrowed[a] -= amount;
+            }
+            PoolMove::Borrow => return Err(RejectReason::InsufficientMargin),
+        }
+        out.push(Event::Pool { kind, account: u64::from(account) + 1, asset, amount });
+        Ok(())
+    }
+
+    /// Records oracle prices: asset index prices and perp mark prices. All entries are checked
+    /// before any is stored.
+    fn mark(&mut self, op: &ArchivedMark) -> Result<(), RejectReason> {
+        let count = usize::from(op.count);
+        if count == 0 || count > MAX_MARK_PRICES {
+            return Err(RejectReason::InvalidAmount);
+        }
+        let mut resolved = [(crate::catalog::Listing::Asset(0), 0i64); MAX_MARK_PRICES];
+        for (slot, entry) in resolved.iter_mut().zip(&op.prices[..count]) {
+            let listing = self.catalog.lookup(&entry.symbol.to_native()).ok_or(RejectReason::UnknownMarket)?;
+            let decimals = match listing {
+                crate::catalog::Listing::Asset(_) => crate::catalog::INDEX_PRICE_DECIMALS,
+                crate::catalog::Listing::Market(m) => {
+                    let market = self.catalog.market(m);
+                    if market.kind != MarketKind::Perp {
+                        return Err(RejectReason::WrongMarketKind);
+                    }
+                    market.price_decimals
+                }
+            };
+            let price = entry.price.to_units(decimals).ok_or(RejectReason::OffTick)?;
+            if price <= 0 || price > crate::limits::MAX_PRICE_UNITS {
+                return Err(RejectReason::InvalidPrice);
+            }
+            *slot = (listing, price);
+        }
+        for (listing, price) in &resolved[..count] {
+            match listing {
+                crate::catalog::Listing::Asset(a) => self.catalog.asset_mut(*a).index_price = *price,
+                crate::catalog::Listing::Market(m) => self.catalog.market_mut(*m).last_mark = *price,
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `amount` of `asset` from an account's `available` into its `locked`.
+    pub(crate) fn lock(&mut self, account: u32, asset: u16, amount: u64) {
+        let balance = self.accounts.balance_mut(account, asset);
+        debug_assert!(balance.available >= amount, "lock checked against available");
+        balance.available -= amount;
+        balance.locked += amount;
+    }
+
+    /// Moves `amount` of `asset` from an account's `locked` back to `available`.
+    pub(crate) fn unlock(&mut self, account: u32, asset: u16, amount: u64) {
+        let balance = self.accounts.balance_mut(account, asset);
+        debug_assert!(balance.locked >= amount, "unlock within locked");
+        balance.locked -= amount;
+        balance.available += amount;
+    }
+
+    /// Links a resting order at the tail of its account's order list.
+    pub(crate) fn link_account_order(&mut self, account: u32, slot: u32) {
+        let last = self.accounts.get(account).last_order;
+        {
+            let order = self.orders.get_mut(slot);
+            order.account_prev = last;
+            order.account_next = NIL;
+        }
+        if last == NIL {
+            self.accounts.get_mut(account).first_order = slot;
+        } else {
+            self.orders.get_mut(last).account_next = slot;
+        }
+        let record = self.accounts.get_mut(account);
+        record.last_order = slot;
+        record.order_count += 1;
+    }
+
+    /// Unlinks a resting order from its account's order list.
+    pub(crate) fn unlink_account_order(&mut self, slot: u32) {
+        let order = *self.orders.get(slot);
+        if order.account_prev == NIL {
+            self.accounts.get_mut(order.account).first_order = order.account_next;
+        } else {
+            self.orders.get_mut(order.account_prev).account_next = order.account_next;
+        }
+        if order.account_next == NIL {
+            self.accounts.get_mut(order.account).last_order = order.account_prev;
+        } else {
+            self.orders.get_mut(order.account_next).account_prev = order.account_prev;
+        }
+        self.accounts.get_mut(order.account).order_count -= 1;
+    }
+
+    // ----- read access ---------------------------------------------------------------------
+
+    /// Last applied seq.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Stamp of the last applied tx.
+    #[must_use]
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+
+    /// The listings.
+    #[must_use]
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The limits the pools were sized with.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Number of accounts (ids run from 1 to this).
+    #[must_use]
+    pub fn account_count(&self) -> u64 {
+        self.accounts.len() as u64
+    }
+
+    /// An account's balance in an asset.
+    #[must_use]
+    pub fn balance(&self, account: u64, asset: u16) -> Option<Balance> {
+        let index = self.accounts.index(account)?;
+        if usize::from(asset) >= self.catalog.assets().len() {
+            return None;
+        }
+        Some(*self.accounts.balance(index, asset))
+    }
+
+    /// An account's public key.
+    #[must_use]
+    pub fn account_key(&self, account: u64) -> Option<[u8; 32]> {
+        Some(self.accounts.get(self.accounts.index(account)?).pubkey)
+    }
+
+    /// The fee account's balance in an asset.
+    #[must_use]
+    pub fn fees(&self, asset: u16) -> u64 {
+        self.fees.get(usize::from(asset)).copied().unwrap_or(0)
+    }
+
+    /// The insurance fund's balance in an asset.
+    #[must_use]
+    pub fn insurance(&self, asset: u16) -> u64 {
+        self.insurance.get(usize::from(asset)).copied().unwrap_or(0)
+    }
+
+    /// Σ deposits − Σ withdrawals of an asset.
+    #[must_use]
+    pub fn supply(&self, asset: u16) -> u64 {
+        self.supply.get(usize::from(asset)).copied().unwrap_or(0)
+    }
+
+    /// The lending pool of an asset: (Σ lent, Σ borrowed).
+    #[must_use]
+    pub fn pool(&self, asset: u16) -> (u64, u64) {
+        let a = usize::from(asset);
+        (self.pool_lent.get(a).copied().unwrap_or(0), self.pool_borrowed.get(a).copied().unwrap_or(0))
+    }
+
+    /// The next order id `place` will assign.
+    #[must_use]
+    pub fn next_order_id(&self) -> u64 {
+        self.next_order_id
+    }
+
+    /// Number of resting orders.
+    #[must_use]
+    pub fn resting_orders(&self) -> usize {
+        self.orders.len()
+    }
+}

@@ -1,0 +1,335 @@
+//! What the engine emits: one ordered list of events per transaction.
+//!
+//! A rejection is an event, not an error: it is a deterministic outcome that replays
+//! identically. Events carry ids and integer units; the text layer ([`crate::text`]) turns them
+//! into the JSON of SPEC section 13 with the catalog's symbols and decimals.
+
+use crate::tx::Side;
+
+/// Why a transaction was rejected. The text form is the snake_case word of SPEC section 13.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The signature does not verify (detected by the ingress; the engine never sees it).
+    BadSignature,
+    /// The nonce is not above the signer's last one.
+    StaleNonce,
+    /// The stamp is before the last applied one.
+    StaleTs,
+    /// No such account, or the signer is not the account's key.
+    UnknownAccount,
+    /// No such asset.
+    UnknownAsset,
+    /// No such market.
+    UnknownMarket,
+    /// No such live order of this account in this market.
+    UnknownOrder,
+    /// The price is not a multiple of the market's tick, or not positive.
+    OffTick,
+    /// The quantity is not a multiple of the market's step.
+    OffStep,
+    /// A price is zero, negative, or beyond the engine's range.
+    InvalidPrice,
+    /// Not enough available balance.
+    InsufficientBalance,
+    /// The account would break its initial margin.
+    InsufficientMargin,
+    /// A post-only order would have traded on arrival.
+    WouldTake,
+    /// A number does not fit the engine's integer ranges.
+    Overflow,
+    /// The signer's role does not allow this operation.
+    NotPermitted,
+    /// An amount or quantity is zero, negative, or not a whole number of units.
+    InvalidAmount,
+    /// A listing's parameters are out of range.
+    InvalidConfig,
+    /// The symbol is taken already.
+    DuplicateSymbol,
+    /// The key has an account already.
+    DuplicateAccount,
+    /// The client order id is in use by a live order of the account.
+    DuplicateClientId,
+    /// An amend that changes nothing or grows the quantity.
+    InvalidAmend,
+    /// A reduce-only order that would not reduce a position.
+    ReduceOnly,
+    /// A capacity limit is reached (accounts, orders, levels, listings).
+    LimitReached,
+    /// A price the rule needs has not been published.
+    NoPrice,
+    /// This operation is not available on this market kind.
+    WrongMarketKind,
+    /// Not enough funds in the lending pool.
+    InsufficientLiquidity,
+}
+
+impl RejectReason {
+    /// The snake_case word of the public text form.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadSignature => "bad_signature",
+            Self::StaleNonce => "stale_nonce",
+            Self::StaleTs => "stale_ts",
+            Self::UnknownAccount => "unknown_account",
+            Self::UnknownAsset => "unknown_asset",
+            Self::UnknownMarket => "unknown_market",
+            Self::UnknownOrder => "unknown_order",
+            Self::OffTick => "off_tick",
+            Self::OffStep => "off_step",
+            Self::InvalidPrice => "invalid_price",
+            Self::InsufficientBalance => "insufficient_balance",
+            Self::InsufficientMargin => "insufficient_margin",
+            Self::WouldTake => "would_take",
+            Self::Overflow => "overflow",
+            Self::NotPermitted => "not_permitted",
+            Self::InvalidAmount => "invalid_amount",
+            Self::InvalidConfig => "invalid_config",
+            Self::DuplicateSymbol => "duplicate_symbol",
+            Self::DuplicateAccount => "duplicate_account",
+            Self::DuplicateClientId => "duplicate_client_id",
+            Self::InvalidAmend => "invalid_amend",
+            Self::ReduceOnly => "reduce_only",
+            Self::LimitReached => "limit_reached",
+            Self::NoPrice => "no_price",
+            Self::WrongMarketKind => "wrong_market_kind",
+            Self::InsufficientLiquidity => "insufficient_liquidity",
+        }
+    }
+}
+
+/// Why an order left the book without filling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CancelReason {
+    /// The owner canceled it.
+    User,
+    /// An `ioc` remainder.
+    Ioc,
+    /// A `fok` that could not fill completely.
+    Fok,
+    /// Self-trade prevention canceled the resting order.
+    SelfTrade,
+    /// The owner was liquidated.
+    Liquidation,
+    /// A market order found no (more) liquidity.
+    MarketNoLiquidity,
+    /// The taker reached the per-tx fill limit.
+    FillLimit,
+}
+
+impl CancelReason {
+    /// The snake_case word of the public text form.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Ioc => "ioc",
+            Self::Fok => "fok",
+            Self::SelfTrade => "self_trade",
+            Self::Liquidation => "liquidation",
+            Self::MarketNoLiquidity => "market_no_liquidity",
+            Self::FillLimit => "fill_limit",
+        }
+    }
+}
+
+/// An order's new status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Passed validation and got its id.
+    Accepted,
+    /// Rests in the book with `remaining`.
+    Rested,
+    /// Completely filled.
+    Filled,
+    /// Left the book.
+    Canceled(CancelReason),
+    /// Price and/or quantity changed (then `rested` or fills follow for a price change).
+    Amended,
+}
+
+/// One thing that happened. Amounts are in the units of their asset, prices in the market's
+/// price units, quantities in base units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// The tx was rejected and changed nothing but the signer's nonce.
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+    },
+    /// An asset was listed.
+    AssetAdded {
+        /// Its index.
+        asset: u16,
+    },
+    /// A market was listed.
+    MarketAdded {
+        /// Its index.
+        market: u16,
+    },
+    /// An account was created.
+    AccountCreated {
+        /// Its id.
+        account: u64,
+    },
+    /// Custody credited an account.
+    Deposit {
+        /// Account id.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// Amount in asset units.
+        amount: u64,
+    },
+    /// Funds left an account; custody pays them out.
+    Withdrawal {
+        /// Account id.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// Amount in asset units.
+        amount: u64,
+    },
+    /// Funds moved between available and the lending pool (`lend`, `redeem`, `borrow`, `repay`).
+    Pool {
+        /// Which movement.
+        kind: PoolMove,
+        /// Account id.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// Amount in asset units.
+        amount: u64,
+    },
+    /// An order's status changed.
+    Order {
+        /// Exchange order id.
+        order_id: u64,
+        /// Owner.
+        account: u64,
+        /// Market index.
+        market: u16,
+        /// New status.
+        status: OrderStatus,
+        /// Remaining quantity (for `rested` and `amended`).
+        remaining: u64,
+        /// Limit price (for `amended`).
+        price: i64,
+    },
+    /// A trade.
+    Fill {
+        /// Market index.
+        market: u16,
+        /// Trade price (the maker's).
+        price: i64,
+        /// Quantity in base units.
+        qty: u64,
+        /// The taker's side.
+        taker_side: Side,
+        /// Maker order id.
+        maker_order: u64,
+        /// Taker order id.
+        taker_order: u64,
+        /// Maker account.
+        maker: u64,
+        /// Taker account.
+        taker: u64,
+        /// Fee charged to the maker (negative: rebate), in quote/settle units.
+        maker_fee: i64,
+        /// Fee charged to the taker, in quote/settle units.
+        taker_fee: i64,
+    },
+}
+
+/// A movement between an account and a lending pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolMove {
+    /// Available → lent.
+    Lend,
+    /// Lent → available.
+    Redeem,
+    /// Pool → available, adds to borrowed.
+    Borrow,
+    /// Available → pool, reduces borrowed.
+    Repay,
+}
+
+impl PoolMove {
+    /// The event word.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lend => "lend",
+            Self::Redeem => "redeem",
+            Self::Borrow => "borrow",
+            Self::Repay => "repay",
+        }
+    }
+}
+
+/// The events of one transaction, in order. Pre-allocated; [`EventBuf::push`] never grows it.
+#[derive(Debug)]
+pub struct EventBuf {
+    seq: u64,
+    events: Vec<Event>,
+    capacity: usize,
+    overflowed: bool,
+}
+
+impl EventBuf {
+    /// A buffer for up to `capacity` events per tx.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { seq: 0, events: Vec::with_capacity(capacity), capacity, overflowed: false }
+    }
+
+    /// Starts the events of the tx `seq`.
+    pub fn begin(&mut self, seq: u64) {
+        self.seq = seq;
+        self.events.clear();
+        self.overflowed = false;
+    }
+
+    /// Appends an event. Beyond capacity the event is dropped and [`EventBuf::overflowed`]
+    /// turns true; the engine sizes the buffer so that this cannot happen (see
+    /// [`crate::Engine::event_capacity`]).
+    pub fn push(&mut self, event: Event) {
+        if self.events.len() < self.capacity {
+            self.events.push(event);
+        } else {
+            self.overflowed = true;
+        }
+    }
+
+    /// The seq of the tx these events belong to.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The events so far.
+    #[must_use]
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// True if an event was dropped for lack of capacity (a sizing bug).
+    #[must_use]
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Drops the events from index `len` on.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.events.truncate(len);
+    }
+
+    /// The rejection reason if this tx was rejected.
+    #[must_use]
+    pub fn rejection(&self) -> Option<RejectReason> {
+        match self.events.first() {
+            Some(Event::Rejected { reason }) => Some(*reason),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,661 @@
+//! Matching: `place`, `cancel`, `cancel_all` and `amend` on spot books.
+//!
+//! Price-time priority, trades at the maker's price, self-trade prevention by canceling the
+//! resting order of the same account. A buy locks the worst case of its remaining quantity:
+//! per lot, the notional at its limit price rounded up plus the larger fee rounded up, so the
+//! lock is additive in lots and each fill's real cost (at a price no worse than the limit,
+//! rounded once) always fits inside what that fill releases. A sell locks its base quantity.
+//!
+//! Every rule is checked before the first change: a rejected order changes nothing.
+
+use crate::accounts::NIL;
+use crate::catalog::Market;
+use crate::engine::Engine;
+use crate::events::{CancelReason, Event, EventBuf, OrderStatus, RejectReason};
+use crate::fixed::{mul_ratio, scale_pow10, Round};
+use crate::limits::{MAX_PRICE_UNITS, MAX_QTY_UNITS};
+use crate::orders::Order;
+use crate::tx::{
+    ArchivedAmend, ArchivedDec, ArchivedOrderRef, ArchivedOrderType, ArchivedPlace, ArchivedSide, ArchivedSymbol,
+    ArchivedTimeInForce, MarketKind, Side, TimeInForce,
+};
+
+/// A public view of a resting order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderView {
+    /// Exchange order id.
+    pub order_id: u64,
+    /// Client order id (0 = none).
+    pub client_id: u64,
+    /// Market index.
+    pub market: u16,
+    /// Side.
+    pub side: Side,
+    /// Limit price, price units.
+    pub price: i64,
+    /// Remaining quantity, base units.
+    pub remaining: u64,
+    /// What it holds locked (quote units for a buy, base units for a sell).
+    pub locked: u64,
+}
+
+/// The incoming order while it matches.
+struct Taker {
+    account: u32,
+    market: u16,
+    side: Side,
+    order_id: u64,
+    /// `None` for a market order.
+    limit: Option<i64>,
+    remaining: u64,
+    /// Held in `locked` for the remaining quantity (0 for a market buy).
+    locked: u64,
+}
+
+/// Why matching stopped with quantity left.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The book ran out of crossing liquidity.
+    Exhausted,
+    /// The per-tx fill limit was reached.
+    FillLimit,
+}
+
+fn native_side(side: &ArchivedSide) -> Side {
+    match side {
+        ArchivedSide::Buy => Side::Buy,
+        ArchivedSide::Sell => Side::Sell,
+    }
+}
+
+fn native_tif(tif: &ArchivedTimeInForce) -> TimeInForce {
+    match tif {
+        ArchivedTimeInForce::Gtc => TimeInForce::Gtc,
+        ArchivedTimeInForce::Ioc => TimeInForce::Ioc,
+        ArchivedTimeInForce::Fok => TimeInForce::Fok,
+        ArchivedTimeInForce::PostOnly => TimeInForce::PostOnly,
+    }
+}
+
+/// Does a taker with this limit trade against a resting price?
+fn crosses(side: Side, limit: Option<i64>, resting: i64) -> bool {
+    match (side, limit) {
+        (_, None) => true,
+        (Side::Buy, Some(limit)) => resting <= limit,
+        (Side::Sell, Some(limit)) => resting >= limit,
+    }
+}
+
+/// A value bounded by the supply cap; beyond `u64` is an engine bug, not bad input.
+fn bounded(value: i128) -> u64 {
+    u64::try_from(value).unwrap_or_else(|_| panic!("invariant: amount {value} outside u64; supply cap broken"))
+}
+
+/// The asset an order of `side` locks in a spot market.
+pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
+    match side {
+        Side::Buy => market.quote,
+        Side::Sell => market.base,
+    }
+}
+
+/// What a resting order of `qty` at `price` must hold locked (see the module docs).
+/// `None` on overflow.
+pub(crate) fn lock_need(market: &Market, side: Side, price: i64, qty: u64) -> Option<u64> {
+    match side {
+        Side::Sell => Some(qty),
+        Side::Buy => {
+            let lots = qty / market.step_units;
+            let per_lot_product = i128::from(price).checked_mul(i128::from(market.step_units))?;
+            let notional = scale_pow10(per_lot_product, market.notional_exp, Round::Ceil)?;
+            let fee = mul_ratio(per_lot_product, market.notional_exp, market.max_fee(), Round::Ceil)?;
+            let need = notional.checked_add(fee)?.checked_mul(i128::from(lots))?;
+            u64::try_from(need).ok()
+        }
+    }
+}
+
+/// The money of one fill, all in quote units.
+struct FillAmounts {
+    /// Notional rounded up: what the buyer pays before fees.
+    notional_ceil: u64,
+    /// Notional rounded down: what the seller gets before fees.
+    notional_floor: u64,
+    /// Signed fee of the buyer and the seller (negative: rebate), the seller's capped at its
+    /// proceeds.
+    buyer_fee: i64,
+    seller_fee: i64,
+}
+
+/// Fees and notional of `qty` at `price`; the maker's fee may be a rebate (rounded down).
+fn fill_amounts(market: &Market, taker_side: Side, price: i64, qty: u64) -> Option<FillAmounts> {
+    let product = i128::from(price).checked_mul(i128::from(qty))?;
+    let notional_ceil = u64::try_from(scale_pow10(product, market.notional_exp, Round::Ceil)?).ok()?;
+    let notional_floor = u64::try_from(scale_pow10(product, market.notional_exp, Round::Floor)?).ok()?;
+    let taker_fee = mul_ratio(product, market.notional_exp, market.taker_fee, Round::Ceil)?;
+    let maker_fee = if market.maker_fee >= 0 {
+        mul_ratio(product, market.notional_exp, market.maker_fee, Round::Ceil)?
+    } else {
+        -mul_ratio(product, market.notional_exp, -market.maker_fee, Round::Floor)?
+    };
+    let (buyer_fee, seller_fee) = match taker_side {
+        Side::Buy => (taker_fee, maker_fee),
+        Side::Sell => (maker_fee, taker_fee),
+    };
+    let seller_fee = seller_fee.min(i128::from(notional_floor));
+    Some(FillAmounts {
+        notional_ceil,
+        notional_floor,
+        buyer_fee: i64::try_from(buyer_fee).ok()?,
+        seller_fee: i64::try_from(seller_fee).ok()?,
+    })
+}
+
+fn apply_signed(value: u64, delta: i64) -> u64 {
+    let result = i128::from(value) + i128::from(delta);
+    bounded(result)
+}
+
+impl Engine {
+    fn market_of(&self, symbol: &ArchivedSymbol) -> Result<(u16, Market), RejectReason> {
+        let index = self.catalog.market_index(&symbol.to_native()).ok_or(RejectReason::UnknownMarket)?;
+        Ok((index, *self.catalog.market(index)))
+    }
+
+    fn qty_units(&self, market: &Market, qty: &ArchivedDec) -> Result<u64, RejectReason> {
+        if qty.mantissa.to_native() <= 0 {
+            return Err(RejectReason::InvalidAmount);
+        }
+        let decimals = u32::from(self.catalog.asset(market.base).decimals);
+        let units = qty.to_units(decimals).ok_or(RejectReason::OffStep)?;
+        let units = u64::try_from(units).map_err(|_| RejectReason::InvalidAmount)?;
+        if units > MAX_QTY_UNITS {
+            return Err(RejectReason::Overflow);
+        }
+        if units % market.step_units != 0 {
+            return Err(RejectReason::OffStep);
+        }
+        Ok(units)
+    }
+
+    fn price_units(market: &Market, price: &ArchivedDec) -> Result<i64, RejectReason> {
+        if price.mantissa.to_native() <= 0 {
+            return Err(RejectReason::InvalidPrice);
+        }
+        let units = price.to_units(market.price_decimals).ok_or(RejectReason::OffTick)?;
+        if units > MAX_PRICE_UNITS {
+            return Err(RejectReason::Overflow);
+        }
+        if units % market.tick_units != 0 {
+            return Err(RejectReason::OffTick);
+        }
+        Ok(units)
+    }
+
+    /// Room to rest one more order of `account` at `price` on `side` of market `m`?
+    fn has_room_to_rest(&self, account: u32, m: u16, side: Side, price: i64) -> bool {
+        self.accounts.get(account).order_count < self.limits.max_orders_per_account
+            && !self.orders.is_full()
+            && !self.levels.is_full()
+            && self.books[usize::from(m)].side(side).has_room_for(price)
+    }
+
+    /// Walks the opposite side as matching would, without changing anything: how much would
+    /// fill, and (for a buy) what it would cost including the taker fee.
+    fn dry_run(&self, taker: &Taker, market: &Market) -> Result<(u64, u64), RejectReason> {
+        let book = &self.books[usize::from(taker.market)];
+        let mut remaining = taker.remaining;
+        let mut cost = 0u64;
+        let mut fills = 0u32;
+        'levels: for level in book.side(taker.side.opposite()).iter_best_first() {
+            let level = self.levels.get(level);
+            if !crosses(taker.side, taker.limit, level.price) {
+                break;
+            }
+            let mut slot = level.head;
+            while slot != NIL && remaining > 0 {
+                let maker = self.orders.get(slot);
+                slot = maker.next;
+                if maker.account == taker.account {
+                    continue;
+                }
+                if fills == self.limits.max_fills_per_tx {
+                    break 'levels;
+                }
+                let qty = remaining.min(maker.remaining);
+                if taker.side == Side::Buy {
+                    let amounts = fill_amounts(market, taker.side, maker.price, qty).ok_or(RejectReason::Overflow)?;
+                    let fill_cost = apply_signed(amounts.notional_ceil, amounts.buyer_fee);
+                    cost = cost.checked_add(fill_cost).ok_or(RejectReason::Overflow)?;
+                }
+                remaining -= qty;
+                fills += 1;
+            }
+            if remaining == 0 {
+                break;
+            }
+        }
+        Ok((taker.remaining - remaining, cost))
+    }
+
+    /// `place`: validates, locks, matches, then rests or cancels the remainder.
+    pub(crate) fn place(&mut self, account: u32, op: &ArchivedPlace, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let (m, market) = self.market_of(&op.market)?;
+        if market.kind != MarketKind::Spot {
+            return Err(RejectReason::WrongMarketKind);
+        }
+        let side = native_side(&op.side);
+        let tif = native_tif(&op.tif);
+        let qty = self.qty_units(&market, &op.qty)?;
+        let limit = match op.order_type {
+            ArchivedOrderType::Limit => Some(Self::price_units(&market, &op.price)?),
+            ArchivedOrderType::Market if tif == TimeInForce::PostOnly => return Err(RejectReason::WouldTake),
+            ArchivedOrderType::Market => None,
+        };
+        let client_id = op.client_id.to_native();
+        if client_id != 0 && self.orders.slot_of_client(account, client_id).is_some() {
+            return Err(RejectReason::DuplicateClientId);
+        }
+        let may_rest = matches!(tif, TimeInForce::Gtc | TimeInForce::PostOnly);
+        if let (Some(price), true) = (limit, may_rest) {
+            if !self.has_room_to_rest(account, m, side, price) {
+                return Err(RejectReason::LimitReached);
+            }
+        }
+        if tif == TimeInForce::PostOnly {
+            let book = &self.books[usize::from(m)];
+            if let Some(best) = book.side(side.opposite()).best() {
+                if crosses(side, limit, self.levels.get(best).price) {
+                    return Err(RejectReason::WouldTake);
+                }
+            }
+        }
+        let mut taker = Taker { account, market: m, side, order_id: 0, limit, remaining: qty, locked: 0 };
+        let lock_in = lock_asset(&market, side);
+        let available = self.accounts.balance(account, lock_in).available;
+        let (need, fillable) = match (side, limit) {
+            (Side::Buy, None) => {
+                let (fillable, cost) = self.dry_run(&taker, &market)?;
+                if cost > available {
+                    return Err(RejectReason::InsufficientBalance);
+                }
+                (0, fillable)
+            }
+            (_, Some(price)) => {
+                let need = lock_need(&market, side, price, qty).ok_or(RejectReason::Overflow)?;
+                let fillable = if tif == TimeInForce::Fok { self.dry_run(&taker, &market)?.0 } else { qty };
+                (need, fillable)
+            }
+            (Side::Sell, None) => (qty, if tif == TimeInForce::Fok { self.dry_run(&taker, &market)?.0 } else { qty }),
+        };
+        if need > available {
+            return Err(RejectReason::InsufficientBalance);
+        }
+        taker.order_id = self.next_order_id;
+        self.next_order_id += 1;
+        self.emit_status(out, &taker, OrderStatus::Accepted, 0, 0);
+        if tif == TimeInForce::Fok && fillable < qty {
+            self.emit_status(out, &taker, OrderStatus::Canceled(CancelReason::Fok), 0, 0);
+            return Ok(());
+        }
+        self.lock(account, lock_in, need);
+        taker.locked = need;
+        let stop = self.match_taker(&mut taker, &market, out);
+        self.finish_taker(taker, &market, tif, client_id, op.reduce_only, stop, out);
+        Ok(())
+    }
+
+    fn emit_status(&self, out: &mut EventBuf, taker: &Taker, status: OrderStatus, remaining: u64, price: i64) {
+        out.push(Event::Order {
+            order_id: taker.order_id,
+            account: u64::from(taker.account) + 1,
+            market: taker.market,
+            status,
+            remaining,
+            price,
+        });
+    }
+
+    /// Matches the taker against the opposite side until it is filled, stops crossing, or
+    /// reaches the fill limit.
+    fn match_taker(&mut self, taker: &mut Taker, market: &Market, out: &mut EventBuf) -> Stop {
+        self.filled_makers.clear();
+        let book_index = usize::from(taker.market);
+        let mut fills = 0u32;
+        while taker.remaining > 0 {
+            let Some(level) = self.books[book_index].side(taker.side.opposite()).best() else {
+                return Stop::Exhausted;
+            };
+            let level = *self.levels.get(level);
+            if !crosses(taker.side, taker.limit, level.price) {
+                return Stop::Exhausted;
+            }
+            let maker_slot = level.head;
+            let maker = *self.orders.get(maker_slot);
+            if maker.account == taker.account {
+                self.retire(maker_slot);
+                out.push(Event::Order {
+                    order_id: maker.id,
+                    account: u64::from(maker.account) + 1,
+                    market: maker.market,
+                    status: OrderStatus::Canceled(CancelReason::SelfTrade),
+                    remaining: 0,
+                    price: 0,
+                });
+                continue;
+            }
+            if fills == self.limits.max_fills_per_tx {
+                return Stop::FillLimit;
+            }
+            let qty = taker.remaining.min(maker.remaining);
+            self.fill(taker, market, maker_slot, qty, out);
+            fills += 1;
+        }
+        Stop::Exhausted
+    }
+
+    /// Settles one fill of `qty` between the taker and the maker in `maker_slot`.
+    fn fill(&mut self, taker: &mut Taker, market: &Market, maker_slot: u32, qty: u64, out: &mut EventBuf) {
+        let maker = *self.orders.get(maker_slot);
+        let amounts = fill_amounts(market, taker.side, maker.price, qty)
+            .unwrap_or_else(|| panic!("invariant: fill of {qty} at {} validated at placement", maker.price));
+        let buyer_cost = apply_signed(amounts.notional_ceil, amounts.buyer_fee);
+        let seller_gets = apply_signed(amounts.notional_floor, -amounts.seller_fee);
+        // The taker's side of the money.
+        let taker_limit = taker.limit;
+        let taker_new_locked = match (taker.side, taker_limit) {
+            (Side::Buy, Some(price)) => lock_need(market, Side::Buy, price, taker.remaining - qty).unwrap_or(0),
+            (Side::Buy, None) => 0,
+            (Side::Sell, _) => taker.locked - qty,
+        };
+        let taker_release = taker.locked - taker_new_locked;
+        taker.locked = taker_new_locked;
+        taker.remaining -= qty;
+        // The maker's side.
+        let maker_new_remaining = maker.remaining - qty;
+        let maker_new_locked = lock_need(market, maker.side, maker.price, maker_new_remaining).unwrap_or(0);
+        let maker_release = maker.locked - maker_new_locked;
+        self.orders.get_mut(maker_slot).locked = maker_new_locked;
+        let (buyer, buyer_release, seller, seller_release) = match taker.side {
+            Side::Buy => (taker.account, taker_release, maker.account, maker_release),
+            Side::Sell => (maker.account, maker_release, taker.account, taker_release),
+        };
+        // Buyer: quote leaves (from what the fill released, or from available for a market
+        // buy), base arrives.
+        let quote = self.accounts.balance_mut(buyer, market.quote);
+        quote.locked -= buyer_release;
+        quote.available = bounded(i128::from(quote.available) + i128::from(buyer_release) - i128::from(buyer_cost));
+        self.accounts.balance_mut(buyer, market.base).available += qty;
+        // Seller: base leaves its lock, quote arrives.
+        let base = self.accounts.balance_mut(seller, market.base);
+        debug_assert_eq!(seller_release, qty, "a sell releases exactly its filled base");
+        base.locked -= seller_release;
+        self.accounts.balance_mut(seller, market.quote).available += seller_gets;
+        // Fee account: rounding remainder plus both fees (a rebate is paid from the taker fee).
+        let fee_income = i128::from(amounts.notional_ceil - amounts.notional_floor)
+            + i128::from(amounts.buyer_fee)
+            + i128::from(amounts.seller_fee);
+        let fees = &mut self.fees[usize::from(market.quote)];
+        *fees = bounded(i128::from(*fees) + fee_income);
+        let (maker_fee, taker_fee) = match taker.side {
+            Side::Buy => (amounts.seller_fee, amounts.buyer_fee),
+            Side::Sell => (amounts.buyer_fee, amounts.seller_fee),
+        };
+        out.push(Event::Fill {
+            market: taker.market,
+            price: maker.price,
+            qty,
+            taker_side: taker.side,
+            maker_order: maker.id,
+            taker_order: taker.order_id,
+            maker: u64::from(maker.account) + 1,
+            taker: u64::from(taker.account) + 1,
+            maker_fee,
+            taker_fee,
+        });
+        if maker_new_remaining == 0 {
+            self.retire(maker_slot);
+            self.filled_makers.push((maker.id, u64::from(maker.account) + 1, maker.market));
+        } else {
+            crate::book::Book::reduce(&mut self.orders, &mut self.levels, maker_slot, qty);
+        }
+    }
+
+    /// After matching: rest the remainder, or cancel it, then report filled makers.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_taker(
+        &mut self,
+        taker: Taker,
+        market: &Market,
+        tif: TimeInForce,
+        client_id: u64,
+        reduce_only: bool,
+        stop: Stop,
+        out: &mut EventBuf,
+    ) {
+        let lock_in = lock_asset(market, taker.side);
+        let rests = matches!(tif, TimeInForce::Gtc | TimeInForce::PostOnly) && stop == Stop::Exhausted;
+        if taker.remaining == 0 {
+            self.unlock(taker.account, lock_in, taker.locked);
+            self.emit_status(out, &taker, OrderStatus::Filled, 0, 0);
+        } else if let (true, Some(price)) = (rests, taker.limit) {
+            let order = Order {
+                id: taker.order_id,
+                client_id,
+                account: taker.account,
+                market: taker.market,
+                side: taker.side,
+                tif,
+                reduce_only,
+                price,
+                remaining: taker.remaining,
+                locked: taker.locked,
+                level: NIL,
+                prev: NIL,
+                next: NIL,
+                account_prev: NIL,
+                account_next: NIL,
+            };
+            let slot = self.orders.insert(order);
+            self.books[usize::from(taker.market)].rest(&mut self.orders, &mut self.levels, slot);
+            self.link_account_order(taker.account, slot);
+            self.emit_status(out, &taker, OrderStatus::Rested, taker.remaining, 0);
+            debug_assert!(self.books[usize::from(taker.market)].is_uncrossed(&self.levels), "book crossed");
+        } else {
+            self.unlock(taker.account, lock_in, taker.locked);
+            let reason = match (stop, taker.limit, tif) {
+                (Stop::FillLimit, _, _) => CancelReason::FillLimit,
+                (_, None, _) => CancelReason::MarketNoLiquidity,
+                (_, _, TimeInForce::Fok) => CancelReason::Fok,
+                _ => CancelReason::Ioc,
+            };
+            self.emit_status(out, &taker, OrderStatus::Canceled(reason), 0, 0);
+        }
+        for i in 0..self.filled_makers.len() {
+            let (order_id, account, market) = self.filled_makers[i];
+            out.push(Event::Order { order_id, account, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
+        }
+    }
+
+    /// Takes a resting order out of its book, its account's list and the pool, and releases
+    /// its lock.
+    pub(crate) fn retire(&mut self, slot: u32) -> Order {
+        let order = *self.orders.get(slot);
+        self.books[usize::from(order.market)].unlink(&mut self.orders, &mut self.levels, slot);
+        self.unlink_account_order(slot);
+        let market = *self.catalog.market(order.market);
+        self.unlock(order.account, lock_asset(&market, order.side), order.locked);
+        self.orders.remove(slot)
+    }
+
+    /// The slot of the account's live order named by `order`.
+    fn find_order(&self, account: u32, order: &ArchivedOrderRef) -> Result<(u32, Market), RejectReason> {
+        let (m, market) = self.market_of(&order.market)?;
+        let order_id = order.order_id.to_native();
+        let client_id = order.client_id.to_native();
+        let slot = match (order_id, client_id) {
+            (0, 0) => None,
+            (0, client_id) => self.orders.slot_of_client(account, client_id),
+            (order_id, _) => self.orders.slot_of(order_id),
+        }
+        .ok_or(RejectReason::UnknownOrder)?;
+        let found = self.orders.get(slot);
+        if found.account != account || found.market != m {
+            return Err(RejectReason::UnknownOrder);
+        }
+        Ok((slot, market))
+    }
+
+    fn emit_canceled(out: &mut EventBuf, order: &Order, reason: CancelReason) {
+        out.push(Event::Order {
+            order_id: order.id,
+            account: u64::from(order.account) + 1,
+            market: order.market,
+            status: OrderStatus::Canceled(reason),
+            remaining: 0,
+            price: 0,
+        });
+    }
+
+    /// `cancel`: one order by id or client id.
+    pub(crate) fn cancel(&mut self, account: u32, op: &ArchivedOrderRef, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let (slot, _) = self.find_order(account, op)?;
+        let order = self.retire(slot);
+        Self::emit_canceled(out, &order, CancelReason::User);
+        Ok(())
+    }
+
+    /// `cancel_all`: every resting order of the account in one market, oldest first.
+    pub(crate) fn cancel_all(&mut self, account: u32, market: &ArchivedSymbol, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let (m, _) = self.market_of(market)?;
+        let mut slot = self.accounts.get(account).first_order;
+        while slot != NIL {
+            let order = *self.orders.get(slot);
+            let next = order.account_next;
+            if order.market == m {
+                self.retire(slot);
+                Self::emit_canceled(out, &order, CancelReason::User);
+            }
+            slot = next;
+        }
+        Ok(())
+    }
+
+    /// `amend`: a smaller quantity keeps time priority; a new price re-enters the book as a
+    /// taker (it may trade) and rests at the back of its new level.
+    pub(crate) fn amend(&mut self, account: u32, op: &ArchivedAmend, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let (slot, market) = self.find_order(account, &op.order)?;
+        let order = *self.orders.get(slot);
+        let new_price = match op.price.as_ref() {
+            Some(price) => Self::price_units(&market, price)?,
+            None => order.price,
+        };
+        let new_qty = match op.qty.as_ref() {
+            Some(qty) => self.qty_units(&market, qty)?,
+            None => order.remaining,
+        };
+        if new_qty > order.remaining || (new_qty == order.remaining && new_price == order.price) {
+            return Err(RejectReason::InvalidAmend);
+        }
+        let new_need = lock_need(&market, order.side, new_price, new_qty).ok_or(RejectReason::Overflow)?;
+        let lock_in = lock_asset(&market, order.side);
+        if new_price == order.price {
+            crate::book::Book::reduce(&mut self.orders, &mut self.levels, slot, order.remaining - new_qty);
+            self.orders.get_mut(slot).locked = new_need;
+            self.unlock(account, lock_in, order.locked - new_need);
+            out.push(Event::Order {
+                order_id: order.id,
+                account: u64::from(account) + 1,
+                market: order.market,
+                status: OrderStatus::Amended,
+                remaining: new_qty,
+                price: new_price,
+            });
+            return Ok(());
+        }
+        self.reprice(slot, order, &market, new_price, new_qty, new_need, out)
+    }
+
+    /// The price-changing half of `amend`.
+    #[allow(clippy::too_many_arguments)]
+    fn reprice(
+        &mut self,
+        slot: u32,
+        order: Order,
+        market: &Market,
+        new_price: i64,
+        new_qty: u64,
+        new_need: u64,
+        out: &mut EventBuf,
+    ) -> Result<(), RejectReason> {
+        let lock_in = lock_asset(market, order.side);
+        let book = &self.books[usize::from(order.market)];
+        if order.tif == TimeInForce::PostOnly {
+            if let Some(best) = book.side(order.side.opposite()).best() {
+                if crosses(order.side, Some(new_price), self.levels.get(best).price) {
+                    return Err(RejectReason::WouldTake);
+                }
+            }
+        }
+        let frees_a_level = self.levels.get(order.level).count == 1;
+        let needs_a_level = !book.side(order.side).has_level(new_price);
+        let pool_short = needs_a_level && self.levels.is_full() && !frees_a_level;
+        if !book.side(order.side).has_room_for(new_price) && !frees_a_level || pool_short {
+            return Err(RejectReason::LimitReached);
+        }
+        let available = self.accounts.balance(order.account, lock_in).available;
+        if new_need > available + order.locked {
+            return Err(RejectReason::InsufficientBalance);
+        }
+        self.retire(slot);
+        let mut taker = Taker {
+            account: order.account,
+            market: order.market,
+            side: order.side,
+            order_id: order.id,
+            limit: Some(new_price),
+            remaining: new_qty,
+            locked: 0,
+        };
+        self.emit_status(out, &taker, OrderStatus::Amended, new_qty, new_price);
+        self.lock(order.account, lock_in, new_need);
+        taker.locked = new_need;
+        let stop = self.match_taker(&mut taker, market, out);
+        self.finish_taker(taker, market, order.tif, order.client_id, order.reduce_only, stop, out);
+        Ok(())
+    }
+
+    /// The resting orders of an account, oldest first.
+    pub fn orders_of(&self, account: u64) -> impl Iterator<Item = OrderView> + '_ {
+        let first = self.accounts.index(account).map_or(NIL, |index| self.accounts.get(index).first_order);
+        let mut slot = first;
+        core::iter::from_fn(move || {
+            if slot == NIL {
+                return None;
+            }
+            let order = self.orders.get(slot);
+            slot = order.account_next;
+            Some(OrderView {
+                order_id: order.id,
+                client_id: order.client_id,
+                market: order.market,
+                side: order.side,
+                price: order.price,
+                remaining: order.remaining,
+                locked: order.locked,
+            })
+        })
+    }
+
+    /// The levels of one side of a market's book, best first: `(price, total qty, orders)`.
+    pub fn depth(&self, market: u16, side: Side) -> impl Iterator<Item = (i64, u64, u32)> + '_ {
+        self.books
+            .get(usize::from(market))
+            .into_iter()
+            .flat_map(move |book| book.side(side).iter_best_first())
+            .map(|level| {
+                let level = self.levels.get(level);
+                (level.price, level.total_qty, level.count)
+            })
+    }
+}
