@@ -1,1 +1,68 @@
-//! placeholder
+//! `verex-journal`: an append-only, memory-mapped, hash-chained journal of framed byte records.
+//!
+//! The journal knows nothing of transactions: it stores opaque payloads with their gap-free
+//! seq and returns them, zero-copy and 8-byte aligned, straight from the mapping.
+//!
+//! # On-disk format (version 1)
+//!
+//! A journal is a directory of segment files named by their index, 20 digits:
+//! `00000000000000000001.seg`, `00000000000000000002.seg`, ... Every file is preallocated
+//! (with `fallocate`, never sparse) to its segment size and starts with a 64-byte header (see
+//! [`segment`](crate::segment) for the layout): magic, format version, segment index, first
+//! seq, segment size, a checksum of the header, and the previous segment's last hash.
+//!
+//! Frames follow the header back to back, each starting at a multiple of 8 (see
+//! [`frame`](crate::frame)):
+//!
+//! ```text
+//! u32 payload_len | u32 FRAME_MAGIC | u64 seq | u64 segment_index | payload | zero pad to 8 | u64 hash
+//! ```
+//!
+//! All integers are fixed-width little-endian. Zeroed space after the last frame marks the
+//! end of the data.
+//!
+//! # The hash chain
+//!
+//! `h[n] = xxh3_64(h[n-1].to_le_bytes() ‖ record[n])`, where `record[n]` is the frame's bytes
+//! from its first byte up to (not including) its stored hash: the 24 header bytes
+//! (`payload_len`, `FRAME_MAGIC`, `seq`, `segment_index`), the payload, and its zero padding.
+//! `h` before the first record is [`GENESIS_HASH`] (0), and each segment header's `prev_hash`
+//! carries the chain across files. See [`chain_hash`] for a reference implementation.
+//!
+//! Every written byte is covered: the header by its checksum, each frame (header, payload,
+//! padding) by its hash (padding is also checked to be zero), each hash by the next frame's
+//! hash, and the space after the end by a check that it is zero.
+//!
+//! # Modules
+//!
+//! * [`segment`](crate::segment): the header, file naming, durable creation, preallocation.
+//! * [`frame`](crate::frame): frame encoding, decoding, verification and the rolling hash.
+//! * [`writer`](crate::writer): [`JournalWriter`], [`JournalConfig`], [`Durability`].
+//! * [`recovery`](crate::recovery): the scan on open, torn tail versus corruption.
+//! * [`reader`](crate::reader): [`JournalReader`], [`Record`], seeking and tailing.
+//! * [`error`](crate::error): [`JournalError`].
+
+#![deny(missing_docs, clippy::unwrap_used)]
+
+pub mod error;
+pub mod frame;
+pub mod reader;
+pub mod recovery;
+pub mod segment;
+pub mod writer;
+
+#[doc(hidden)]
+pub mod test_support;
+
+pub use error::JournalError;
+pub use frame::{
+    chain_hash, frame_len, padded_len, FrameFault, FRAME_ALIGN, FRAME_HASH_BYTES,
+    FRAME_HEADER_BYTES, FRAME_MAGIC, MAX_FRAME_BYTES, MAX_PAYLOAD_BYTES,
+};
+pub use reader::{JournalReader, Record, RecordIter, SPARSE_INDEX_STRIDE};
+pub use recovery::{RecoveryReport, TornTail};
+pub use segment::{
+    DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, GENESIS_HASH, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+};
+pub use writer::{Durability, JournalConfig, JournalWriter, LOCK_FILE_NAME};

@@ -1,0 +1,344 @@
+//! The reader: maps segments read-only and yields records straight from the mapping.
+//!
+//! Records are borrowed (`Record<'a>`), never copied; payloads are 8-byte aligned so callers
+//! can access archives in place. Every record is re-verified (seq, segment, padding, rolling
+//! hash) as it is yielded, and the chain is checked where it crosses segments.
+//!
+//! Seeking: segments are binary-searched by their header's first seq, then a sparse index
+//! (every [`SPARSE_INDEX_STRIDE`]th record's offset, built when a segment is mapped or
+//! refreshed) bounds the walk to fewer than `SPARSE_INDEX_STRIDE` frame headers.
+//!
+//! Tailing: the mapping is shared with the writer's, so records appended after `open` become
+//! visible in place. In the last mapped segment, the first position that does not hold a
+//! verified record is treated as "not written yet": the iterator returns `None` and a later
+//! `next()` tries again from the same place (the iterator is not fused). New segments are
+//! picked up by [`JournalReader::refresh`]. Damage in the last segment therefore looks like
+//! the end of the data to a reader; the writer's recovery is what diagnoses it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::JournalError;
+use crate::frame::{self, FrameCheck};
+use crate::segment::{self, SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES};
+
+/// One in this many records of a segment gets an entry in the reader's sparse index.
+pub const SPARSE_INDEX_STRIDE: u64 = 256;
+
+/// A record borrowed from a segment mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The payload, in place in the mapping; its address is a multiple of 8.
+    pub payload: &'a [u8],
+    /// The rolling hash `h[seq]`.
+    pub hash: u64,
+    /// The index of the segment file holding the record.
+    pub segment_index: u64,
+    /// Byte offset of the record's frame within that file.
+    pub frame_offset: u64,
+}
+
+/// A mapped segment and what the reader knows about it.
+struct ReaderSegment {
+    header: SegmentHeader,
+    path: PathBuf,
+    map: Mmap,
+    /// `min(file length, segment_bytes)`: the bytes frames may occupy.
+    limit: usize,
+    /// `(seq, frame offset)` of every `SPARSE_INDEX_STRIDE`th record, in order.
+    sparse: Vec<(u64, usize)>,
+    /// Where the last scan stopped: offset, next seq, and the hash before that offset.
+    scanned_off: usize,
+    scanned_next_seq: u64,
+    scanned_hash: u64,
+}
+
+impl ReaderSegment {
+    fn bytes(&self) -> &[u8] {
+        &self.map[..self.limit]
+    }
+
+    /// Extends the scan (and sparse index) over records appended since the last scan.
+    fn scan_forward(&mut self) {
+        let index = self.header.segment_index;
+        let first_seq = self.header.first_seq;
+        let limit = self.limit;
+        loop {
+            let bytes = &self.map[..limit];
+            let FrameCheck::Valid(record) =
+                frame::parse_frame(bytes, self.scanned_off, self.scanned_next_seq, index)
+            else {
+                return;
+            };
+            if (record.seq - first_seq) % SPARSE_INDEX_STRIDE == 0 {
+                self.sparse.push((record.seq, self.scanned_off));
+            }
+            self.scanned_off += record.frame_bytes;
+            self.scanned_next_seq += 1;
+            self.scanned_hash = record.hash;
+        }
+    }
+}
+
+/// Reads a journal directory, possibly while a writer appends to it.
+pub struct JournalReader {
+    dir: PathBuf,
+    segments: Vec<ReaderSegment>,
+}
+
+impl std::fmt::Debug for JournalReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalReader")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("next_seq", &self.next_seq())
+            .finish()
+    }
+}
+
+impl JournalReader {
+    /// Maps every segment in `dir` read-only, checks headers and the chain across segments, and
+    /// builds the sparse index. An empty or missing-segments directory is an empty journal.
+    pub fn open(dir: impl AsRef<Path>) -> Result<JournalReader, JournalError> {
+        let mut reader = JournalReader { dir: dir.as_ref().to_path_buf(), segments: Vec::new() };
+        reader.refresh()?;
+        Ok(reader)
+    }
+
+    /// Picks up records appended and segments created since the last call (or `open`).
+    /// Returns the seq after the last record now visible (see [`JournalReader::next_seq`]).
+    pub fn refresh(&mut self) -> Result<u64, JournalError> {
+        let listed =
+            segment::list_segments(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
+        // List first, then rescan: a segment that has a successor is final, so scanning it
+        // after seeing the successor sees all its records.
+        if let Some(last) = self.segments.last_mut() {
+            last.scan_forward();
+        }
+        let known = self.segments.len();
+        for (index, path) in listed.into_iter().skip(known) {
+            self.map_next(index, path)?;
+        }
+        Ok(self.next_seq())
+    }
+
+    /// Maps segment `index` at `path` as the successor of the last mapped segment.
+    fn map_next(&mut self, index: u64, path: PathBuf) -> Result<(), JournalError> {
+        let expected_index = self.segments.len() as u64 + 1;
+        let seq_here = self.segments.last().map_or(0, |s| s.scanned_next_seq);
+        if index != expected_index {
+            let missing = segment::segment_path(&self.dir, expected_index);
+            let reason = format!("segment {expected_index} is missing (next present is {index})");
+            return Err(JournalError::corrupt(seq_here, missing, reason));
+        }
+        let file = File::open(&path).map_err(|e| JournalError::io(&path, e))?;
+        let file_len = file.metadata().map_err(|e| JournalError::io(&path, e))?.len();
+        if file_len < SEGMENT_HEADER_BYTES {
+            let reason = format!("file is {file_len} bytes, shorter than the segment header");
+            return Err(JournalError::corrupt(seq_here, &path, reason));
+        }
+        // SAFETY: mapped read-only; the writer only appends into zeroed space, and frames are
+        // re-verified (hash included) every time they are read.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io(&path, e))?;
+        let header = SegmentHeader::decode(&map)
+            .map_err(|reason| JournalError::corrupt(seq_here, &path, reason))?;
+        self.check_continues(&header, index, &path)?;
+        let limit = file_len.min(header.segment_bytes) as usize;
+        let mut segment = ReaderSegment {
+            header,
+            path,
+            map,
+            limit,
+            sparse: Vec::new(),
+            scanned_off: SEGMENT_HEADER_BYTES as usize,
+            scanned_next_seq: header.first_seq,
+            scanned_hash: header.prev_hash,
+        };
+        segment.scan_forward();
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// Checks that a new segment's header continues the chain of the last mapped one.
+    fn check_continues(
+        &self,
+        header: &SegmentHeader,
+        index: u64,
+        path: &Path,
+    ) -> Result<(), JournalError> {
+        if header.segment_index != index {
+            let reason = format!(
+                "file name says segment {index}, header says segment {}",
+                header.segment_index
+            );
+            return Err(JournalError::corrupt(header.first_seq, path, reason));
+        }
+        let (next_seq, last_hash) = match self.segments.last() {
+            Some(prev) => (prev.scanned_next_seq, prev.scanned_hash),
+            None => (header.first_seq, GENESIS_HASH),
+        };
+        if header.first_seq != next_seq || header.prev_hash != last_hash {
+            let reason = format!(
+                "chain broken: header starts at seq {} after hash {:#018x}, but the previous \
+                 segment ends before seq {next_seq} with hash {last_hash:#018x}",
+                header.first_seq, header.prev_hash
+            );
+            return Err(JournalError::corrupt(next_seq, path, reason));
+        }
+        Ok(())
+    }
+
+    /// The first seq of the journal, if it has a segment.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.segments.first().map(|s| s.header.first_seq)
+    }
+
+    /// The seq after the last record seen by the last `refresh` (or `open`); 0 if the journal
+    /// has no segment.
+    pub fn next_seq(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.scanned_next_seq)
+    }
+
+    /// How many segment files are mapped.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Iterates from the first record.
+    pub fn iter(&self) -> RecordIter<'_> {
+        RecordIter {
+            reader: self,
+            segment_pos: 0,
+            off: SEGMENT_HEADER_BYTES as usize,
+            next_seq: self.first_seq().unwrap_or(0),
+            failed: false,
+        }
+    }
+
+    /// Iterates from record `seq`, which must be within `first_seq()..=next_seq()` (so
+    /// `next_seq()` positions a tailing iterator at the end). An empty journal gives an empty
+    /// iterator whatever `seq` is.
+    pub fn iter_from(&self, seq: u64) -> Result<RecordIter<'_>, JournalError> {
+        let Some(first) = self.first_seq() else {
+            return Ok(self.iter());
+        };
+        let next = self.next_seq();
+        if seq < first || seq > next {
+            return Err(JournalError::SeqNotFound { seq, first, next });
+        }
+        // The last segment whose first seq is <= seq holds it (or ends just before it).
+        let segment_pos = self.segments.partition_point(|s| s.header.first_seq <= seq) - 1;
+        let segment = &self.segments[segment_pos];
+        let entry = segment.sparse.partition_point(|&(indexed, _)| indexed <= seq);
+        let (mut at_seq, mut off) = match entry.checked_sub(1) {
+            Some(entry) => segment.sparse[entry],
+            None => (segment.header.first_seq, SEGMENT_HEADER_BYTES as usize),
+        };
+        while at_seq < seq {
+            // Frames before `scanned_off` were verified by the scan, so their heads parse.
+            let Ok((head, _)) =
+                frame::peek_head(segment.bytes(), off, segment.header.segment_index)
+            else {
+                let reason = format!("record {at_seq} vanished from offset {off}");
+                return Err(JournalError::corrupt(at_seq, &segment.path, reason));
+            };
+            off += head.frame_bytes;
+            at_seq += 1;
+        }
+        Ok(RecordIter { reader: self, segment_pos, off, next_seq: seq, failed: false })
+    }
+}
+
+/// Iterator over verified records, yielding `Err` once (then `None`) on corruption.
+///
+/// Not fused: at the end of the last mapped segment it returns `None`, and a later `next()`
+/// yields records the writer has appended since.
+pub struct RecordIter<'a> {
+    reader: &'a JournalReader,
+    segment_pos: usize,
+    off: usize,
+    next_seq: u64,
+    failed: bool,
+}
+
+impl std::fmt::Debug for RecordIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordIter")
+            .field("segment_pos", &self.segment_pos)
+            .field("off", &self.off)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RecordIter<'a> {
+    /// The seq the next yielded record will have.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// At the end of segment `segment_pos` (which has a successor): checks the successor's
+    /// header continues the chain and moves to it.
+    fn cross_segment(&mut self, segment: &ReaderSegment) -> Result<(), JournalError> {
+        let next = &self.reader.segments[self.segment_pos + 1];
+        let mut stored = [0u8; 8];
+        stored.copy_from_slice(&segment.bytes()[self.off - 8..self.off]);
+        let last_hash = u64::from_le_bytes(stored);
+        if next.header.first_seq != self.next_seq || next.header.prev_hash != last_hash {
+            let reason = format!(
+                "chain broken: segment starts at seq {} after hash {:#018x}, but the previous \
+                 segment ends before seq {} with hash {last_hash:#018x}",
+                next.header.first_seq, next.header.prev_hash, self.next_seq
+            );
+            return Err(JournalError::corrupt(self.next_seq, &next.path, reason));
+        }
+        self.segment_pos += 1;
+        self.off = SEGMENT_HEADER_BYTES as usize;
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<Record<'a>, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let reader: &'a JournalReader = self.reader;
+            let segment = reader.segments.get(self.segment_pos)?;
+            let index = segment.header.segment_index;
+            match frame::parse_frame(segment.bytes(), self.off, self.next_seq, index) {
+                FrameCheck::Valid(found) => {
+                    let record = Record {
+                        seq: found.seq,
+                        payload: found.payload,
+                        hash: found.hash,
+                        segment_index: index,
+                        frame_offset: self.off as u64,
+                    };
+                    self.off += found.frame_bytes;
+                    self.next_seq += 1;
+                    return Some(Ok(record));
+                }
+                _ if self.segment_pos + 1 == reader.segments.len() => return None,
+                FrameCheck::Invalid(fault) => {
+                    self.failed = true;
+                    let reason = fault.to_string();
+                    return Some(Err(JournalError::corrupt(self.next_seq, &segment.path, reason)));
+                }
+                FrameCheck::End => {
+                    if let Err(err) = self.cross_segment(segment) {
+                        self.failed = true;
+                        return Some(Err(err));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The writer: appends frames into the active segment's mapping, rolls to a new segment when
+//! one is full, and makes records durable according to its [`Durability`] mode.
+//!
+//! One writer per directory, enforced with an exclusive `flock` on `DIR/journal.lock`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use memmap2::{MmapMut, MmapOptions};
+
+use crate::error::JournalError;
+use crate::frame::{self, MAX_PAYLOAD_BYTES};
+use crate::recovery::{self, RecoveryReport};
+use crate::segment::{
+    self, SegmentHeader, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
+
+/// Name of the lock file in the journal directory.
+pub const LOCK_FILE_NAME: &str = "journal.lock";
+
+/// When appended records are made durable, and what a crash can lose.
+///
+/// "Durable" means `msync(MS_SYNC)` of the record's pages returned successfully. Whatever the
+/// mode, a segment is msynced completely before the next segment is created, and the writer
+/// msyncs all recovered records when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `append` msyncs the record before it returns; `durable_seq()` equals `last_seq()` after
+    /// every successful `append`, so events for a record may be released as soon as its
+    /// `append` returns. Loss window: none (a record whose `append` returned `Ok` survives
+    /// power loss). One msync per record: slow.
+    Sync,
+    /// `commit` msyncs every record appended since the previous commit, then returns the new
+    /// `durable_seq`. Release events only for seqs `<=` the value `commit` returned. Loss
+    /// window: records appended after the last successful `commit` may be lost on power loss
+    /// (a process crash loses nothing: the mapping's pages survive in the page cache).
+    #[default]
+    Batch,
+    /// No msync on the hot path; the OS writes dirty pages back on its own schedule (typically
+    /// within ~30 s). `commit` only advances `durable_seq`, which here means "written to the
+    /// page cache". Loss window: a process crash loses nothing; power loss or a kernel crash
+    /// loses everything appended since the OS last flushed (at worst since the segment was
+    /// created or the writer opened).
+    Async,
+}
+
+/// How to open a journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// The directory holding the segment files; created if missing.
+    pub dir: PathBuf,
+    /// Size of each new segment file, a multiple of the page size within
+    /// `MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES`. Existing segments keep the size in their header.
+    pub segment_bytes: u64,
+    /// When records are made durable.
+    pub durability: Durability,
+}
+
+impl JournalConfig {
+    /// A config for `dir` with 64 MiB segments and [`Durability::Batch`].
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        JournalConfig {
+            dir: dir.into(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            durability: Durability::default(),
+        }
+    }
+}
+
+/// The segment being appended to.
+struct ActiveSegment {
+    index: u64,
+    path: PathBuf,
+    map: MmapMut,
+    /// Offset where the next frame goes.
+    write_off: usize,
+    /// Everything before this offset has been msynced.
+    synced_off: usize,
+}
+
+/// Appends records to a journal directory. Open it with [`JournalWriter::open`].
+///
+/// Seqs are gap-free: each `append` must carry `last_seq() + 1`; on an empty journal the first
+/// `append` chooses the first seq (any value `>= 1`, normally 1), which is then persisted in the
+/// first segment's header.
+pub struct JournalWriter {
+    dir: PathBuf,
+    segment_bytes: u64,
+    durability: Durability,
+    /// Holds the directory's flock for as long as the writer lives.
+    _lock: File,
+    active: Option<ActiveSegment>,
+    /// The seq `append` must get next; `None` on an empty journal.
+    next_seq: Option<u64>,
+    last_hash: u64,
+    durable_seq: u64,
+    poisoned: bool,
+    fail_next_sync: bool,
+}
+
+impl std::fmt::Debug for JournalWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalWriter")
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .field("last_seq", &self.last_seq())
+            .field("durable_seq", &self.durable_seq)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JournalWriter {
+    /// Opens (creating if needed) the journal in `config.dir`, runs recovery, and returns a
+    /// writer positioned after the last valid record, with the recovery report.
+    ///
+    /// Fails with [`JournalError::Corrupt`] if the journal is damaged anywhere but in a
+    /// provably torn tail, and with [`JournalError::Locked`] if another writer has it open.
+    pub fn open(config: JournalConfig) -> Result<(JournalWriter, RecoveryReport), JournalError> {
+        let page_bytes = segment::page_bytes();
+        if !segment::segment_bytes_in_range(config.segment_bytes, page_bytes) {
+            return Err(JournalError::InvalidSegmentBytes {
+                segment_bytes: config.segment_bytes,
+                page_bytes,
+                min: MIN_SEGMENT_BYTES,
+                max: MAX_SEGMENT_BYTES,
+            });
+        }
+        let dir = config.dir;
+        fs::create_dir_all(&dir).map_err(|e| JournalError::io(&dir, e))?;
+        let lock = lock_dir(&dir)?;
+        segment::remove_stale_tmp_files(&dir).map_err(|e| JournalError::io(&dir, e))?;
+        let recovered = recovery::recover(&dir)?;
+        let mut active = match recovered.tail {
+            Some(tail) => Some(map_segment(&tail.path, &tail.header, tail.write_off)?),
+            None => None,
+        };
+        if let Some(active) = active.as_mut() {
+            // Records a crashed Batch/Async writer left only in the page cache become durable.
+            active
+                .map
+                .flush_range(0, active.write_off)
+                .map_err(|source| JournalError::SyncFailed { file: active.path.clone(), source })?;
+            active.synced_off = active.write_off;
+        }
+        let report = recovered.report;
+        let writer = JournalWriter {
+            dir,
+            segment_bytes: config.segment_bytes,
+            durability: config.durability,
+            _lock: lock,
+            active,
+            next_seq: recovered.next_seq,
+            last_hash: report.last_hash,
+            durable_seq: report.last_seq,
+            poisoned: false,
+            fail_next_sync: false,
+        };
+        Ok((writer, report))
+    }
+
+    /// Appends one record. `seq` must be `last_seq() + 1` (any seq `>= 1` on an empty journal).
+    ///
+    /// Copies `payload` once, into the mapping. With [`Durability::Sync`] the record is durable
+    /// when this returns; otherwise see [`JournalWriter::commit`].
+    pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<(), JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned);
+        }
+        let payload_len = payload.len() as u64;
+        if payload_len > MAX_PAYLOAD_BYTES {
+            return Err(JournalError::PayloadTooLarge { len: payload_len, max: MAX_PAYLOAD_BYTES });
+        }
+        let expected = self.next_seq.unwrap_or(seq.max(1));
+        if seq != expected {
+            return Err(JournalError::SeqOutOfOrder { expected, got: seq });
+        }
+        let frame_bytes = frame::frame_len(payload_len) as usize;
+        let fits = self.active.as_ref().is_some_and(|a| a.write_off + frame_bytes <= a.map.len());
+        if !fits {
+            self.roll(seq)?;
+        }
+        // `roll` either leaves an active segment with room or returns an error.
+        let Some(active) = self.active.as_mut() else {
+            return Err(JournalError::Poisoned);
+        };
+        let off = active.write_off;
+        self.last_hash = frame::write_frame(&mut active.map, off, seq, active.index, payload);
+        active.write_off = off + frame_bytes;
+        self.next_seq = Some(seq + 1);
+        if self.durability == Durability::Sync {
+            self.sync_active()?;
+            self.durable_seq = seq;
+        }
+        Ok(())
+    }
+
+    /// Ends a batch: in [`Durability::Batch`] msyncs everything appended since the last commit.
+    /// Returns the new `durable_seq` (see [`Durability`] for what it guarantees in each mode).
+    pub fn commit(&mut self) -> Result<u64, JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned);
+        }
+        if self.durability == Durability::Batch {
+            self.sync_active()?;
+        }
+        self.durable_seq = self.last_seq();
+        Ok(self.durable_seq)
+    }
+
+    /// The highest seq covered by the durability guarantee of the current mode.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
+    /// The seq of the last appended (or recovered) record; 0 if there is none.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq.map_or(0, |next| next - 1)
+    }
+
+    /// The rolling hash of the last record (`GENESIS_HASH` if there is none).
+    pub fn last_hash(&self) -> u64 {
+        self.last_hash
+    }
+
+    /// The durability mode this writer was opened with.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Whether an earlier failure has poisoned the writer.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Test hook: makes the next msync fail as if the device had reported an I/O error.
+    #[doc(hidden)]
+    pub fn fail_next_sync_for_tests(&mut self) {
+        self.fail_next_sync = true;
+    }
+
+    /// Closes the active segment (msynced completely) and creates the next one, whose first
+    /// record will be `first_seq`. Any failure poisons the writer.
+    fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
+        // Recovery relies on this: only the last segment can ever hold a torn tail.
+        self.sync_active()?;
+        self.durable_seq = self.last_seq();
+        let index = self.active.as_ref().map_or(1, |active| active.index + 1);
+        self.active = None;
+        let header = SegmentHeader {
+            segment_index: index,
+            first_seq,
+            segment_bytes: self.segment_bytes,
+            prev_hash: self.last_hash,
+        };
+        let created = segment::create_segment(&self.dir, &header)
+            .map_err(|e| JournalError::io(segment::segment_path(&self.dir, index), e))
+            .and_then(|(_, path)| map_segment(&path, &header, SEGMENT_HEADER_BYTES as usize));
+        match created {
+            Ok(active) => {
+                self.active = Some(active);
+                Ok(())
+            }
+            Err(err) => {
+                self.poisoned = true;
+                Err(err)
+            }
+        }
+    }
+
+    /// msyncs the active segment up to `write_off`; a failure poisons the writer.
+    fn sync_active(&mut self) -> Result<(), JournalError> {
+        let Some(active) = self.active.as_mut() else {
+            return Ok(());
+        };
+        if active.synced_off >= active.write_off {
+            return Ok(());
+        }
+        let result = if std::mem::take(&mut self.fail_next_sync) {
+            Err(io::Error::other("injected msync failure"))
+        } else {
+            active.map.flush_range(active.synced_off, active.write_off - active.synced_off)
+        };
+        match result {
+            Ok(()) => {
+                active.synced_off = active.write_off;
+                Ok(())
+            }
+            Err(source) => {
+                self.poisoned = true;
+                Err(JournalError::SyncFailed { file: active.path.clone(), source })
+            }
+        }
+    }
+}
+
+/// Maps an existing segment read-write for appending at `write_off`.
+fn map_segment(
+    path: &Path,
+    header: &SegmentHeader,
+    write_off: usize,
+) -> Result<ActiveSegment, JournalError> {
+    let file =
+        OpenOptions::new().read(true).write(true).open(path).map_err(|e| JournalError::io(path, e))?;
+    let len = usize::try_from(header.segment_bytes).map_err(|_| {
+        JournalError::io(path, io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))
+    })?;
+    // SAFETY: the file is preallocated to `len` bytes and only this (locked) writer modifies
+    // it; readers map it read-only.
+    let map = unsafe { MmapOptions::new().len(len).map_mut(&file) }
+        .map_err(|e| JournalError::io(path, e))?;
+    Ok(ActiveSegment {
+        index: header.segment_index,
+        path: path.to_path_buf(),
+        map,
+        write_off,
+        synced_off: write_off,
+    })
+}
+
+/// Takes the directory's exclusive writer lock, or fails with [`JournalError::Locked`].
+fn lock_dir(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| JournalError::io(&path, e))?;
+    // SAFETY: plain syscall on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(JournalError::Locked { dir: dir.to_path_buf() });
+        }
+        return Err(JournalError::io(&path, err));
+    }
+    Ok(file)
+}
