@@ -27,6 +27,8 @@ mod invariants;
 pub mod limits;
 mod matching;
 mod orders;
+pub mod record;
+pub mod sequencer;
 pub mod signing;
 mod state_hash;
 pub mod text;
