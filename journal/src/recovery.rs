@@ -25,9 +25,11 @@
 //! out of order can leave intact unsynced records after a hole; that is refused as corruption
 //! (fail-safe) rather than silently truncated.
 //!
-//! Idempotence: the cut only zeroes bytes at or after `B` and extends a short file; a crash
-//! during the cut leaves a state that classifies the same way (zeros can never create a
-//! plausible header), so recovering again yields the same `last_seq` and `last_hash`.
+//! Idempotence: the cut only zeroes bytes at or after `B` and extends a short file. It zeroes
+//! the torn frame's body first and syncs, then its first (length) word, so a crash at any
+//! point leaves a state that classifies the same way (the extent is unchanged while the length
+//! word stands, and zeros never create a plausible header): recovering again yields the same
+//! `last_seq` and `last_hash`.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -50,7 +52,8 @@ pub struct RecoveryReport {
     pub records: u64,
     /// How many segment files the journal has.
     pub segments: u64,
-    /// Bytes zeroed when cutting a torn tail (0 if nothing was cut).
+    /// Length of the torn bytes cut: from the torn frame's offset to its last non-zero byte
+    /// (0 if nothing was cut).
     pub truncated_bytes: u64,
     /// Where the torn tail was cut, if there was one.
     pub torn_at: Option<TornTail>,
@@ -319,9 +322,8 @@ fn cut_torn_tail(
     let file = OpenOptions::new().write(true).open(path).map_err(|e| JournalError::io(path, e))?;
     let mut reasons = Vec::new();
     if let Some(dirty_end) = dirty_end {
-        let zeros = vec![0u8; dirty_end - scan.end_off];
-        file.write_all_at(&zeros, scan.end_off as u64).map_err(|e| JournalError::io(path, e))?;
-        report.truncated_bytes = zeros.len() as u64;
+        zero_torn_frame(&file, path, scan.end_off, dirty_end)?;
+        report.truncated_bytes = (dirty_end - scan.end_off) as u64;
         reasons.push(match scan.fault {
             Some(fault) => fault.to_string(),
             None => "uncommitted bytes after the last record".to_owned(),
@@ -342,6 +344,27 @@ fn cut_torn_tail(
         reason: reasons.join("; "),
     });
     Ok(())
+}
+
+/// Zeroes `start..dirty_end` so that every intermediate state (a crash part-way, or a power
+/// loss persisting part of it) recovers the same way: first everything but the frame's first
+/// word (the length stays, so the extent and the classification stay), synced; then the first
+/// word, a single aligned 8-byte store that lands whole or not at all.
+fn zero_torn_frame(
+    file: &File,
+    path: &Path,
+    start: usize,
+    dirty_end: usize,
+) -> Result<(), JournalError> {
+    let word_end = (start + 8).min(dirty_end);
+    if dirty_end > word_end {
+        let zeros = vec![0u8; dirty_end - word_end];
+        file.write_all_at(&zeros, word_end as u64).map_err(|e| JournalError::io(path, e))?;
+        file.sync_data().map_err(|source| JournalError::SyncFailed { file: path.into(), source })?;
+    }
+    let zeros = [0u8; 8];
+    file.write_all_at(&zeros[..word_end - start], start as u64)
+        .map_err(|e| JournalError::io(path, e))
 }
 
 /// Index of the first non-zero byte.
