@@ -1,0 +1,70 @@
+//! The command line's one error type, and the exit status each kind of failure maps to.
+//!
+//! Every message reads `<what>: <why>`, naming the file (and line, for input) at fault;
+//! `main` prefixes it with `error: `.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use verex_engine::EngineError;
+
+/// Exit status of a failure that is not the input's fault: I/O, an engine refusal.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status of bad input: a malformed line, a bad key or genesis file, bad arguments
+/// (clap uses 2 for usage errors too).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A line of an input file is not what it must be.
+    #[error("{file}:{line}: {reason}")]
+    Line {
+        /// Display name of the file (`<stdin>` for standard input).
+        file: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A whole file is not what it must be (a key file, a genesis file).
+    #[error("{file}: {reason}")]
+    File {
+        /// Display name of the file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An operating-system call on a file failed.
+    #[error("cannot {action} {file}: {source}")]
+    Io {
+        /// What was attempted (`open`, `read`, `write`, `create`).
+        action: &'static str,
+        /// Display name of the file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Arguments that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+    /// The engine refused to go on (a bug in the caller, not bad input).
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+}
+
+impl CliError {
+    /// An I/O failure on `path`.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io { action, file: path.display().to_string(), source }
+    }
+
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::Line { .. } | Self::File { .. } | Self::Usage(_) => EXIT_BAD_INPUT,
+            Self::Io { .. } | Self::Engine(_) => EXIT_FAILURE,
+        })
+    }
+}
