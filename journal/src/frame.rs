@@ -43,7 +43,7 @@ pub const MAX_PAYLOAD_BYTES: u64 = 16 * 1024;
 /// The largest frame: a maximal payload with its header and hash.
 pub const MAX_FRAME_BYTES: u64 = frame_len(MAX_PAYLOAD_BYTES);
 
-const _: () = assert!(FRAME_HEADER_BYTES % FRAME_ALIGN == 0, "payload must stay aligned");
+const _: () = assert!(FRAME_HEADER_BYTES.is_multiple_of(FRAME_ALIGN), "payload must stay aligned");
 const _: () = assert!(MAX_PAYLOAD_BYTES <= u32::MAX as u64, "payload_len is a u32");
 
 /// `len` rounded up to a multiple of [`FRAME_ALIGN`].
@@ -203,14 +203,8 @@ const fn head_word(payload_len: u64) -> u64 {
 /// Writes a frame for `payload` at `off` and returns its hash. The caller guarantees that
 /// `off >= 8` is a multiple of 8, that the 8 bytes before `off` hold `h[n-1]`, that
 /// `payload.len() <= MAX_PAYLOAD_BYTES` and that the frame fits in `bytes`.
-pub(crate) fn write_frame(
-    bytes: &mut [u8],
-    off: usize,
-    seq: u64,
-    segment_index: u64,
-    payload: &[u8],
-) -> u64 {
-    debug_assert!(off >= 8 && off % 8 == 0, "frame offset {off} must be aligned");
+pub(crate) fn write_frame(bytes: &mut [u8], off: usize, seq: u64, segment_index: u64, payload: &[u8]) -> u64 {
+    debug_assert!(off >= 8 && off.is_multiple_of(8), "frame offset {off} must be aligned");
     debug_assert!(payload.len() as u64 <= MAX_PAYLOAD_BYTES);
     let header = FRAME_HEADER_BYTES as usize;
     let padded = padded_len(payload.len() as u64) as usize;
@@ -233,11 +227,7 @@ pub(crate) fn write_frame(
 
 /// Judges the header at `off` without the hash: `End` if there is no record, `Invalid` if the
 /// header cannot be a frame of this segment, else its lengths and seq.
-pub(crate) fn peek_head(
-    bytes: &[u8],
-    off: usize,
-    segment_index: u64,
-) -> Result<(FrameHead, u64), Option<FrameFault>> {
+pub(crate) fn peek_head(bytes: &[u8], off: usize, segment_index: u64) -> Result<(FrameHead, u64), Option<FrameFault>> {
     let room = bytes.len().saturating_sub(off);
     if room < (FRAME_HEADER_BYTES + FRAME_HASH_BYTES) as usize {
         return Err(None);
@@ -273,12 +263,7 @@ pub(crate) fn peek_head(
 /// Decodes and verifies the frame at `off`, which must hold `expected_seq` of segment
 /// `segment_index`. `bytes` is the segment's data (mapping clipped to the segment size);
 /// `off >= 8` is a multiple of 8.
-pub(crate) fn parse_frame(
-    bytes: &[u8],
-    off: usize,
-    expected_seq: u64,
-    segment_index: u64,
-) -> FrameCheck<'_> {
+pub(crate) fn parse_frame(bytes: &[u8], off: usize, expected_seq: u64, segment_index: u64) -> FrameCheck<'_> {
     let (head, seq) = match peek_head(bytes, off, segment_index) {
         Ok(found) => found,
         Err(None) => return FrameCheck::End,
@@ -388,10 +373,7 @@ mod tests {
             for bit in 0..8 {
                 bytes[byte] ^= 1 << bit;
                 let check = parse_frame(bytes, 8, 9, 4);
-                assert!(
-                    !matches!(check, FrameCheck::Valid(_)),
-                    "flip of bit {bit} in byte {byte} passed: {check:?}"
-                );
+                assert!(!matches!(check, FrameCheck::Valid(_)), "flip of bit {bit} in byte {byte} passed: {check:?}");
                 bytes[byte] ^= 1 << bit;
             }
         }

@@ -43,6 +43,7 @@
 //! * [`error`](crate::error): [`JournalError`].
 
 #![deny(missing_docs, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod error;
 pub mod frame;
@@ -56,13 +57,13 @@ pub mod test_support;
 
 pub use error::JournalError;
 pub use frame::{
-    chain_hash, frame_len, padded_len, FrameFault, FRAME_ALIGN, FRAME_HASH_BYTES,
-    FRAME_HEADER_BYTES, FRAME_MAGIC, MAX_FRAME_BYTES, MAX_PAYLOAD_BYTES,
+    chain_hash, frame_len, padded_len, FrameFault, FRAME_ALIGN, FRAME_HASH_BYTES, FRAME_HEADER_BYTES, FRAME_MAGIC,
+    MAX_FRAME_BYTES, MAX_PAYLOAD_BYTES,
 };
 pub use reader::{JournalReader, Record, RecordIter, SPARSE_INDEX_STRIDE};
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::{
-    DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, GENESIS_HASH, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
-    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, GENESIS_HASH, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
+    SEGMENT_MAGIC,
 };
 pub use writer::{Durability, JournalConfig, JournalWriter, LOCK_FILE_NAME};

@@ -69,12 +69,11 @@ impl ReaderSegment {
         let limit = self.limit;
         loop {
             let bytes = &self.map[..limit];
-            let FrameCheck::Valid(record) =
-                frame::parse_frame(bytes, self.scanned_off, self.scanned_next_seq, index)
+            let FrameCheck::Valid(record) = frame::parse_frame(bytes, self.scanned_off, self.scanned_next_seq, index)
             else {
                 return;
             };
-            if (record.seq - first_seq) % SPARSE_INDEX_STRIDE == 0 {
+            if (record.seq - first_seq).is_multiple_of(SPARSE_INDEX_STRIDE) {
                 self.sparse.push((record.seq, self.scanned_off));
             }
             self.scanned_off += record.frame_bytes;
@@ -112,8 +111,7 @@ impl JournalReader {
     /// Picks up records appended and segments created since the last call (or `open`).
     /// Returns the seq after the last record now visible (see [`JournalReader::next_seq`]).
     pub fn refresh(&mut self) -> Result<u64, JournalError> {
-        let listed =
-            segment::list_segments(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
+        let listed = segment::list_segments(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
         // List first, then rescan: a segment that has a successor is final, so scanning it
         // after seeing the successor sees all its records.
         if let Some(last) = self.segments.last_mut() {
@@ -144,8 +142,7 @@ impl JournalReader {
         // SAFETY: mapped read-only; the writer only appends into zeroed space, and frames are
         // re-verified (hash included) every time they are read.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io(&path, e))?;
-        let header = SegmentHeader::decode(&map)
-            .map_err(|reason| JournalError::corrupt(seq_here, &path, reason))?;
+        let header = SegmentHeader::decode(&map).map_err(|reason| JournalError::corrupt(seq_here, &path, reason))?;
         self.check_continues(&header, index, &path)?;
         let limit = file_len.min(header.segment_bytes) as usize;
         let mut segment = ReaderSegment {
@@ -164,17 +161,9 @@ impl JournalReader {
     }
 
     /// Checks that a new segment's header continues the chain of the last mapped one.
-    fn check_continues(
-        &self,
-        header: &SegmentHeader,
-        index: u64,
-        path: &Path,
-    ) -> Result<(), JournalError> {
+    fn check_continues(&self, header: &SegmentHeader, index: u64, path: &Path) -> Result<(), JournalError> {
         if header.segment_index != index {
-            let reason = format!(
-                "file name says segment {index}, header says segment {}",
-                header.segment_index
-            );
+            let reason = format!("file name says segment {index}, header says segment {}", header.segment_index);
             return Err(JournalError::corrupt(header.first_seq, path, reason));
         }
         let (next_seq, last_hash) = match self.segments.last() {
@@ -240,9 +229,7 @@ impl JournalReader {
         };
         while at_seq < seq {
             // Frames before `scanned_off` were verified by the scan, so their heads parse.
-            let Ok((head, _)) =
-                frame::peek_head(segment.bytes(), off, segment.header.segment_index)
-            else {
+            let Ok((head, _)) = frame::peek_head(segment.bytes(), off, segment.header.segment_index) else {
                 let reason = format!("record {at_seq} vanished from offset {off}");
                 return Err(JournalError::corrupt(at_seq, &segment.path, reason));
             };

@@ -160,14 +160,13 @@ fn recover_segment(
     }
     // SAFETY: segment files are only modified by the (locked) writer; we hold the lock.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io(path, e))?;
-    let header =
-        SegmentHeader::decode(&map).map_err(|reason| JournalError::corrupt(seq_here, path, reason))?;
+    let header = SegmentHeader::decode(&map).map_err(|reason| JournalError::corrupt(seq_here, path, reason))?;
     check_header_continues_chain(&header, index, chain, path, file_len)?;
     let limit = file_len.min(header.segment_bytes) as usize;
     let bytes = &map[..limit];
     let scan = scan_segment(bytes, &header);
-    let judged = judge_end(bytes, &header, &scan)
-        .map_err(|reason| JournalError::corrupt(scan.next_seq, path, reason))?;
+    let judged =
+        judge_end(bytes, &header, &scan).map_err(|reason| JournalError::corrupt(scan.next_seq, path, reason))?;
     chain.next_seq = Some(scan.next_seq);
     chain.last_hash = scan.last_hash;
     chain.records += scan.records;
@@ -199,23 +198,16 @@ fn check_header_continues_chain(
 ) -> Result<(), JournalError> {
     let seq_here = chain.next_seq.unwrap_or(0);
     if header.segment_index != index {
-        let reason = format!(
-            "file name says segment {index}, header says segment {}",
-            header.segment_index
-        );
+        let reason = format!("file name says segment {index}, header says segment {}", header.segment_index);
         return Err(JournalError::corrupt(seq_here, path, reason));
     }
     if file_len > header.segment_bytes {
-        let reason =
-            format!("file is {file_len} bytes, longer than its header's {}", header.segment_bytes);
+        let reason = format!("file is {file_len} bytes, longer than its header's {}", header.segment_bytes);
         return Err(JournalError::corrupt(seq_here, path, reason));
     }
     match chain.next_seq {
         None if header.prev_hash != GENESIS_HASH => {
-            let reason = format!(
-                "first segment's prev_hash is {:#018x}, not the genesis hash",
-                header.prev_hash
-            );
+            let reason = format!("first segment's prev_hash is {:#018x}, not the genesis hash", header.prev_hash);
             Err(JournalError::corrupt(header.first_seq, path, reason))
         }
         Some(next) if header.first_seq != next || header.prev_hash != chain.last_hash => {
@@ -260,11 +252,7 @@ fn scan_segment(bytes: &[u8], header: &SegmentHeader) -> SegmentScan {
 ///
 /// `Ok(None)`: nothing there. `Ok(Some(dirty_end))`: a single torn frame occupying
 /// `end_off..dirty_end` and zeros after. `Err(reason)`: anything else.
-fn judge_end(
-    bytes: &[u8],
-    header: &SegmentHeader,
-    scan: &SegmentScan,
-) -> Result<Option<usize>, String> {
+fn judge_end(bytes: &[u8], header: &SegmentHeader, scan: &SegmentScan) -> Result<Option<usize>, String> {
     let start = scan.end_off;
     let Some(first_dirty) = first_nonzero(&bytes[start..]) else {
         return Ok(None);
@@ -331,10 +319,8 @@ fn cut_torn_tail(
     }
     if short {
         segment::preallocate(&file, header.segment_bytes).map_err(|e| JournalError::io(path, e))?;
-        reasons.push(format!(
-            "file was {file_len} bytes, shorter than its header's {}; extended",
-            header.segment_bytes
-        ));
+        reasons
+            .push(format!("file was {file_len} bytes, shorter than its header's {}; extended", header.segment_bytes));
     }
     file.sync_all().map_err(|source| JournalError::SyncFailed { file: path.into(), source })?;
     report.torn_at = Some(TornTail {
@@ -350,12 +336,7 @@ fn cut_torn_tail(
 /// loss persisting part of it) recovers the same way: first everything but the frame's first
 /// word (the length stays, so the extent and the classification stay), synced; then the first
 /// word, a single aligned 8-byte store that lands whole or not at all.
-fn zero_torn_frame(
-    file: &File,
-    path: &Path,
-    start: usize,
-    dirty_end: usize,
-) -> Result<(), JournalError> {
+fn zero_torn_frame(file: &File, path: &Path, start: usize, dirty_end: usize) -> Result<(), JournalError> {
     let word_end = (start + 8).min(dirty_end);
     if dirty_end > word_end {
         let zeros = vec![0u8; dirty_end - word_end];
@@ -363,8 +344,7 @@ fn zero_torn_frame(
         file.sync_data().map_err(|source| JournalError::SyncFailed { file: path.into(), source })?;
     }
     let zeros = [0u8; 8];
-    file.write_all_at(&zeros[..word_end - start], start as u64)
-        .map_err(|e| JournalError::io(path, e))
+    file.write_all_at(&zeros[..word_end - start], start as u64).map_err(|e| JournalError::io(path, e))
 }
 
 /// Index of the first non-zero byte.

@@ -49,13 +49,13 @@ const SEGMENT_SUFFIX: &str = ".seg";
 const TMP_SUFFIX: &str = ".seg.tmp";
 const INDEX_DIGITS: usize = 20;
 
-const _: () = assert!(SEGMENT_HEADER_BYTES % crate::frame::FRAME_ALIGN == 0);
+const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(crate::frame::FRAME_ALIGN));
 const _: () = assert!(
     SEGMENT_HEADER_BYTES + 3 * crate::frame::MAX_FRAME_BYTES <= MIN_SEGMENT_BYTES,
     "the smallest segment holds several maximal records"
 );
-const _: () = assert!(MIN_SEGMENT_BYTES % SEGMENT_SIZE_UNIT == 0);
-const _: () = assert!(DEFAULT_SEGMENT_BYTES % SEGMENT_SIZE_UNIT == 0);
+const _: () = assert!(MIN_SEGMENT_BYTES.is_multiple_of(SEGMENT_SIZE_UNIT));
+const _: () = assert!(DEFAULT_SEGMENT_BYTES.is_multiple_of(SEGMENT_SIZE_UNIT));
 
 /// A decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,9 +104,7 @@ impl SegmentHeader {
         let stored = u64_at(48);
         let computed = header_checksum(bytes);
         if stored != computed {
-            return Err(format!(
-                "header checksum mismatch: stored {stored:#018x}, computed {computed:#018x}"
-            ));
+            return Err(format!("header checksum mismatch: stored {stored:#018x}, computed {computed:#018x}"));
         }
         let version = u32_at(8);
         if version != FORMAT_VERSION {
@@ -146,7 +144,7 @@ fn header_checksum(bytes: &[u8]) -> u64 {
 /// Whether `segment_bytes` is a whole number of `unit`s within the allowed range.
 pub(crate) fn segment_bytes_in_range(segment_bytes: u64, unit: u64) -> bool {
     (MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&segment_bytes)
-        && segment_bytes % unit == 0
+        && segment_bytes.is_multiple_of(unit)
         && usize::try_from(segment_bytes).is_ok()
 }
 
@@ -213,14 +211,10 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> io::Result<(File, PathBuf)> {
     let path = segment_path(dir, header.segment_index);
     if path.exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("segment {} already exists", path.display()),
-        ));
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("segment {} already exists", path.display())));
     }
     let tmp = tmp_path(dir, header.segment_index);
-    let file =
-        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
     preallocate(&file, header.segment_bytes)?;
     file.write_all_at(&header.encode(), 0)?;
     file.sync_all()?;
@@ -237,8 +231,8 @@ pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> io::Result<(
 pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
-    let len_off = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+    let len_off =
+        libc::off_t::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain syscall on a descriptor we own.
@@ -347,13 +341,8 @@ mod tests {
     #[test]
     fn zero_writing_fallback_allocates_every_block() {
         let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("z"))
-            .unwrap();
+        let file =
+            File::options().read(true).write(true).create(true).truncate(true).open(dir.path().join("z")).unwrap();
         write_zeros(&file, 3 * (1 << 20) + 4096).unwrap();
         let meta = file.metadata().unwrap();
         assert_eq!(meta.len(), 3 * (1 << 20) + 4096);

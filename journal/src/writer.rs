@@ -14,8 +14,7 @@ use crate::error::JournalError;
 use crate::frame::{self, MAX_PAYLOAD_BYTES};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{
-    self, SegmentHeader, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
-    SEGMENT_HEADER_BYTES,
+    self, SegmentHeader, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
 };
 
 /// Name of the lock file in the journal directory.
@@ -62,11 +61,7 @@ pub struct JournalConfig {
 impl JournalConfig {
     /// A config for `dir` with 64 MiB segments and [`Durability::Batch`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        JournalConfig {
-            dir: dir.into(),
-            segment_bytes: DEFAULT_SEGMENT_BYTES,
-            durability: Durability::default(),
-        }
+        JournalConfig { dir: dir.into(), segment_bytes: DEFAULT_SEGMENT_BYTES, durability: Durability::default() }
     }
 }
 
@@ -298,27 +293,14 @@ impl JournalWriter {
 }
 
 /// Maps an existing segment read-write for appending at `write_off`.
-fn map_segment(
-    path: &Path,
-    header: &SegmentHeader,
-    write_off: usize,
-) -> Result<ActiveSegment, JournalError> {
-    let file =
-        OpenOptions::new().read(true).write(true).open(path).map_err(|e| JournalError::io(path, e))?;
-    let len = usize::try_from(header.segment_bytes).map_err(|_| {
-        JournalError::io(path, io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))
-    })?;
+fn map_segment(path: &Path, header: &SegmentHeader, write_off: usize) -> Result<ActiveSegment, JournalError> {
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| JournalError::io(path, e))?;
+    let len = usize::try_from(header.segment_bytes)
+        .map_err(|_| JournalError::io(path, io::Error::new(io::ErrorKind::InvalidInput, "segment too large")))?;
     // SAFETY: the file is preallocated to `len` bytes and only this (locked) writer modifies
     // it; readers map it read-only.
-    let map = unsafe { MmapOptions::new().len(len).map_mut(&file) }
-        .map_err(|e| JournalError::io(path, e))?;
-    Ok(ActiveSegment {
-        index: header.segment_index,
-        path: path.to_path_buf(),
-        map,
-        write_off,
-        synced_off: write_off,
-    })
+    let map = unsafe { MmapOptions::new().len(len).map_mut(&file) }.map_err(|e| JournalError::io(path, e))?;
+    Ok(ActiveSegment { index: header.segment_index, path: path.to_path_buf(), map, write_off, synced_off: write_off })
 }
 
 /// Takes the directory's exclusive writer lock, or fails with [`JournalError::Locked`].

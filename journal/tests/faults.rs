@@ -11,9 +11,7 @@ use std::path::Path;
 
 use common::*;
 use verex_journal::test_support::deterministic_payload;
-use verex_journal::{
-    JournalError, JournalReader, RecoveryReport, FRAME_MAGIC, MAX_FRAME_BYTES, MIN_SEGMENT_BYTES,
-};
+use verex_journal::{JournalError, JournalReader, RecoveryReport, FRAME_MAGIC, MAX_FRAME_BYTES, MIN_SEGMENT_BYTES};
 use xxhash_rust::xxh3::xxh3_64;
 
 const RECORDS: u64 = 800;
@@ -190,9 +188,7 @@ fn bytes_beyond_what_one_torn_frame_could_write_are_corruption() {
 fn first_seq_touching(placed: &[Placed], index: u64, from: u64, to: u64) -> u64 {
     placed
         .iter()
-        .find(|p| {
-            p.segment_index == index && p.frame_offset < to && p.frame_offset + p.frame_bytes > from
-        })
+        .find(|p| p.segment_index == index && p.frame_offset < to && p.frame_offset + p.frame_bytes > from)
         .unwrap()
         .seq
 }
@@ -416,9 +412,8 @@ fn expected_outcome(placed: &[Placed], index: u64, at: u64) -> Expect {
     if at < 64 {
         return Expect::Corrupt(if index == 1 { 0 } else { first_seq_of_segment(placed, index) });
     }
-    let hit = placed.iter().find(|p| {
-        p.segment_index == index && p.frame_offset <= at && at < p.frame_offset + p.frame_bytes
-    });
+    let hit =
+        placed.iter().find(|p| p.segment_index == index && p.frame_offset <= at && at < p.frame_offset + p.frame_bytes);
     match hit {
         Some(p) if p.seq == last.seq => Expect::Torn { last_seq: last.seq - 1 },
         Some(p) => Expect::Corrupt(p.seq),

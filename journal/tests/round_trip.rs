@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use verex_journal::test_support::{deterministic_payload, XorShift};
 use verex_journal::{
-    Durability, JournalConfig, JournalError, JournalReader, JournalWriter, GENESIS_HASH,
-    MAX_PAYLOAD_BYTES, MIN_SEGMENT_BYTES, SPARSE_INDEX_STRIDE,
+    Durability, JournalConfig, JournalError, JournalReader, JournalWriter, GENESIS_HASH, MAX_PAYLOAD_BYTES,
+    MIN_SEGMENT_BYTES, SPARSE_INDEX_STRIDE,
 };
 
 /// Payload sizes that stress framing: empty, around the 8-byte alignment, and the maximum.
@@ -130,8 +130,7 @@ fn reader_of_a_live_journal_sees_later_appends_and_new_segments() {
 fn concurrent_tailing_reader_sees_every_record_in_order() {
     const RECORDS: u64 = 20_000;
     let dir = tempfile::tempdir().unwrap();
-    let (mut writer, _) =
-        JournalWriter::open(config(dir.path(), Durability::Async)).unwrap();
+    let (mut writer, _) = JournalWriter::open(config(dir.path(), Durability::Async)).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let path = dir.path().to_path_buf();
     let tail_done = Arc::clone(&done);
@@ -189,10 +188,7 @@ fn reopening_continues_the_chain() {
     assert_eq!(report.truncated_bytes, 0);
     assert_eq!(writer.last_seq(), 700);
     assert_eq!(writer.durable_seq(), 700);
-    assert!(matches!(
-        writer.append(702, b"gap"),
-        Err(JournalError::SeqOutOfOrder { expected: 701, got: 702 })
-    ));
+    assert!(matches!(writer.append(702, b"gap"), Err(JournalError::SeqOutOfOrder { expected: 701, got: 702 })));
     drop(writer);
     write_deterministic(dir.path(), 701..=1400);
     assert_eq!(verify_deterministic(dir.path(), 1), 1400);
@@ -202,19 +198,10 @@ fn reopening_continues_the_chain() {
 fn first_append_defines_the_first_seq_and_later_seqs_are_gap_free() {
     let dir = tempfile::tempdir().unwrap();
     let (mut writer, _) = open(dir.path()).unwrap();
-    assert!(matches!(
-        writer.append(0, b"x"),
-        Err(JournalError::SeqOutOfOrder { expected: 1, got: 0 })
-    ));
+    assert!(matches!(writer.append(0, b"x"), Err(JournalError::SeqOutOfOrder { expected: 1, got: 0 })));
     writer.append(1000, b"first").unwrap();
-    assert!(matches!(
-        writer.append(1000, b"dup"),
-        Err(JournalError::SeqOutOfOrder { expected: 1001, got: 1000 })
-    ));
-    assert!(matches!(
-        writer.append(999, b"back"),
-        Err(JournalError::SeqOutOfOrder { expected: 1001, got: 999 })
-    ));
+    assert!(matches!(writer.append(1000, b"dup"), Err(JournalError::SeqOutOfOrder { expected: 1001, got: 1000 })));
+    assert!(matches!(writer.append(999, b"back"), Err(JournalError::SeqOutOfOrder { expected: 1001, got: 999 })));
     writer.append(1001, b"second").unwrap();
     writer.commit().unwrap();
     drop(writer);
@@ -249,8 +236,7 @@ fn payload_size_limit_is_checked_at_the_boundary() {
 fn segment_size_must_be_whole_pages_within_limits() {
     let dir = tempfile::tempdir().unwrap();
     for bad in [0, MIN_SEGMENT_BYTES - 4096, MIN_SEGMENT_BYTES + 100, (1 << 32) + 4096] {
-        let config =
-            JournalConfig { dir: dir.path().into(), segment_bytes: bad, durability: Durability::Batch };
+        let config = JournalConfig { dir: dir.path().into(), segment_bytes: bad, durability: Durability::Batch };
         assert!(
             matches!(JournalWriter::open(config), Err(JournalError::InvalidSegmentBytes { segment_bytes, .. }) if segment_bytes == bad),
             "{bad}"

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use verex_journal::test_support::deterministic_payload;
 use verex_journal::{
-    frame_len, Durability, JournalConfig, JournalError, JournalReader, JournalWriter,
-    RecoveryReport, MIN_SEGMENT_BYTES,
+    frame_len, Durability, JournalConfig, JournalError, JournalReader, JournalWriter, RecoveryReport, MIN_SEGMENT_BYTES,
 };
 
 /// Where one record sits on disk.
