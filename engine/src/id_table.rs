@@ -153,7 +153,7 @@ mod tests {
         for step in 0..20_000u32 {
             x = mix64(x);
             let key = x % 100;
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 assert_eq!(table.remove(&key), model.remove(&key));
             } else if model.len() < 64 || model.contains_key(&key) {
                 let inserted = table.insert(key, step);

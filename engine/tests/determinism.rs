@@ -26,7 +26,7 @@ fn workload(txs: usize) -> Vec<String> {
         x ^= x >> 7;
         x ^= x << 17;
         let account = 1 + x % 8;
-        let side = if (x >> 8) % 2 == 0 { "buy" } else { "sell" };
+        let side = if (x >> 8).is_multiple_of(2) { "buy" } else { "sell" };
         let price = 9_900 + (x >> 16) % 200;
         let qty = 1 + (x >> 32) % 500;
         let line = match (x >> 48) % 8 {

@@ -70,7 +70,7 @@ pub fn format_units(units: i128, decimals: u32) -> String {
     let whole = magnitude / divisor;
     let mut fraction = magnitude % divisor;
     let mut places = decimals;
-    while places > 0 && fraction % 10 == 0 {
+    while places > 0 && fraction.is_multiple_of(10) {
         fraction /= 10;
         places -= 1;
     }

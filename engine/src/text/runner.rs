@@ -37,7 +37,7 @@ pub enum LineOutcome {
     /// Sequenced and applied: the record and the rendered events.
     Applied {
         /// What was applied (as a journal would store it).
-        record: SequencedTx,
+        record: Box<SequencedTx>,
         /// Rendered events, one JSON object each.
         events: Vec<String>,
     },
@@ -95,6 +95,6 @@ impl TextRunner {
         self.engine.apply(bytes.archived(), &mut self.buf)?;
         let catalog = self.engine.catalog();
         let events = self.buf.events().iter().map(|e| render_event(record.seq, e, catalog)).collect();
-        Ok(LineOutcome::Applied { record, events })
+        Ok(LineOutcome::Applied { record: Box::new(record), events })
     }
 }
