@@ -14,7 +14,13 @@ use verex_engine::Limits;
 const ACCOUNTS: u64 = 1_000;
 
 fn limits() -> Limits {
-    Limits { max_accounts: 2_048, max_orders: 1 << 16, max_price_levels: 1 << 14, max_levels_per_side: 1 << 13, ..Limits::small() }
+    Limits {
+        max_accounts: 2_048,
+        max_orders: 1 << 16,
+        max_price_levels: 1 << 14,
+        max_levels_per_side: 1 << 13,
+        ..Limits::small()
+    }
 }
 
 fn fixture() -> BookFixture {

@@ -134,8 +134,12 @@ impl BookFixture {
     pub fn new(accounts: u64, limits: Limits) -> Self {
         let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
         let events = engine.event_buf();
-        let mut fixture =
-            Self { engine, events, sequencer: Sequencer::new(0, Clock::Deterministic), nonces: vec![0; accounts as usize + 4] };
+        let mut fixture = Self {
+            engine,
+            events,
+            sequencer: Sequencer::new(0, Clock::Deterministic),
+            nonces: vec![0; accounts as usize + 4],
+        };
         let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
         let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
@@ -201,10 +205,10 @@ impl BookFixture {
     pub fn prefill(&mut self, orders: u64, levels: i64, accounts: u64) {
         for i in 0..orders {
             let level = (i as i64 * 7919) % levels;
-            let (side, price) =
-                if i % 2 == 0 { (Side::Buy, 9_999 - level) } else { (Side::Sell, 10_001 + level) };
+            let (side, price) = if i % 2 == 0 { (Side::Buy, 9_999 - level) } else { (Side::Sell, 10_001 + level) };
             let account = 1 + i % accounts;
-            let mut template = RecordTemplate::new(place_tx(account, side, TimeInForce::Gtc, price, 1 + (i % 10) as i64));
+            let mut template =
+                RecordTemplate::new(place_tx(account, side, TimeInForce::Gtc, price, 1 + (i % 10) as i64));
             assert!(self.apply(&mut template, account), "prefill order {i} rejected: {:?}", self.events.events());
         }
     }

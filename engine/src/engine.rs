@@ -248,7 +248,9 @@ impl Engine {
         }
         let index = self.catalog.push_asset(asset);
         self.accounts.add_asset_column();
-        for column in [&mut self.fees, &mut self.insurance, &mut self.supply, &mut self.pool_lent, &mut self.pool_borrowed] {
+        for column in
+            [&mut self.fees, &mut self.insurance, &mut self.supply, &mut self.pool_lent, &mut self.pool_borrowed]
+        {
             column.push(0);
         }
         out.push(Event::AssetAdded { asset: index });
@@ -308,7 +310,8 @@ impl Engine {
         if kind == MarketKind::Perp && !(0 < mmf && mmf < imf && imf <= RATIO_ONE) {
             return Err(RejectReason::InvalidConfig);
         }
-        let notional_exp = i32::from(quote_decimals) - i32::try_from(price_decimals).unwrap_or(0) - i32::from(base_decimals);
+        let notional_exp =
+            i32::from(quote_decimals) - i32::try_from(price_decimals).unwrap_or(0) - i32::from(base_decimals);
         Ok(Market {
             symbol,
             kind,

@@ -31,13 +31,25 @@ impl Engine {
             held += i128::from(self.fees[a]) + i128::from(self.insurance[a]);
             let supply = i128::from(self.supply[a]);
             if held != supply {
-                return Err(format!("conservation of {}: held {held} != deposits - withdrawals {supply}", asset.symbol.as_str()));
+                return Err(format!(
+                    "conservation of {}: held {held} != deposits - withdrawals {supply}",
+                    asset.symbol.as_str()
+                ));
             }
             if lent != i128::from(self.pool_lent[a]) {
-                return Err(format!("pool lent of {}: accounts {lent} != pool {}", asset.symbol.as_str(), self.pool_lent[a]));
+                return Err(format!(
+                    "pool lent of {}: accounts {lent} != pool {}",
+                    asset.symbol.as_str(),
+                    self.pool_lent[a]
+                ));
             }
             if self.pool_lent[a] < self.pool_borrowed[a] {
-                return Err(format!("pool of {}: lent {} < borrowed {}", asset.symbol.as_str(), self.pool_lent[a], self.pool_borrowed[a]));
+                return Err(format!(
+                    "pool of {}: lent {} < borrowed {}",
+                    asset.symbol.as_str(),
+                    self.pool_lent[a],
+                    self.pool_borrowed[a]
+                ));
             }
             if borrowed < i128::from(self.pool_borrowed[a]) {
                 return Err(format!("pool borrowed of {} exceeds accounts' debts", asset.symbol.as_str()));
@@ -109,7 +121,10 @@ impl Engine {
                         slot = order.next;
                     }
                     if total != level.total_qty || count != level.count || count == 0 {
-                        return Err(format!("market {m}: level {} totals {total}/{count} vs {}/{}", level.price, level.total_qty, level.count));
+                        return Err(format!(
+                            "market {m}: level {} totals {total}/{count} vs {}/{}",
+                            level.price, level.total_qty, level.count
+                        ));
                     }
                     resting += count as usize;
                 }

@@ -518,7 +518,12 @@ impl Engine {
     }
 
     /// `cancel`: one order by id or client id.
-    pub(crate) fn cancel(&mut self, account: u32, op: &ArchivedOrderRef, out: &mut EventBuf) -> Result<(), RejectReason> {
+    pub(crate) fn cancel(
+        &mut self,
+        account: u32,
+        op: &ArchivedOrderRef,
+        out: &mut EventBuf,
+    ) -> Result<(), RejectReason> {
         let (slot, _) = self.find_order(account, op)?;
         let order = self.retire(slot);
         Self::emit_canceled(out, &order, CancelReason::User);
@@ -526,7 +531,12 @@ impl Engine {
     }
 
     /// `cancel_all`: every resting order of the account in one market, oldest first.
-    pub(crate) fn cancel_all(&mut self, account: u32, market: &ArchivedSymbol, out: &mut EventBuf) -> Result<(), RejectReason> {
+    pub(crate) fn cancel_all(
+        &mut self,
+        account: u32,
+        market: &ArchivedSymbol,
+        out: &mut EventBuf,
+    ) -> Result<(), RejectReason> {
         let (m, _) = self.market_of(market)?;
         let mut slot = self.accounts.get(account).first_order;
         while slot != NIL {
@@ -649,13 +659,11 @@ impl Engine {
 
     /// The levels of one side of a market's book, best first: `(price, total qty, orders)`.
     pub fn depth(&self, market: u16, side: Side) -> impl Iterator<Item = (i64, u64, u32)> + '_ {
-        self.books
-            .get(usize::from(market))
-            .into_iter()
-            .flat_map(move |book| book.side(side).iter_best_first())
-            .map(|level| {
+        self.books.get(usize::from(market)).into_iter().flat_map(move |book| book.side(side).iter_best_first()).map(
+            |level| {
                 let level = self.levels.get(level);
                 (level.price, level.total_qty, level.count)
-            })
+            },
+        )
     }
 }

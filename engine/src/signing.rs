@@ -73,7 +73,8 @@ pub fn sign(tx: Tx, key: &SigningKey) -> SignedTx {
 /// # Errors
 /// [`SignatureError`] when the key is not a curve point or the signature does not verify.
 pub fn verify_archived(signed: &ArchivedSignedTx) -> Result<(), SignatureError> {
-    let key = VerifyingKey::from_bytes(&signed.tx.signer).map_err(|_| SignatureError::BadKey(hex(&signed.tx.signer)))?;
+    let key =
+        VerifyingKey::from_bytes(&signed.tx.signer).map_err(|_| SignatureError::BadKey(hex(&signed.tx.signer)))?;
     let signature = Signature::from_bytes(&signed.signature);
     key.verify(&signing_message(archived_tx_bytes(&signed.tx)), &signature)
         .map_err(|_| SignatureError::BadSignature(hex(&signed.tx.signer)))
@@ -84,7 +85,8 @@ pub fn verify_archived(signed: &ArchivedSignedTx) -> Result<(), SignatureError> 
 /// # Errors
 /// [`SignatureError`] when the key is not a curve point or the signature does not verify.
 pub fn verify(signed: &SignedTx) -> Result<(), SignatureError> {
-    let key = VerifyingKey::from_bytes(&signed.tx.signer).map_err(|_| SignatureError::BadKey(hex(&signed.tx.signer)))?;
+    let key =
+        VerifyingKey::from_bytes(&signed.tx.signer).map_err(|_| SignatureError::BadKey(hex(&signed.tx.signer)))?;
     let signature = Signature::from_bytes(&signed.signature);
     key.verify(&signing_message(&archive_tx(&signed.tx)), &signature)
         .map_err(|_| SignatureError::BadSignature(hex(&signed.tx.signer)))

@@ -53,7 +53,15 @@ impl Engine {
         for a in self.catalog.assets() {
             h.bytes(&a.symbol.0);
             h.u64(u64::from(a.decimals));
-            for v in [a.collateral_weight, a.borrow_weight, a.rate_base, a.rate_kink_utilization, a.rate_at_kink, a.rate_max, a.index_price] {
+            for v in [
+                a.collateral_weight,
+                a.borrow_weight,
+                a.rate_base,
+                a.rate_kink_utilization,
+                a.rate_at_kink,
+                a.rate_max,
+                a.index_price,
+            ] {
                 h.i64(v);
             }
         }

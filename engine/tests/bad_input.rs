@@ -12,7 +12,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)),
         "[-0-9.eE+a-zA-Z_]{0,24}".prop_map(serde_json::Value::from),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
@@ -38,8 +39,22 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 
 fn op_name() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
-        "add_asset", "add_market", "create_account", "deposit", "withdraw", "place", "cancel", "cancel_all", "amend",
-        "lend", "redeem", "borrow", "repay", "mark", "funding", "tick",
+        "add_asset",
+        "add_market",
+        "create_account",
+        "deposit",
+        "withdraw",
+        "place",
+        "cancel",
+        "cancel_all",
+        "amend",
+        "lend",
+        "redeem",
+        "borrow",
+        "repay",
+        "mark",
+        "funding",
+        "tick",
     ])
 }
 

@@ -30,9 +30,21 @@ fn workload(txs: usize) -> Vec<String> {
         let price = 9_900 + (x >> 16) % 200;
         let qty = 1 + (x >> 32) % 500;
         let line = match (x >> 48) % 8 {
-            0 => format!(r#"{{"op":"cancel","account":{account},"market":"BTC-USDC","order_id":{}}}"#, 1 + (x >> 20) % (i as u64 + 1)),
-            1 => format!(r#"{{"op":"place","account":{account},"market":"BTC-USDC","side":"{side}","type":"market","qty":"{}.{:04}"}}"#, qty / 10_000, qty % 10_000),
-            2 => format!(r#"{{"op":"amend","account":{account},"market":"BTC-USDC","order_id":{},"price":"{}.{:02}"}}"#, 1 + (x >> 20) % (i as u64 + 1), price / 100, price % 100),
+            0 => format!(
+                r#"{{"op":"cancel","account":{account},"market":"BTC-USDC","order_id":{}}}"#,
+                1 + (x >> 20) % (i as u64 + 1)
+            ),
+            1 => format!(
+                r#"{{"op":"place","account":{account},"market":"BTC-USDC","side":"{side}","type":"market","qty":"{}.{:04}"}}"#,
+                qty / 10_000,
+                qty % 10_000
+            ),
+            2 => format!(
+                r#"{{"op":"amend","account":{account},"market":"BTC-USDC","order_id":{},"price":"{}.{:02}"}}"#,
+                1 + (x >> 20) % (i as u64 + 1),
+                price / 100,
+                price % 100
+            ),
             _ => format!(
                 r#"{{"op":"place","account":{account},"market":"BTC-USDC","side":"{side}","price":"{}.{:02}","qty":"0.{:04}","tif":"{}"}}"#,
                 price / 100,

@@ -16,7 +16,7 @@ use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::tx::{
-    AddAsset, AddMarket, Amend, AssetAmount, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place, SignedTx, Side,
+    AddAsset, AddMarket, Amend, AssetAmount, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place, Side, SignedTx,
     Symbol, TimeInForce, Tx,
 };
 use verex_engine::{Engine, EventBuf, Genesis, Limits};
@@ -114,7 +114,12 @@ impl Harness {
             out.extend(self.engine.orders_of(a).map(|o| format!("{o:?}")));
         }
         for asset in 0..2 {
-            out.push(format!("fees {} supply {} pool {:?}", self.engine.fees(asset), self.engine.supply(asset), self.engine.pool(asset)));
+            out.push(format!(
+                "fees {} supply {} pool {:?}",
+                self.engine.fees(asset),
+                self.engine.supply(asset),
+                self.engine.pool(asset)
+            ));
         }
         out.push(format!("next order {}", self.engine.next_order_id()));
         out
@@ -124,14 +129,48 @@ impl Harness {
 /// One random user action.
 #[derive(Debug, Clone)]
 enum Action {
-    Place { account: u64, market: u8, side: bool, market_order: bool, tif: u8, price_ticks: i64, qty_steps: i64, off: u8 },
-    Cancel { account: u64, order_id: u64 },
-    CancelAll { account: u64, market: u8 },
-    Amend { account: u64, order_id: u64, price_ticks: Option<i64>, qty_steps: Option<i64> },
-    Deposit { account: u64, btc: bool, amount: i64 },
-    Withdraw { account: u64, btc: bool, amount: i64 },
-    Lend { account: u64, amount: i64 },
-    Redeem { account: u64, amount: i64 },
+    Place {
+        account: u64,
+        market: u8,
+        side: bool,
+        market_order: bool,
+        tif: u8,
+        price_ticks: i64,
+        qty_steps: i64,
+        off: u8,
+    },
+    Cancel {
+        account: u64,
+        order_id: u64,
+    },
+    CancelAll {
+        account: u64,
+        market: u8,
+    },
+    Amend {
+        account: u64,
+        order_id: u64,
+        price_ticks: Option<i64>,
+        qty_steps: Option<i64>,
+    },
+    Deposit {
+        account: u64,
+        btc: bool,
+        amount: i64,
+    },
+    Withdraw {
+        account: u64,
+        btc: bool,
+        amount: i64,
+    },
+    Lend {
+        account: u64,
+        amount: i64,
+    },
+    Redeem {
+        account: u64,
+        amount: i64,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -180,7 +219,7 @@ fn to_op(action: &Action) -> (u64, Op) {
             match off {
                 0 => price = Dec::new(price.mantissa * 10 + 3, price.scale + 1), // off tick
                 1 => qty = Dec::new(qty.mantissa * 10 + 1, qty.scale + 1),       // off step
-                2 => qty = Dec::new(-qty.mantissa, qty.scale),                    // negative
+                2 => qty = Dec::new(-qty.mantissa, qty.scale),                   // negative
                 _ => {}
             }
             let tif = [TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Fok, TimeInForce::PostOnly][usize::from(tif)];
@@ -196,9 +235,10 @@ fn to_op(action: &Action) -> (u64, Op) {
             };
             (account, Op::Place(place))
         }
-        Action::Cancel { account, order_id } => {
-            (account, Op::Cancel(OrderRef { market: sym(if order_id % 2 == 0 { "M0" } else { "M1" }), order_id, client_id: 0 }))
-        }
+        Action::Cancel { account, order_id } => (
+            account,
+            Op::Cancel(OrderRef { market: sym(if order_id % 2 == 0 { "M0" } else { "M1" }), order_id, client_id: 0 }),
+        ),
         Action::CancelAll { account, market } => (account, Op::CancelAll(sym(market_grid(market).0))),
         Action::Amend { account, order_id, price_ticks, qty_steps } => {
             // The order's market is unknown here; try M0 for even ids and M1 for odd ones.
@@ -212,13 +252,23 @@ fn to_op(action: &Action) -> (u64, Op) {
         }
         Action::Deposit { account, btc, amount } => (
             0,
-            Op::Deposit(Deposit { account, asset: sym(if btc { "BTC" } else { "USDC" }), amount: Dec::new(amount, 4), chain_ref: [0; 32] }),
+            Op::Deposit(Deposit {
+                account,
+                asset: sym(if btc { "BTC" } else { "USDC" }),
+                amount: Dec::new(amount, 4),
+                chain_ref: [0; 32],
+            }),
         ),
-        Action::Withdraw { account, btc, amount } => {
-            (account, Op::Withdraw(AssetAmount { asset: sym(if btc { "BTC" } else { "USDC" }), amount: Dec::new(amount, 4) }))
+        Action::Withdraw { account, btc, amount } => (
+            account,
+            Op::Withdraw(AssetAmount { asset: sym(if btc { "BTC" } else { "USDC" }), amount: Dec::new(amount, 4) }),
+        ),
+        Action::Lend { account, amount } => {
+            (account, Op::Lend(AssetAmount { asset: sym("USDC"), amount: Dec::new(amount, 2) }))
         }
-        Action::Lend { account, amount } => (account, Op::Lend(AssetAmount { asset: sym("USDC"), amount: Dec::new(amount, 2) })),
-        Action::Redeem { account, amount } => (account, Op::Redeem(AssetAmount { asset: sym("USDC"), amount: Dec::new(amount, 2) })),
+        Action::Redeem { account, amount } => {
+            (account, Op::Redeem(AssetAmount { asset: sym("USDC"), amount: Dec::new(amount, 2) }))
+        }
     }
 }
 
@@ -278,7 +328,12 @@ fn a_deep_book_workload_keeps_invariants() {
                 off: 5,
             },
             6 | 7 => Action::Cancel { account, order_id: 1 + (r >> 16) % (i + 1) },
-            8 => Action::Amend { account, order_id: 1 + (r >> 16) % (i + 1), price_ticks: Some(95 + ((r >> 32) % 11) as i64), qty_steps: None },
+            8 => Action::Amend {
+                account,
+                order_id: 1 + (r >> 16) % (i + 1),
+                price_ticks: Some(95 + ((r >> 32) % 11) as i64),
+                qty_steps: None,
+            },
             _ => Action::Deposit { account, btc: (r >> 16) % 2 == 0, amount: 1 + ((r >> 20) % 1_000_000) as i64 },
         };
         let (account, op) = to_op(&action);

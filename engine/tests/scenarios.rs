@@ -99,7 +99,9 @@ fn check_pending(pending: Option<PendingTx>, file: &str) {
     let Some(p) = pending else { return };
     let at = format!("{file}:{}", p.line_no);
     if let Some(needle) = p.expect_error {
-        let error = p.parse_error.unwrap_or_else(|| panic!("{at}: expected a parse error containing {needle:?}, but the line parsed"));
+        let error = p
+            .parse_error
+            .unwrap_or_else(|| panic!("{at}: expected a parse error containing {needle:?}, but the line parsed"));
         assert!(error.contains(&needle), "{at}: error {error:?} does not contain {needle:?}");
         return;
     }
@@ -108,7 +110,11 @@ fn check_pending(pending: Option<PendingTx>, file: &str) {
     }
     if p.expected.is_empty() {
         let rejected = p.events.iter().find(|e| e["event"] == "rejected");
-        assert!(rejected.is_none(), "{at}: unexpected rejection {}", rejected.map(Value::to_string).unwrap_or_default());
+        assert!(
+            rejected.is_none(),
+            "{at}: unexpected rejection {}",
+            rejected.map(Value::to_string).unwrap_or_default()
+        );
         return;
     }
     let mut expected = p.expected;
@@ -136,13 +142,22 @@ fn run_scenario(path: &Path) -> usize {
         match item {
             Item::Tx { line_no, text } => {
                 check_pending(pending.take(), &file);
-                let mut p = PendingTx { line_no, seq: 0, events: vec![], expected: vec![], expect_error: None, parse_error: None };
+                let mut p = PendingTx {
+                    line_no,
+                    seq: 0,
+                    events: vec![],
+                    expected: vec![],
+                    expect_error: None,
+                    parse_error: None,
+                };
                 match runner.run_line(&text) {
                     Ok(LineOutcome::Applied { record, events }) => {
                         p.seq = record.seq;
                         p.events = events.iter().map(|e| serde_json::from_str(e).expect("event JSON")).collect();
                     }
-                    Ok(LineOutcome::Refused(event)) => p.events = vec![serde_json::from_str(&event).expect("event JSON")],
+                    Ok(LineOutcome::Refused(event)) => {
+                        p.events = vec![serde_json::from_str(&event).expect("event JSON")]
+                    }
                     Err(e) => p.parse_error = Some(e.to_string()),
                 }
                 if let Err(broken) = runner.engine.check_invariants() {
@@ -155,7 +170,8 @@ fn run_scenario(path: &Path) -> usize {
                 checks += 1;
             }
             Item::Error(needle) => {
-                pending.as_mut().unwrap_or_else(|| panic!("{file}: error line before any tx")).expect_error = Some(needle);
+                pending.as_mut().unwrap_or_else(|| panic!("{file}: error line before any tx")).expect_error =
+                    Some(needle);
                 checks += 1;
             }
             Item::State(expected) => {

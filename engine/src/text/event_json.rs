@@ -107,7 +107,18 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
                 }
             }
         }
-        Event::Fill { market, price, qty, taker_side, maker_order, taker_order, maker, taker, maker_fee, taker_fee } => {
+        Event::Fill {
+            market,
+            price,
+            qty,
+            taker_side,
+            maker_order,
+            taker_order,
+            maker,
+            taker,
+            maker_fee,
+            taker_fee,
+        } => {
             let quote = catalog.markets().get(usize::from(market)).map_or(u16::MAX, |m| m.quote);
             put("event", "fill".into());
             put("market", market_symbol(catalog, market));

@@ -24,7 +24,9 @@ pub fn state_value(engine: &Engine) -> Value {
                 continue;
             }
             let mut entry = Map::new();
-            for (key, value) in [("available", b.available), ("locked", b.locked), ("lent", b.lent), ("borrowed", b.borrowed)] {
+            for (key, value) in
+                [("available", b.available), ("locked", b.locked), ("lent", b.lent), ("borrowed", b.borrowed)]
+            {
                 entry.insert(key.into(), asset_amount(catalog, asset, i128::from(value)).into());
             }
             balances.insert(catalog.asset(asset).symbol.as_str().into(), Value::Object(entry));

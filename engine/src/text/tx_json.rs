@@ -91,7 +91,9 @@ impl<'a> Fields<'a> {
 
     fn str_of(field: &'static str, value: &'a Value) -> Result<&'a str, TxTextError> {
         value.as_str().ok_or_else(|| match value {
-            Value::Number(n) => field_err(field, format!("expected a decimal string like \"{n}\", got the JSON number {n}")),
+            Value::Number(n) => {
+                field_err(field, format!("expected a decimal string like \"{n}\", got the JSON number {n}"))
+            }
             other => field_err(field, format!("expected a string, got {other}")),
         })
     }
@@ -111,7 +113,9 @@ impl<'a> Fields<'a> {
     fn opt_dec(&mut self, field: &'static str) -> Result<Option<crate::tx::Dec>, TxTextError> {
         match self.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) => parse_dec(Self::str_of(field, value)?).map(Some).map_err(|e| field_err(field, e.to_string())),
+            Some(value) => {
+                parse_dec(Self::str_of(field, value)?).map(Some).map_err(|e| field_err(field, e.to_string()))
+            }
         }
     }
 
@@ -131,7 +135,8 @@ impl<'a> Fields<'a> {
     fn symbol(&mut self, field: &'static str) -> Result<Symbol, TxTextError> {
         let value = self.require(field)?;
         let text = Self::str_of(field, value)?;
-        Symbol::new(text).ok_or_else(|| field_err(field, format!("{text:?} is not a symbol (1-16 of A-Z a-z 0-9 - _ . /)")))
+        Symbol::new(text)
+            .ok_or_else(|| field_err(field, format!("{text:?} is not a symbol (1-16 of A-Z a-z 0-9 - _ . /)")))
     }
 
     fn word(&mut self, field: &'static str, default: Option<&'static str>) -> Result<&'a str, TxTextError> {
@@ -176,7 +181,8 @@ pub fn parse_tx_line(line: &str) -> Result<TxLine, TxTextError> {
     let signer = match f.get("signer") {
         None => None,
         Some(v) => Some(
-            parse_hex::<32>(Fields::str_of("signer", v)?).ok_or_else(|| field_err("signer", "expected 64 hex digits"))?,
+            parse_hex::<32>(Fields::str_of("signer", v)?)
+                .ok_or_else(|| field_err("signer", "expected 64 hex digits"))?,
         ),
     };
     let signature = match f.get("signature") {
@@ -333,7 +339,8 @@ fn parse_mark(f: &mut Fields<'_>) -> Result<Mark, TxTextError> {
     }
     let mut entries = Vec::with_capacity(map.len());
     for (symbol_text, value) in map {
-        let symbol = Symbol::new(symbol_text).ok_or_else(|| field_err("prices", format!("{symbol_text:?} is not a symbol")))?;
+        let symbol =
+            Symbol::new(symbol_text).ok_or_else(|| field_err("prices", format!("{symbol_text:?} is not a symbol")))?;
         let price = parse_dec(Fields::str_of("prices", value)?).map_err(|e| field_err("prices", e.to_string()))?;
         entries.push(MarkPrice { symbol, price });
     }
@@ -387,7 +394,8 @@ impl DevSigner {
         let last = self.nonces.entry(signer).or_insert(0);
         let nonce = line.nonce.unwrap_or(*last + 1);
         *last = (*last).max(nonce);
-        let account = if matches!(line.op, Op::CreateAccount) || role_of(&line.op).is_some() { 0 } else { line.account };
+        let account =
+            if matches!(line.op, Op::CreateAccount) || role_of(&line.op).is_some() { 0 } else { line.account };
         sign(Tx { signer, nonce, account, op: line.op }, &key)
     }
 }
