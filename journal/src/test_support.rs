@@ -48,3 +48,11 @@ impl XorShift {
         self.next_u64() % bound.max(1)
     }
 }
+
+/// Creates `path` preallocated to `len` zeroed bytes exactly as segment files are (for the
+/// memcpy baseline of the benchmarks).
+pub fn preallocated_file(path: &std::path::Path, len: u64) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+    crate::segment::preallocate(&file, len)?;
+    Ok(file)
+}
