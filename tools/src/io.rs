@@ -106,12 +106,11 @@ impl LineReader {
     fn read_raw_line(&mut self) -> Result<bool, CliError> {
         self.buf.clear();
         let limit = (MAX_LINE_BYTES + 2) as u64; // room for "\r\n"
-        let read = self
-            .reader
-            .by_ref()
-            .take(limit)
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|e| CliError::Io { action: "read", file: self.name.clone(), source: e })?;
+        let read = self.reader.by_ref().take(limit).read_until(b'\n', &mut self.buf).map_err(|e| CliError::Io {
+            action: "read",
+            file: self.name.clone(),
+            source: e,
+        })?;
         if read == 0 {
             return Ok(false);
         }
