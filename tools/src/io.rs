@@ -29,6 +29,24 @@ fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == STDIO
 }
 
+/// Refuses to write `output` when it is the file `input` (creating it would truncate the
+/// input before it is read).
+///
+/// # Errors
+/// [`CliError::Usage`] naming both arguments.
+pub fn refuse_same_file(input: Option<&Path>, output: Option<&Path>, flags: &str) -> Result<(), CliError> {
+    let (Some(input), Some(output)) = (input, output) else { return Ok(()) };
+    if is_stdio(input) || is_stdio(output) {
+        return Ok(());
+    }
+    match (input.canonicalize(), output.canonicalize()) {
+        (Ok(a), Ok(b)) if a == b => {
+            Err(CliError::Usage(format!("{flags} name the same file {}: it would be overwritten", input.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One line of input that is neither blank nor a comment.
 #[derive(Debug)]
 pub struct Line<'a> {
@@ -206,12 +224,13 @@ impl Progress {
         };
         let _ = write!(std::io::stderr(), "\r{}: {lines} lines{percent}   ", self.label);
     }
+}
 
-    /// Clears the progress line, if one was drawn.
-    pub fn finish(&mut self) {
+impl Drop for Progress {
+    /// Clears the progress line, if one was drawn, however the work ended.
+    fn drop(&mut self) {
         if self.drawn {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
-            self.drawn = false;
         }
     }
 }

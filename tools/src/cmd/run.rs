@@ -14,7 +14,7 @@ use verex_engine::text::tx_json::DevSigner;
 use verex_engine::{Engine, Genesis, Limits};
 
 use crate::error::CliError;
-use crate::io::{note, warn, LineReader, Output, Progress};
+use crate::io::{note, refuse_same_file, warn, LineReader, Output, Progress};
 use crate::keys::read_genesis_file;
 
 /// `--help` text of the command.
@@ -108,17 +108,17 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
         Some(path) => read_genesis_file(path)?,
         None => Genesis::dev(),
     };
+    refuse_same_file(Some(&args.input), args.events.as_deref(), "--input and --events")?;
+    refuse_same_file(Some(&args.input), args.state.as_deref(), "--input and --state")?;
     let mut input = LineReader::open(Some(&args.input))?;
     let mut events = Output::create(args.events.as_deref())?;
+    let state = args.state.as_deref().map(|path| Output::create(Some(path))).transpose()?;
     let mut runner = build_runner(args, genesis)?;
     let mut tally = Tally::default();
     let outcome = run_lines(&mut runner, &mut input, &mut events, &mut tally);
     // Whatever stopped the run, what was applied is written out, in the same state.
     let flushed = events.finish();
-    let state_written = match &args.state {
-        Some(path) => write_state(path, &runner.engine),
-        None => Ok(()),
-    };
+    let state_written = state.map_or(Ok(()), |out| write_state(out, &runner.engine));
     outcome.and(flushed).and(state_written)?;
     note(&format!(
         "run: {} txs applied, {} refused (bad signature); seq {}, state hash {}",
@@ -150,7 +150,6 @@ fn run_lines(
     tally: &mut Tally,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new("run");
-    let mut lines = 0u64;
     while let Some(line) = input.next_line()? {
         let number = line.number;
         match runner.run_line(line.text) {
@@ -164,23 +163,16 @@ fn run_lines(
             }
             Err(RunError::Text(e)) => {
                 let stopped = format!("{e} (the run stopped here, after seq {})", runner.engine.seq());
-                progress.finish();
                 return Err(input.line_error(number, stopped));
             }
-            Err(RunError::Engine(e)) => {
-                progress.finish();
-                return Err(CliError::Engine(e));
-            }
+            Err(RunError::Engine(e)) => return Err(CliError::Engine(e)),
         }
-        lines += 1;
-        progress.update(lines, input.progress());
+        progress.update(tally.applied + tally.refused, input.progress());
     }
-    progress.finish();
     Ok(())
 }
 
-fn write_state(path: &std::path::Path, engine: &Engine) -> Result<(), CliError> {
-    let mut out = Output::create(Some(path))?;
+fn write_state(mut out: Output, engine: &Engine) -> Result<(), CliError> {
     out.write_line(&render_state(engine))?;
     out.finish()
 }

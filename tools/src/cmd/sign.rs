@@ -10,7 +10,7 @@ use verex_engine::text::tx_json::{op_name, parse_tx_line, render_tx, role_of, Tx
 use verex_engine::tx::{Op, Tx};
 
 use crate::error::CliError;
-use crate::io::{LineReader, Output};
+use crate::io::{refuse_same_file, LineReader, Output, Progress};
 use crate::keys::read_key_file;
 
 /// `--help` text of the command.
@@ -84,6 +84,7 @@ pub struct SignArgs {
 /// [`CliError::File`] / [`CliError::Io`] for the key file and I/O.
 pub fn execute(args: &SignArgs) -> Result<(), CliError> {
     let key = signing_key(args)?;
+    refuse_same_file(args.input.as_deref(), args.output.as_deref(), "--input and --output")?;
     let mut input = LineReader::open(args.input.as_deref())?;
     let mut output = Output::create(args.output.as_deref())?;
     let mut signer = LineSigner { key, default_account: args.dev_account, next_nonce: args.nonce_start };
@@ -102,6 +103,8 @@ fn signing_key(args: &SignArgs) -> Result<SigningKey, CliError> {
 }
 
 fn sign_lines(signer: &mut LineSigner, input: &mut LineReader, output: &mut Output) -> Result<(), CliError> {
+    let mut progress = Progress::new("sign");
+    let mut signed_lines = 0u64;
     while let Some(line) = input.next_line()? {
         let number = line.number;
         let signed = parse_tx_line(line.text)
@@ -109,6 +112,8 @@ fn sign_lines(signer: &mut LineSigner, input: &mut LineReader, output: &mut Outp
             .and_then(|parsed| signer.sign(&parsed))
             .map_err(|reason| input.line_error(number, reason))?;
         output.write_line(&signed)?;
+        signed_lines += 1;
+        progress.update(signed_lines, input.progress());
     }
     Ok(())
 }
