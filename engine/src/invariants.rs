@@ -3,7 +3,7 @@
 
 use crate::accounts::NIL;
 use crate::engine::Engine;
-use crate::matching::{lock_asset, lock_need};
+use crate::matching::{lock_asset, lock_need, lock_per_lot};
 
 impl Engine {
     /// Checks every invariant; the error names the first that fails and the values involved.
@@ -74,6 +74,9 @@ impl Engine {
                     .ok_or_else(|| format!("order {} lock need overflows", order.id))?;
                 if order.locked != expected {
                     return Err(format!("order {} holds {} but needs {expected}", order.id, order.locked));
+                }
+                if Some(order.lock_per_lot) != lock_per_lot(market, order.side, order.price) {
+                    return Err(format!("order {} caches a wrong lock per lot {}", order.id, order.lock_per_lot));
                 }
                 need[usize::from(lock_asset(market, order.side))] += u128::from(order.locked);
                 count += 1;

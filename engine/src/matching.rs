@@ -50,6 +50,8 @@ struct Taker {
     remaining: u64,
     /// Held in `locked` for the remaining quantity (0 for a market buy).
     locked: u64,
+    /// Locked per lot of the remaining quantity (0 for a market buy).
+    lock_per_lot: u64,
 }
 
 /// Why matching stopped with quantity left.
@@ -99,20 +101,25 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
     }
 }
 
-/// What a resting order of `qty` at `price` must hold locked (see the module docs).
+/// What one lot (one `step`) of an order at `price` locks: its base quantity for a sell; for
+/// a buy, the lot's notional at `price` rounded up plus the larger fee on it rounded up.
 /// `None` on overflow.
-pub(crate) fn lock_need(market: &Market, side: Side, price: i64, qty: u64) -> Option<u64> {
+pub(crate) fn lock_per_lot(market: &Market, side: Side, price: i64) -> Option<u64> {
     match side {
-        Side::Sell => Some(qty),
+        Side::Sell => Some(market.step_units),
         Side::Buy => {
-            let lots = qty / market.step_units;
             let per_lot_product = i128::from(price).checked_mul(i128::from(market.step_units))?;
             let notional = scale_pow10(per_lot_product, market.notional_exp, Round::Ceil)?;
             let fee = mul_ratio(per_lot_product, market.notional_exp, market.max_fee(), Round::Ceil)?;
-            let need = notional.checked_add(fee)?.checked_mul(i128::from(lots))?;
-            u64::try_from(need).ok()
+            u64::try_from(notional.checked_add(fee)?).ok()
         }
     }
+}
+
+/// What a resting order of `qty` at `price` must hold locked (see the module docs):
+/// `qty / step × lock_per_lot`. `None` on overflow.
+pub(crate) fn lock_need(market: &Market, side: Side, price: i64, qty: u64) -> Option<u64> {
+    lock_per_lot(market, side, price)?.checked_mul(qty / market.step_units)
 }
 
 /// The money of one fill, all in quote units.
@@ -130,8 +137,10 @@ struct FillAmounts {
 /// Fees and notional of `qty` at `price`; the maker's fee may be a rebate (rounded down).
 fn fill_amounts(market: &Market, taker_side: Side, price: i64, qty: u64) -> Option<FillAmounts> {
     let product = i128::from(price).checked_mul(i128::from(qty))?;
-    let notional_ceil = u64::try_from(scale_pow10(product, market.notional_exp, Round::Ceil)?).ok()?;
-    let notional_floor = u64::try_from(scale_pow10(product, market.notional_exp, Round::Floor)?).ok()?;
+    let notional_floor = scale_pow10(product, market.notional_exp, Round::Floor)?;
+    let exact = market.notional_exp >= 0 || product % crate::fixed::pow10(market.notional_exp.unsigned_abs())? == 0;
+    let notional_ceil = u64::try_from(notional_floor + i128::from(!exact)).ok()?;
+    let notional_floor = u64::try_from(notional_floor).ok()?;
     let taker_fee = mul_ratio(product, market.notional_exp, market.taker_fee, Round::Ceil)?;
     let maker_fee = if market.maker_fee >= 0 {
         mul_ratio(product, market.notional_exp, market.maker_fee, Round::Ceil)?
@@ -270,7 +279,7 @@ impl Engine {
                 }
             }
         }
-        let mut taker = Taker { account, market: m, side, order_id: 0, limit, remaining: qty, locked: 0 };
+        let mut taker = Taker { account, market: m, side, order_id: 0, limit, remaining: qty, locked: 0, lock_per_lot: 0 };
         let lock_in = lock_asset(&market, side);
         let available = self.accounts.balance(account, lock_in).available;
         let (need, fillable) = match (side, limit) {
@@ -282,11 +291,15 @@ impl Engine {
                 (0, fillable)
             }
             (_, Some(price)) => {
-                let need = lock_need(&market, side, price, qty).ok_or(RejectReason::Overflow)?;
+                taker.lock_per_lot = lock_per_lot(&market, side, price).ok_or(RejectReason::Overflow)?;
+                let need = taker.lock_per_lot.checked_mul(qty / market.step_units).ok_or(RejectReason::Overflow)?;
                 let fillable = if tif == TimeInForce::Fok { self.dry_run(&taker, &market)?.0 } else { qty };
                 (need, fillable)
             }
-            (Side::Sell, None) => (qty, if tif == TimeInForce::Fok { self.dry_run(&taker, &market)?.0 } else { qty }),
+            (Side::Sell, None) => {
+                taker.lock_per_lot = market.step_units;
+                (qty, if tif == TimeInForce::Fok { self.dry_run(&taker, &market)?.0 } else { qty })
+            }
         };
         if need > available {
             return Err(RejectReason::InsufficientBalance);
@@ -362,18 +375,13 @@ impl Engine {
         let buyer_cost = apply_signed(amounts.notional_ceil, amounts.buyer_fee);
         let seller_gets = apply_signed(amounts.notional_floor, -amounts.seller_fee);
         // The taker's side of the money.
-        let taker_limit = taker.limit;
-        let taker_new_locked = match (taker.side, taker_limit) {
-            (Side::Buy, Some(price)) => lock_need(market, Side::Buy, price, taker.remaining - qty).unwrap_or(0),
-            (Side::Buy, None) => 0,
-            (Side::Sell, _) => taker.locked - qty,
-        };
+        let taker_new_locked = (taker.remaining - qty) / market.step_units * taker.lock_per_lot;
         let taker_release = taker.locked - taker_new_locked;
         taker.locked = taker_new_locked;
         taker.remaining -= qty;
         // The maker's side.
         let maker_new_remaining = maker.remaining - qty;
-        let maker_new_locked = lock_need(market, maker.side, maker.price, maker_new_remaining).unwrap_or(0);
+        let maker_new_locked = maker_new_remaining / market.step_units * maker.lock_per_lot;
         let maker_release = maker.locked - maker_new_locked;
         self.orders.get_mut(maker_slot).locked = maker_new_locked;
         let (buyer, buyer_release, seller, seller_release) = match taker.side {
@@ -450,6 +458,7 @@ impl Engine {
                 price,
                 remaining: taker.remaining,
                 locked: taker.locked,
+                lock_per_lot: taker.lock_per_lot,
                 level: NIL,
                 prev: NIL,
                 next: NIL,
@@ -626,6 +635,7 @@ impl Engine {
             limit: Some(new_price),
             remaining: new_qty,
             locked: 0,
+            lock_per_lot: lock_per_lot(market, order.side, new_price).unwrap_or(0),
         };
         self.emit_status(out, &taker, OrderStatus::Amended, new_qty, new_price);
         self.lock(order.account, lock_in, new_need);

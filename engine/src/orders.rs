@@ -23,6 +23,9 @@ pub(crate) struct Order {
     /// What this order holds in `locked` (quote units for a spot buy, base units for a spot
     /// sell): always `Engine::lock_need` of its remaining quantity.
     pub locked: u64,
+    /// What one step of this order locks (see `matching::lock_per_lot`): `locked` is always
+    /// `remaining / step × lock_per_lot`, so a fill recomputes it with one multiplication.
+    pub lock_per_lot: u64,
     /// Its price level.
     pub level: u32,
     /// Level FIFO links.
@@ -45,6 +48,7 @@ impl Order {
         price: 0,
         remaining: 0,
         locked: 0,
+        lock_per_lot: 0,
         level: NIL,
         prev: NIL,
         next: NIL,
