@@ -261,7 +261,7 @@ fn journal_is_accepted_with_a_warning_for_now() {
 #[test]
 fn a_malformed_line_stops_the_run_naming_file_line_and_reason_with_exit_2() {
     let cases = [
-        ("malformed JSON", r#"{"op":"create_account""#, "not a JSON object"),
+        ("malformed JSON", r#"{"op":"create_account""#, "not JSON: the line ends inside a value"),
         ("not an object", "[1,2]", "expected an object"),
         ("unknown op", r#"{"op":"teleport"}"#, r#"unknown op "teleport""#),
         (

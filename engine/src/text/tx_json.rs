@@ -24,6 +24,9 @@ pub enum TxTextError {
     /// Not JSON, or not an object.
     #[error("not a JSON object: {0}")]
     Json(String),
+    /// Not JSON at all (the position is within the line).
+    #[error("not JSON: {0}")]
+    Syntax(String),
     /// The `op` names no operation.
     #[error("unknown op {0:?}")]
     UnknownOp(String),
@@ -171,7 +174,8 @@ impl<'a> Fields<'a> {
 /// # Errors
 /// [`TxTextError`] naming the op, field and problem.
 pub fn parse_tx_line(line: &str) -> Result<TxLine, TxTextError> {
-    let value: Value = serde_json::from_str(line).map_err(|e| TxTextError::Json(e.to_string()))?;
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| TxTextError::Syntax(format!("{} at column {}", classify(&e), e.column())))?;
     let map = value.as_object().ok_or_else(|| TxTextError::Json(format!("expected an object, got {value}")))?;
     let mut f = Fields { map, used: Vec::new() };
     let op_name = Fields::str_of("op", f.require("op")?)?;
@@ -195,6 +199,15 @@ pub fn parse_tx_line(line: &str) -> Result<TxLine, TxTextError> {
     let op = parse_op(op_name, &mut f)?;
     f.finish(op_name)?;
     Ok(TxLine { op, account, nonce, ts, signer, signature })
+}
+
+fn classify(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Eof => "the line ends inside a value",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "invalid data",
+        serde_json::error::Category::Io => "read error",
+    }
 }
 
 fn parse_op(op_name: &str, f: &mut Fields<'_>) -> Result<Op, TxTextError> {
@@ -364,13 +377,16 @@ pub fn role_of(op: &Op) -> Option<Role> {
 pub struct DevSigner {
     nonces: BTreeMap<[u8; 32], u64>,
     accounts_created: u64,
+    /// Derived keys by signer (`None` = a role, `Some(id)` = an account): deriving costs
+    /// a hash and a scalar multiplication, more than signing itself.
+    keys: BTreeMap<(Option<Role>, u64), ed25519_dalek::SigningKey>,
 }
 
 impl DevSigner {
     /// A signer that assumes `accounts` accounts exist already (0 on a fresh exchange).
     #[must_use]
     pub fn new(accounts: u64) -> Self {
-        Self { nonces: BTreeMap::new(), accounts_created: accounts }
+        Self { nonces: BTreeMap::new(), accounts_created: accounts, keys: BTreeMap::new() }
     }
 
     /// Remembers the last nonce a signer used (when resuming after existing transactions).
@@ -408,8 +424,15 @@ pub fn signed_from_line(line: &TxLine) -> Result<SignedTx, TxTextError> {
     let (Some(signer), Some(nonce), Some(signature)) = (line.signer, line.nonce, line.signature) else {
         return Err(TxTextError::Unsigned);
     };
+    Ok(SignedTx { tx: tx_from_line(line, signer, nonce), signature })
+}
+
+/// The transaction a line describes, for a given signer and nonce. The envelope's `account`
+/// is kept for user ops only: operator ops and `create_account` carry 0.
+#[must_use]
+pub fn tx_from_line(line: &TxLine, signer: [u8; 32], nonce: u64) -> Tx {
     let account = if matches!(line.op, Op::CreateAccount) || role_of(&line.op).is_some() { 0 } else { line.account };
-    Ok(SignedTx { tx: Tx { signer, nonce, account, op: line.op }, signature })
+    Tx { signer, nonce, account, op: line.op }
 }
 
 /// Renders a signed transaction as one JSON line (the inverse of [`parse_tx_line`]), with
@@ -604,7 +627,7 @@ mod tests {
     #[test]
     fn bad_lines_name_the_problem() {
         let cases = [
-            ("{not json", "not a JSON object"),
+            ("{not json", "not JSON: syntax error at column 2"),
             (r#"{"op":"teleport"}"#, "unknown op"),
             (r#"{"op":"deposit","account":1,"asset":"USDC","amount":1.5}"#, "JSON number"),
             (r#"{"op":"deposit","account":1,"asset":"USDC","amount":"1e5"}"#, "not a plain decimal"),
