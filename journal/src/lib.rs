@@ -1,7 +1,7 @@
 //! `verex-journal`: an append-only, memory-mapped, hash-chained journal of framed byte records.
 //!
 //! The journal knows nothing of transactions: it stores opaque payloads with their gap-free
-//! seq and returns them, zero-copy and 8-byte aligned, straight from the mapping.
+//! seq and returns them, zero-copy and 16-byte aligned, straight from the mapping.
 //!
 //! # On-disk format (version 1)
 //!
@@ -11,11 +11,11 @@
 //! [`segment`](crate::segment) for the layout): magic, format version, segment index, first
 //! seq, segment size, a checksum of the header, and the previous segment's last hash.
 //!
-//! Frames follow the header back to back, each starting at a multiple of 8 (see
+//! Frames follow the header back to back, each starting at a multiple of 16 (see
 //! [`frame`](crate::frame)):
 //!
 //! ```text
-//! u32 payload_len | u32 FRAME_MAGIC | u64 seq | u64 segment_index | payload | zero pad to 8 | u64 hash
+//! u32 payload_len | u32 FRAME_MAGIC | u64 seq | payload | zero pad to 16 | u64 segment_index | u64 hash
 //! ```
 //!
 //! All integers are fixed-width little-endian. Zeroed space after the last frame marks the
@@ -23,15 +23,17 @@
 //!
 //! # The hash chain
 //!
-//! `h[n] = xxh3_64(h[n-1].to_le_bytes() ‖ record[n])`, where `record[n]` is the frame's bytes
-//! from its first byte up to (not including) its stored hash: the 24 header bytes
-//! (`payload_len`, `FRAME_MAGIC`, `seq`, `segment_index`), the payload, and its zero padding.
-//! `h` before the first record is [`GENESIS_HASH`] (0), and each segment header's `prev_hash`
-//! carries the chain across files. See [`chain_hash`] for a reference implementation.
+//! `h[n] = xxh3_64(h[n-1].to_le_bytes() ‖ record[n])` (XXH3 64-bit, seed 0), where
+//! `record[n]` is the frame's bytes from its first byte up to (not including) its stored hash:
+//! the 16 header bytes (`payload_len`, `FRAME_MAGIC`, `seq`), the payload, its zero padding to
+//! a multiple of 16, and the 8-byte `segment_index`. `h` before the first record is
+//! [`GENESIS_HASH`] (0), and each segment header's `prev_hash` carries the chain across
+//! files. See [`chain_hash`] for a reference implementation.
 //!
-//! Every written byte is covered: the header by its checksum, each frame (header, payload,
-//! padding) by its hash (padding is also checked to be zero), each hash by the next frame's
-//! hash, and the space after the end by a check that it is zero.
+//! Every written byte is covered: the segment header by its checksum, each frame (header,
+//! payload, padding, segment index) by its hash, each stored hash by recomputation (and as
+//! the prefix of the next frame's hash input), padding and the space after the end by checks
+//! that they are zero.
 //!
 //! # Modules
 //!
@@ -57,7 +59,7 @@ pub mod test_support;
 
 pub use error::JournalError;
 pub use frame::{
-    chain_hash, frame_len, padded_len, FrameFault, FRAME_ALIGN, FRAME_HASH_BYTES, FRAME_HEADER_BYTES, FRAME_MAGIC,
+    chain_hash, frame_len, padded_len, FrameFault, FRAME_ALIGN, FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_TRAILER_BYTES,
     MAX_FRAME_BYTES, MAX_PAYLOAD_BYTES,
 };
 pub use reader::{JournalReader, Record, RecordIter, SPARSE_INDEX_STRIDE};

@@ -1,7 +1,7 @@
 //! The reader: maps segments read-only and yields records straight from the mapping.
 //!
-//! Records are borrowed (`Record<'a>`), never copied; payloads are 8-byte aligned so callers
-//! can access archives in place. Every record is re-verified (seq, segment, padding, rolling
+//! Records are borrowed (`Record<'a>`), never copied; payloads are 16-byte aligned so callers
+//! can access `rkyv` archives in place. Every record is re-verified (seq, segment, padding, rolling
 //! hash) as it is yielded, and the chain is checked where it crosses segments.
 //!
 //! Seeking: segments are binary-searched by their header's first seq, then a sparse index
@@ -32,7 +32,7 @@ pub const SPARSE_INDEX_STRIDE: u64 = 256;
 pub struct Record<'a> {
     /// The record's sequence number.
     pub seq: u64,
-    /// The payload, in place in the mapping; its address is a multiple of 8.
+    /// The payload, in place in the mapping; its address is a multiple of 16 (`FRAME_ALIGN`).
     pub payload: &'a [u8],
     /// The rolling hash `h[seq]`.
     pub hash: u64,
@@ -229,7 +229,7 @@ impl JournalReader {
         };
         while at_seq < seq {
             // Frames before `scanned_off` were verified by the scan, so their heads parse.
-            let Ok((head, _)) = frame::peek_head(segment.bytes(), off, segment.header.segment_index) else {
+            let Ok(head) = frame::peek_head(segment.bytes(), off) else {
                 let reason = format!("record {at_seq} vanished from offset {off}");
                 return Err(JournalError::corrupt(at_seq, &segment.path, reason));
             };

@@ -8,7 +8,8 @@
 //! * **A torn frame** (only in the *last* segment): non-zero bytes confined to the extent of one
 //!   frame starting at `B` (`frame_len(payload_len)` if the header word at `B` has a plausible
 //!   length, else `MAX_FRAME_BYTES`, since a write torn before its length landed has unknown
-//!   length), with no plausible frame header at any 8-aligned offset after `B` and only zeros
+//!   length), with no plausible frame header (magic, length, segment index) at any frame
+//!   position (multiple of 16) after `B` and only zeros
 //!   after the extent. That is what a crash in the middle of `append` leaves: the writer writes
 //!   one frame at a time into zeroed space. It is cut (zeroed and synced) and reported.
 //! * Anything else is **corruption**: a valid-looking record after the failure (a flipped bit
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::JournalError;
-use crate::frame::{self, FrameCheck, FrameFault, MAX_FRAME_BYTES};
+use crate::frame::{self, FrameCheck, FrameFault, FRAME_ALIGN, MAX_FRAME_BYTES};
 use crate::segment::{self, SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES};
 
 /// What recovery found and did when the writer opened the journal.
@@ -257,21 +258,21 @@ fn judge_end(bytes: &[u8], header: &SegmentHeader, scan: &SegmentScan) -> Result
     let Some(first_dirty) = first_nonzero(&bytes[start..]) else {
         return Ok(None);
     };
-    // Look for plausible frame headers from the first non-zero word after `start` on.
-    let mut probe = (start + first_dirty) / 8 * 8;
+    // Look for plausible frame headers at frame positions from the first non-zero byte on.
+    let align = FRAME_ALIGN as usize;
+    let mut probe = (start + first_dirty) / align * align;
     if probe == start {
-        probe += 8;
+        probe += align;
     }
     while probe < bytes.len() {
-        if let Ok((_, seq)) = frame::peek_head(bytes, probe, header.segment_index) {
+        if let Some(seq) = frame::looks_like_frame(bytes, probe, header.segment_index) {
             return Err(format!(
-                "a valid-looking record (seq {seq}) at offset {probe} follows the first invalid \
-                 position at offset {start}"
+                "a valid-looking record (seq {seq}) at offset {probe} follows the first invalid position at offset {start}"
             ));
         }
-        probe += 8;
+        probe += align;
     }
-    let extent_end = torn_extent_end(bytes, start, header.segment_index);
+    let extent_end = torn_extent_end(bytes, start);
     if let Some(stray) = first_nonzero(&bytes[extent_end..]) {
         return Err(format!(
             "non-zero byte at offset {} beyond the log's end at offset {start} (a torn frame there \
@@ -283,11 +284,11 @@ fn judge_end(bytes: &[u8], header: &SegmentHeader, scan: &SegmentScan) -> Result
 }
 
 /// The end of the region a torn frame at `start` could have written.
-fn torn_extent_end(bytes: &[u8], start: usize, segment_index: u64) -> usize {
+fn torn_extent_end(bytes: &[u8], start: usize) -> usize {
     let limit = bytes.len();
     let any_frame = (start + MAX_FRAME_BYTES as usize).min(limit);
-    match frame::peek_head(bytes, start, segment_index) {
-        Ok((head, _)) => start + head.frame_bytes,
+    match frame::peek_head(bytes, start) {
+        Ok(head) => start + head.frame_bytes,
         // A header word too damaged to give a length: a torn write cannot produce that (the
         // word is written in one aligned store), but its frame is at most MAX_FRAME_BYTES.
         Err(_) => any_frame,

@@ -111,15 +111,16 @@ fn set_len_truncation_inside_the_last_record_is_a_torn_tail_and_the_file_is_rest
     }
 }
 
-/// Encodes the first `keep` bytes of a frame for `seq` in segment `index` (no hash unless
-/// `keep` covers it), per the documented format.
+/// Encodes the first `keep` bytes of a frame for `seq` in segment `index` (never its hash),
+/// per the documented format.
 fn partial_frame(seq: u64, index: u64, payload: &[u8], keep: usize) -> Vec<u8> {
     let mut frame = Vec::new();
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     frame.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
     frame.extend_from_slice(&seq.to_le_bytes());
-    frame.extend_from_slice(&index.to_le_bytes());
     frame.extend_from_slice(payload);
+    frame.resize(16 + payload.len().div_ceil(16) * 16, 0);
+    frame.extend_from_slice(&index.to_le_bytes());
     frame.truncate(keep);
     frame
 }
@@ -134,10 +135,12 @@ fn a_torn_write_after_a_valid_log_is_cut_and_reported() {
     let payload = vec![0x5Au8; 100];
     // (bytes written at `end`, expected truncated bytes, reason fragment)
     let cases: Vec<(Vec<u8>, u64, &str)> = vec![
-        (partial_frame(RECORDS + 1, 3, &payload, 8), 8, "names segment 0"),
-        (partial_frame(RECORDS + 1, 3, &payload, 24), 17, "hash mismatch"), // up to the last non-zero byte
-        (partial_frame(RECORDS + 1, 3, &payload, 24 + 40), 64, "hash mismatch"),
-        (partial_frame(RECORDS + 1, 3, &payload, 24 + 100), 124, "hash mismatch"),
+        (partial_frame(RECORDS + 1, 3, &payload, 8), 8, "frame seq 0"),
+        // Up to the last non-zero byte: seq 801 = 0x321 ends at offset 10.
+        (partial_frame(RECORDS + 1, 3, &payload, 16), 10, "names segment 0"),
+        (partial_frame(RECORDS + 1, 3, &payload, 16 + 40), 56, "names segment 0"),
+        (partial_frame(RECORDS + 1, 3, &payload, 16 + 100), 116, "names segment 0"),
+        (partial_frame(RECORDS + 1, 3, &payload, 16 + 112 + 8), 16 + 112 + 1, "hash mismatch"),
     ];
     for (bytes, truncated, reason) in cases {
         restore(&path, &pristine);
@@ -152,12 +155,12 @@ fn a_torn_write_after_a_valid_log_is_cut_and_reported() {
     }
     // Payload bytes whose header word never landed: an uncommitted frame, within one frame.
     restore(&path, &pristine);
-    write_at(&path, end + 24, &payload);
+    write_at(&path, end + 16, &payload);
     let report = open_ok(dir.path());
     assert_eq!(report.last_seq, RECORDS);
     let torn = report.torn_at.expect("torn tail");
     assert!(torn.reason.contains("uncommitted"), "{}", torn.reason);
-    assert_eq!(report.truncated_bytes, 124);
+    assert_eq!(report.truncated_bytes, 116);
     write_deterministic(dir.path(), RECORDS + 1..=RECORDS + 3);
     assert_eq!(verify_deterministic(dir.path(), 1), RECORDS + 3);
 }
@@ -223,11 +226,11 @@ fn flipped_bits_mid_log_are_corruption_and_in_the_last_record_a_torn_tail() {
     let (_, placed) = build();
     let r = record(&placed, mid);
     let cases = [
-        ("payload", 24 + r.payload_len / 2),
+        ("payload", 16 + r.payload_len / 2),
         ("length", 0),
         ("magic", 5),
         ("seq", 9),
-        ("segment index", 17),
+        ("segment index", r.frame_bytes - 15),
         ("hash", r.frame_bytes - 3),
     ];
     for (what, at) in cases {
@@ -436,9 +439,9 @@ fn offsets_to_damage(placed: &[Placed], index: u64) -> Vec<u64> {
     let mut offsets: Vec<u64> = (0..64).collect();
     let frames: Vec<&Placed> = placed.iter().filter(|p| p.segment_index == index).collect();
     for p in &frames {
-        let payload_end = p.frame_offset + 24 + p.payload_len;
-        offsets.extend(p.frame_offset..p.frame_offset + 24);
-        offsets.extend((p.frame_offset + 24..payload_end).step_by(37));
+        let payload_end = p.frame_offset + 16 + p.payload_len;
+        offsets.extend(p.frame_offset..p.frame_offset + 16);
+        offsets.extend((p.frame_offset + 16..payload_end).step_by(37));
         offsets.extend(payload_end..p.frame_offset + p.frame_bytes);
     }
     let end = frames.last().map_or(64, |p| p.frame_offset + p.frame_bytes);

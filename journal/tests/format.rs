@@ -46,15 +46,16 @@ fn chain_recomputed_from_the_raw_files_matches_reader_and_writer() {
         // Frames.
         let mut off = 64usize;
         while off + 32 <= bytes.len() && u64_at(&bytes, off) != 0 {
+            assert_eq!(off % 16, 0);
             let len = u32_at(&bytes, off) as usize;
             assert_eq!(&bytes[off + 4..off + 8], b"VXR1");
             assert_eq!(u64_at(&bytes, off + 8), seq);
-            assert_eq!(u64_at(&bytes, off + 16), index);
-            let padded = len.div_ceil(8) * 8;
+            let padded = len.div_ceil(16) * 16;
             deterministic_payload(seq, &mut payload);
-            assert_eq!(&bytes[off + 24..off + 24 + len], &payload[..]);
-            assert!(bytes[off + 24 + len..off + 24 + padded].iter().all(|&b| b == 0));
-            let record = &bytes[off..off + 24 + padded];
+            assert_eq!(&bytes[off + 16..off + 16 + len], &payload[..]);
+            assert!(bytes[off + 16 + len..off + 16 + padded].iter().all(|&b| b == 0));
+            assert_eq!(u64_at(&bytes, off + 16 + padded), index, "segment index");
+            let record = &bytes[off..off + 16 + padded + 8];
             let concatenated: Vec<u8> = hash.to_le_bytes().iter().chain(record).copied().collect();
             let next = xxh3_64(&concatenated);
             assert_eq!(next, chain_hash(hash, record));
@@ -62,7 +63,7 @@ fn chain_recomputed_from_the_raw_files_matches_reader_and_writer() {
             assert_eq!(reader_hashes[(seq - 1) as usize], next);
             hash = next;
             seq += 1;
-            off += 24 + padded + 8;
+            off += 32 + padded;
         }
         assert!(bytes[off..].iter().all(|&b| b == 0), "zeroed space after the data");
         index += 1;

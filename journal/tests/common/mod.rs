@@ -81,7 +81,7 @@ pub fn verify_deterministic(dir: &Path, first: u64) -> u64 {
         assert_eq!(record.seq, expected_seq);
         deterministic_payload(record.seq, &mut payload);
         assert_eq!(record.payload, &payload[..], "payload of seq {}", record.seq);
-        assert_eq!(record.payload.as_ptr() as usize % 8, 0, "payload aligned");
+        assert_eq!(record.payload.as_ptr() as usize % 16, 0, "payload aligned");
         expected_seq += 1;
     }
     expected_seq - 1
