@@ -282,7 +282,7 @@ pub(crate) fn parse_frame(bytes: &[u8], off: usize, expected_seq: u64, segment_i
     // see the whole frame.
     let stored = load_u64(bytes, hash_offset(off, &head), Ordering::Acquire);
     let seq = read_u64(bytes, off + 8);
-    if seq != expected_seq {
+    if seq != expected_seq || seq == u64::MAX {
         return FrameCheck::Invalid(FrameFault::WrongSeq { expected: expected_seq, found: seq });
     }
     let payload_start = off + FRAME_HEADER_BYTES as usize;

@@ -120,9 +120,9 @@ impl SegmentHeader {
             segment_bytes: u64_at(32),
             prev_hash: u64_at(56),
         };
-        if header.segment_index == 0 || header.first_seq == 0 {
+        if header.segment_index == 0 || header.first_seq == 0 || header.first_seq == u64::MAX {
             return Err(format!(
-                "segment index {} and first seq {} must be at least 1",
+                "segment index {} must be at least 1 and first seq {} within 1..u64::MAX",
                 header.segment_index, header.first_seq
             ));
         }

@@ -80,7 +80,8 @@ struct ActiveSegment {
 ///
 /// Seqs are gap-free: each `append` must carry `last_seq() + 1`; on an empty journal the first
 /// `append` chooses the first seq (any value `>= 1`, normally 1), which is then persisted in the
-/// first segment's header.
+/// first segment's header. Seq 0 means "none" and `u64::MAX` is never valid, so `seq + 1`
+/// cannot overflow anywhere.
 pub struct JournalWriter {
     dir: PathBuf,
     segment_bytes: u64,
@@ -157,7 +158,8 @@ impl JournalWriter {
         Ok((writer, report))
     }
 
-    /// Appends one record. `seq` must be `last_seq() + 1` (any seq `>= 1` on an empty journal).
+    /// Appends one record. `seq` must be `last_seq() + 1` (any seq in `1..u64::MAX` on an empty
+    /// journal).
     ///
     /// Copies `payload` once, into the mapping. With [`Durability::Sync`] the record is durable
     /// when this returns; otherwise see [`JournalWriter::commit`].
@@ -169,7 +171,7 @@ impl JournalWriter {
         if payload_len > MAX_PAYLOAD_BYTES {
             return Err(JournalError::PayloadTooLarge { len: payload_len, max: MAX_PAYLOAD_BYTES });
         }
-        let expected = self.next_seq.unwrap_or(seq.max(1));
+        let expected = self.next_seq.unwrap_or(seq.clamp(1, u64::MAX - 1));
         if seq != expected {
             return Err(JournalError::SeqOutOfOrder { expected, got: seq });
         }

@@ -199,6 +199,10 @@ fn first_append_defines_the_first_seq_and_later_seqs_are_gap_free() {
     let dir = tempfile::tempdir().unwrap();
     let (mut writer, _) = open(dir.path()).unwrap();
     assert!(matches!(writer.append(0, b"x"), Err(JournalError::SeqOutOfOrder { expected: 1, got: 0 })));
+    assert!(matches!(
+        writer.append(u64::MAX, b"x"),
+        Err(JournalError::SeqOutOfOrder { expected, got: u64::MAX }) if expected == u64::MAX - 1
+    ));
     writer.append(1000, b"first").unwrap();
     assert!(matches!(writer.append(1000, b"dup"), Err(JournalError::SeqOutOfOrder { expected: 1001, got: 1000 })));
     assert!(matches!(writer.append(999, b"back"), Err(JournalError::SeqOutOfOrder { expected: 1001, got: 999 })));
