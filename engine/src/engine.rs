@@ -7,7 +7,7 @@
 
 use crate::accounts::{Accounts, Balance, NIL};
 use crate::book::{Book, LevelPool};
-use crate::catalog::{Asset, Catalog, Market, DEFAULT_WEIGHT};
+use crate::catalog::{Asset, Catalog, Listing, Market, DEFAULT_WEIGHT};
 use crate::events::{Event, EventBuf, PoolMove, RejectReason};
 use crate::fixed::{ratio_units, RATIO_ONE};
 use crate::genesis::Genesis;
@@ -15,7 +15,7 @@ use crate::limits::{Limits, MAX_ASSET_DECIMALS, MAX_FEE_RATIO, MAX_PRICE_DECIMAL
 use crate::orders::OrderPool;
 use crate::signing::Role;
 use crate::tx::{
-    ArchivedAddAsset, ArchivedAddMarket, ArchivedAssetAmount, ArchivedDeposit, ArchivedMark, ArchivedOp,
+    ArchivedAddAsset, ArchivedAddMarket, ArchivedAssetAmount, ArchivedDeposit, ArchivedFunding, ArchivedMark, ArchivedOp,
     ArchivedSequencedTx, ArchivedTx, MarketKind, MAX_MARK_PRICES,
 };
 
@@ -55,8 +55,9 @@ pub struct Engine {
     pub(crate) books: Vec<Book>,
     /// Per asset: the fee account's balance (rounding remainders and fees).
     pub(crate) fees: Vec<u64>,
-    /// Per asset: the insurance fund's balance.
-    pub(crate) insurance: Vec<u64>,
+    /// Per asset: the insurance fund's balance (negative only if positions it took over
+    /// lost more than it held).
+    pub(crate) insurance: Vec<i64>,
     /// Per asset: Σ deposits − Σ withdrawals.
     pub(crate) supply: Vec<u64>,
     /// Per asset: Σ lent over accounts.
@@ -68,6 +69,16 @@ pub struct Engine {
     pub(crate) next_order_id: u64,
     /// Scratch for one tx: makers filled completely, reported after the taker's status.
     pub(crate) filled_makers: Vec<(u64, u64, u16)>,
+    /// Per market: perp positions (empty for spot markets).
+    pub(crate) positions: Vec<crate::perp::Positions>,
+    /// Indexes of the perp markets, ascending.
+    pub(crate) perp_markets: Vec<u16>,
+    /// Scratch for one tx: accounts whose margin must be evaluated before the tx ends.
+    pub(crate) touched: Vec<u32>,
+    /// Per account: the seq at which it was last added to `touched` (dedupes it).
+    pub(crate) touched_seq: Vec<u64>,
+    /// Scratch for auto-deleveraging: (opposite size, account).
+    pub(crate) adl_scratch: Vec<(u64, u32)>,
 }
 
 impl Engine {
@@ -96,17 +107,26 @@ impl Engine {
             last_ts: 0,
             next_order_id: 1,
             filled_makers: Vec::with_capacity(limits.max_fills_per_tx as usize),
+            positions: Vec::with_capacity(usize::from(limits.max_markets)),
+            perp_markets: Vec::with_capacity(usize::from(limits.max_markets)),
+            touched: Vec::with_capacity(limits.max_accounts as usize),
+            touched_seq: Vec::with_capacity(limits.max_accounts as usize),
+            adl_scratch: Vec::with_capacity(limits.max_accounts as usize),
         })
     }
 
     /// Events one tx can produce at most: size an [`EventBuf`] with this.
     #[must_use]
     pub fn event_capacity(&self) -> usize {
-        // A taker: accepted, per fill a fill plus a maker status, self-trade cancels of the
-        // taker's own resting orders, and its own final status; a cancel_all: one per order.
+        // A taker: accepted, per fill a fill, a maker status and two settlements, self-trade
+        // cancels of its own resting orders, its final status. A mark: a settlement per
+        // position of each priced perp, then liquidations: their cancels (at most every
+        // resting order), their closing fills, takeovers and ADLs (bounded by positions).
         let fills = self.limits.max_fills_per_tx as usize;
         let own_orders = self.limits.max_orders_per_account as usize;
-        4 + 2 * fills + own_orders
+        let accounts = self.limits.max_accounts as usize;
+        let orders = self.limits.max_orders as usize;
+        16 + 4 * fills + own_orders + orders + (MAX_MARK_PRICES + 4) * accounts
     }
 
     /// A buffer sized for this engine.
@@ -138,6 +158,9 @@ impl Engine {
             // A rule broke before any state changed (every op validates before it mutates).
             out.truncate(0);
             out.push(Event::Rejected { reason });
+            self.touched.clear();
+        } else if !self.touched.is_empty() {
+            self.risk_pass(out);
         }
         debug_assert!(!out.overflowed(), "event buffer sized by event_capacity");
         Ok(())
@@ -185,9 +208,9 @@ impl Engine {
             (ArchivedOp::AddMarket(op), _) => self.add_market(op, out),
             (ArchivedOp::CreateAccount, _) => self.create_account(tx, out),
             (ArchivedOp::Deposit(op), _) => self.deposit(op, out),
-            (ArchivedOp::Mark(op), _) => self.mark(op),
+            (ArchivedOp::Mark(op), _) => self.mark(op, out),
             (ArchivedOp::Tick, _) => Ok(()),
-            (ArchivedOp::Funding(_), _) => Err(RejectReason::WrongMarketKind),
+            (ArchivedOp::Funding(op), _) => self.funding(op, out),
             (op, Actor::Account(account)) => self.dispatch_user(op, account, out),
             (_, Actor::Operator) => Err(RejectReason::NotPermitted),
         }
@@ -248,11 +271,10 @@ impl Engine {
         }
         let index = self.catalog.push_asset(asset);
         self.accounts.add_asset_column();
-        for column in
-            [&mut self.fees, &mut self.insurance, &mut self.supply, &mut self.pool_lent, &mut self.pool_borrowed]
-        {
+        for column in [&mut self.fees, &mut self.supply, &mut self.pool_lent, &mut self.pool_borrowed] {
             column.push(0);
         }
+        self.insurance.push(0);
         out.push(Event::AssetAdded { asset: index });
         Ok(())
     }
@@ -276,6 +298,12 @@ impl Engine {
         let market = self.market_config(op, symbol, base, quote)?;
         let index = self.catalog.push_market(market);
         self.books.push(Book::new(self.limits.max_levels_per_side));
+        if market.kind == MarketKind::Perp {
+            self.positions.push(crate::perp::Positions::new(self.accounts.len(), self.limits.max_accounts as usize));
+            self.perp_markets.push(index);
+        } else {
+            self.positions.push(crate::perp::Positions::default());
+        }
         out.push(Event::MarketAdded { market: index });
         Ok(())
     }
@@ -338,6 +366,10 @@ impl Engine {
             return Err(RejectReason::LimitReached);
         }
         let id = self.accounts.create(tx.signer, tx.nonce.to_native());
+        for i in 0..self.perp_markets.len() {
+            self.positions[usize::from(self.perp_markets[i])].push_account();
+        }
+        self.touched_seq.push(0);
         out.push(Event::AccountCreated { account: id });
         Ok(())
     }
@@ -355,27 +387,36 @@ impl Engine {
         u64::try_from(units).ok().filter(|u| *u > 0).ok_or(RejectReason::InvalidAmount)
     }
 
+    /// `deposit`: credits an account, or with account 0 the insurance fund.
     fn deposit(&mut self, op: &ArchivedDeposit, out: &mut EventBuf) -> Result<(), RejectReason> {
         let account_id = op.account.to_native();
-        let index = self.accounts.index(account_id).ok_or(RejectReason::UnknownAccount)?;
+        let index = match account_id {
+            0 => None,
+            id => Some(self.accounts.index(id).ok_or(RejectReason::UnknownAccount)?),
+        };
         let asset = self.catalog.asset_index(&op.asset.to_native()).ok_or(RejectReason::UnknownAsset)?;
         let amount = self.amount_units(asset, &op.amount)?;
         let supply = self.supply[usize::from(asset)];
         let new_supply = supply.checked_add(amount).filter(|s| *s <= MAX_SUPPLY_UNITS).ok_or(RejectReason::Overflow)?;
         self.supply[usize::from(asset)] = new_supply;
-        let balance = self.accounts.balance_mut(index, asset);
-        balance.available += amount;
+        match index {
+            Some(index) => self.adjust(index, asset, i128::from(amount)),
+            None => self.adjust_insurance(asset, i128::from(amount)),
+        }
         out.push(Event::Deposit { account: account_id, asset, amount });
         Ok(())
     }
 
     fn withdraw(&mut self, account: u32, op: &ArchivedAssetAmount, out: &mut EventBuf) -> Result<(), RejectReason> {
         let (asset, amount) = self.asset_amount(op)?;
-        let balance = self.accounts.balance_mut(account, asset);
-        if balance.available < amount {
+        if self.accounts.balance(account, asset).available < amount {
             return Err(RejectReason::InsufficientBalance);
         }
-        balance.available -= amount;
+        let after = self.margin_after(account, asset, -i128::from(amount));
+        if after.initial > 0 && after.equity < after.initial {
+            return Err(RejectReason::InsufficientMargin);
+        }
+        self.accounts.balance_mut(account, asset).available -= amount;
         self.supply[usize::from(asset)] -= amount;
         out.push(Event::Withdrawal { account: u64::from(account) + 1, asset, amount });
         Ok(())
@@ -429,19 +470,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Records oracle prices: asset index prices and perp mark prices. All entries are checked
-    /// before any is stored.
-    fn mark(&mut self, op: &ArchivedMark) -> Result<(), RejectReason> {
+    /// `mark`: oracle prices. Asset index prices are stored (every position holder is then
+    /// re-evaluated); each perp is settled to its new mark, and its holders whose risk band
+    /// the mark leaves are evaluated. All entries are checked before any is used.
+    fn mark(&mut self, op: &ArchivedMark, out: &mut EventBuf) -> Result<(), RejectReason> {
         let count = usize::from(op.count);
         if count == 0 || count > MAX_MARK_PRICES {
             return Err(RejectReason::InvalidAmount);
         }
-        let mut resolved = [(crate::catalog::Listing::Asset(0), 0i64); MAX_MARK_PRICES];
+        let mut resolved = [(Listing::Asset(0), 0i64); MAX_MARK_PRICES];
         for (slot, entry) in resolved.iter_mut().zip(&op.prices[..count]) {
             let listing = self.catalog.lookup(&entry.symbol.to_native()).ok_or(RejectReason::UnknownMarket)?;
             let decimals = match listing {
-                crate::catalog::Listing::Asset(_) => crate::catalog::INDEX_PRICE_DECIMALS,
-                crate::catalog::Listing::Market(m) => {
+                Listing::Asset(_) => crate::catalog::INDEX_PRICE_DECIMALS,
+                Listing::Market(m) => {
                     let market = self.catalog.market(m);
                     if market.kind != MarketKind::Perp {
                         return Err(RejectReason::WrongMarketKind);
@@ -455,11 +497,53 @@ impl Engine {
             }
             *slot = (listing, price);
         }
+        let mut index_moved = false;
         for (listing, price) in &resolved[..count] {
-            match listing {
-                crate::catalog::Listing::Asset(a) => self.catalog.asset_mut(*a).index_price = *price,
-                crate::catalog::Listing::Market(m) => self.catalog.market_mut(*m).last_mark = *price,
+            if let Listing::Asset(a) = listing {
+                index_moved |= self.catalog.asset(*a).index_price != *price;
+                self.catalog.asset_mut(*a).index_price = *price;
             }
+        }
+        for (listing, price) in &resolved[..count] {
+            if let Listing::Market(m) = listing {
+                self.settle_mark(*m, *price, out);
+                self.touch_out_of_band(*m, *price);
+            }
+        }
+        if index_moved {
+            self.touch_all_holders();
+        }
+        Ok(())
+    }
+
+    /// Touches the holders of market `m` whose risk band does not contain `mark`.
+    fn touch_out_of_band(&mut self, m: u16, mark: i64) {
+        for i in 0..self.positions[usize::from(m)].holders.len() {
+            let positions = &self.positions[usize::from(m)];
+            if mark < positions.band_low[i] || mark > positions.band_high[i] {
+                let account = positions.holders[i];
+                self.touch(account);
+            }
+        }
+    }
+
+    /// `funding`: a perp's positions pay or receive `size × mark × rate`.
+    fn funding(&mut self, op: &ArchivedFunding, out: &mut EventBuf) -> Result<(), RejectReason> {
+        let m = self.catalog.market_index(&op.market.to_native()).ok_or(RejectReason::UnknownMarket)?;
+        if self.catalog.market(m).kind != MarketKind::Perp {
+            return Err(RejectReason::WrongMarketKind);
+        }
+        if self.catalog.market(m).last_mark == 0 {
+            return Err(RejectReason::NoPrice);
+        }
+        let rate = ratio_units(&op.rate).ok_or(RejectReason::InvalidAmount)?;
+        if rate.abs() > RATIO_ONE {
+            return Err(RejectReason::InvalidAmount);
+        }
+        self.apply_funding(m, rate, out);
+        for i in 0..self.positions[usize::from(m)].holders.len() {
+            let account = self.positions[usize::from(m)].holders[i];
+            self.touch(account);
         }
         Ok(())
     }
@@ -570,7 +654,7 @@ impl Engine {
 
     /// The insurance fund's balance in an asset.
     #[must_use]
-    pub fn insurance(&self, asset: u16) -> u64 {
+    pub fn insurance(&self, asset: u16) -> i64 {
         self.insurance.get(usize::from(asset)).copied().unwrap_or(0)
     }
 

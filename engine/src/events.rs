@@ -239,6 +239,74 @@ pub enum Event {
         /// Fee charged to the taker, in quote/settle units.
         taker_fee: i64,
     },
+    /// PnL moved into (or out of) an account's settle balance: on a mark, or a fill away
+    /// from the mark.
+    Settlement {
+        /// Perp market index.
+        market: u16,
+        /// Account id.
+        account: u64,
+        /// Settle-asset units, signed.
+        pnl: i64,
+    },
+    /// A funding payment received (positive) or paid (negative).
+    Funding {
+        /// Perp market index.
+        market: u16,
+        /// Account id.
+        account: u64,
+        /// Settle-asset units, signed.
+        amount: i64,
+    },
+    /// Part of a liquidated account's position was closed.
+    Liquidation {
+        /// The liquidated account.
+        account: u64,
+        /// Perp market index.
+        market: u16,
+        /// Quantity closed, base units.
+        qty: u64,
+        /// Price (last fill price for the book; the bankruptcy price otherwise).
+        price: i64,
+        /// How it was closed.
+        via: LiquidationVia,
+    },
+    /// An opposite position was deleveraged against a bankrupt one.
+    Adl {
+        /// The deleveraged account.
+        account: u64,
+        /// The liquidated account.
+        liquidated: u64,
+        /// Perp market index.
+        market: u16,
+        /// Quantity closed, base units.
+        qty: u64,
+        /// The bankruptcy price.
+        price: i64,
+    },
+}
+
+/// How a liquidated position was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LiquidationVia {
+    /// Against resting orders, no worse than the bankruptcy price.
+    Book,
+    /// Taken over by the insurance fund at the bankruptcy price.
+    Insurance,
+    /// Auto-deleveraged against opposite positions at the bankruptcy price.
+    Adl,
+}
+
+impl LiquidationVia {
+    /// The event word.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Book => "book",
+            Self::Insurance => "insurance",
+            Self::Adl => "adl",
+        }
+    }
 }
 
 /// A movement between an account and a lending pool.

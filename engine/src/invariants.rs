@@ -14,6 +14,30 @@ impl Engine {
         self.check_conservation()?;
         self.check_locks()?;
         self.check_books()?;
+        self.check_positions()?;
+        Ok(())
+    }
+
+    /// Per perp market: Σ sizes (insurance fund included) = 0, the holder list is exactly the
+    /// non-zero sizes, and no account with a maintenance requirement is below it.
+    fn check_positions(&self) -> Result<(), String> {
+        for &m in &self.perp_markets {
+            let positions = &self.positions[usize::from(m)];
+            let total: i128 = positions.size.iter().map(|s| i128::from(*s)).sum::<i128>() + i128::from(positions.insurance);
+            if total != 0 {
+                return Err(format!("market {m}: positions sum to {total}"));
+            }
+            let holders = positions.size.iter().filter(|s| **s != 0).count();
+            if holders != positions.holders.len() {
+                return Err(format!("market {m}: {holders} non-zero positions but {} holders", positions.holders.len()));
+            }
+        }
+        for (index, _) in self.accounts.iter() {
+            let margin = self.margin(index);
+            if margin.is_liquidatable() {
+                return Err(format!("account {} left below maintenance: {margin:?}", index + 1));
+            }
+        }
         Ok(())
     }
 

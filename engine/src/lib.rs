@@ -11,6 +11,7 @@
 //! - [`catalog`]: assets, markets and the symbol table;
 //! - `accounts`, `orders`, `book`: accounts and balances, the order pool, price levels;
 //! - `matching`: place, cancel, amend; `engine`: `apply` and the non-order ops;
+//! - `perp`: positions, settlement to the mark, funding; [`risk`]: margin, risk bands, liquidation;
 //! - `state_hash`, `invariants`: the canonical digest and the SPEC section 7 checks;
 //! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path).
 #![deny(missing_docs, clippy::unwrap_used)]
@@ -27,7 +28,9 @@ mod invariants;
 pub mod limits;
 mod matching;
 mod orders;
+mod perp;
 pub mod record;
+pub mod risk;
 pub mod sequencer;
 pub mod signing;
 mod state_hash;
@@ -36,7 +39,7 @@ pub mod tx;
 
 pub use accounts::Balance;
 pub use engine::{Engine, EngineError};
-pub use events::{CancelReason, Event, EventBuf, OrderStatus, RejectReason};
+pub use events::{CancelReason, Event, EventBuf, LiquidationVia, OrderStatus, RejectReason};
 pub use genesis::Genesis;
 pub use limits::Limits;
 pub use matching::OrderView;

@@ -93,21 +93,31 @@ fn bounded(value: i128) -> u64 {
     u64::try_from(value).unwrap_or_else(|_| panic!("invariant: amount {value} outside u64; supply cap broken"))
 }
 
-/// The asset an order of `side` locks in a spot market.
+/// The asset an order of `side` locks: a spot sell locks base, everything else the quote
+/// (spot) or settle (perp) asset.
 pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
-    match side {
-        Side::Buy => market.quote,
-        Side::Sell => market.base,
+    match (market.kind, side) {
+        (MarketKind::Spot, Side::Sell) => market.base,
+        _ => market.quote,
     }
 }
 
 /// What one lot (one `step`) of an order at `price` locks: its base quantity for a sell; for
 /// a buy, the lot's notional at `price` rounded up plus the larger fee on it rounded up.
 /// `None` on overflow.
+///
+/// A perp order (either side) locks per lot its initial margin at `price` (notional × IMF)
+/// plus the larger fee, each rounded up, in the settle asset.
 pub(crate) fn lock_per_lot(market: &Market, side: Side, price: i64) -> Option<u64> {
-    match side {
-        Side::Sell => Some(market.step_units),
-        Side::Buy => {
+    match (market.kind, side) {
+        (MarketKind::Perp, _) => {
+            let per_lot_product = i128::from(price).checked_mul(i128::from(market.step_units))?;
+            let margin = mul_ratio(per_lot_product, market.notional_exp, market.imf, Round::Ceil)?;
+            let fee = mul_ratio(per_lot_product, market.notional_exp, market.max_fee(), Round::Ceil)?;
+            u64::try_from(margin.checked_add(fee)?).ok()
+        }
+        (MarketKind::Spot, Side::Sell) => Some(market.step_units),
+        (MarketKind::Spot, Side::Buy) => {
             let per_lot_product = i128::from(price).checked_mul(i128::from(market.step_units))?;
             let notional = scale_pow10(per_lot_product, market.notional_exp, Round::Ceil)?;
             let fee = mul_ratio(per_lot_product, market.notional_exp, market.max_fee(), Round::Ceil)?;
@@ -232,7 +242,11 @@ impl Engine {
                     break 'levels;
                 }
                 let qty = remaining.min(maker.remaining);
-                if taker.side == Side::Buy {
+                if market.kind == MarketKind::Perp {
+                    let per_lot = lock_per_lot(market, taker.side, maker.price).ok_or(RejectReason::Overflow)?;
+                    let fill_cost = per_lot.checked_mul(qty / market.step_units).ok_or(RejectReason::Overflow)?;
+                    cost = cost.checked_add(fill_cost).ok_or(RejectReason::Overflow)?;
+                } else if taker.side == Side::Buy {
                     let amounts = fill_amounts(market, taker.side, maker.price, qty).ok_or(RejectReason::Overflow)?;
                     let fill_cost = apply_signed(amounts.notional_ceil, amounts.buyer_fee);
                     cost = cost.checked_add(fill_cost).ok_or(RejectReason::Overflow)?;
@@ -250,9 +264,6 @@ impl Engine {
     /// `place`: validates, locks, matches, then rests or cancels the remainder.
     pub(crate) fn place(&mut self, account: u32, op: &ArchivedPlace, out: &mut EventBuf) -> Result<(), RejectReason> {
         let (m, market) = self.market_of(&op.market)?;
-        if market.kind != MarketKind::Spot {
-            return Err(RejectReason::WrongMarketKind);
-        }
         let side = native_side(&op.side);
         let tif = native_tif(&op.tif);
         let qty = self.qty_units(&market, &op.qty)?;
@@ -280,30 +291,11 @@ impl Engine {
             }
         }
         let mut taker = Taker { account, market: m, side, order_id: 0, limit, remaining: qty, locked: 0, lock_per_lot: 0 };
-        let lock_in = lock_asset(&market, side);
-        let available = self.accounts.balance(account, lock_in).available;
-        let (need, fillable) = match (side, limit) {
-            (Side::Buy, None) => {
-                let (fillable, cost) = self.dry_run(&taker, &market)?;
-                if cost > available {
-                    return Err(RejectReason::InsufficientBalance);
-                }
-                (0, fillable)
-            }
-            (_, Some(price)) => {
-                taker.lock_per_lot = lock_per_lot(&market, side, price).ok_or(RejectReason::Overflow)?;
-                let need = taker.lock_per_lot.checked_mul(qty / market.step_units).ok_or(RejectReason::Overflow)?;
-                let fillable = if tif == TimeInForce::Fok { self.dry_run(&taker, &market)?.0 } else { qty };
-                (need, fillable)
-            }
-            (Side::Sell, None) => {
-                taker.lock_per_lot = market.step_units;
-                (qty, if tif == TimeInForce::Fok { self.dry_run(&taker, &market)?.0 } else { qty })
-            }
+        let (need, fillable) = match market.kind {
+            MarketKind::Spot if op.reduce_only => return Err(RejectReason::ReduceOnly),
+            MarketKind::Spot => self.spot_funds(&mut taker, &market, tif)?,
+            MarketKind::Perp => self.perp_funds(&mut taker, &market, tif, op.reduce_only)?,
         };
-        if need > available {
-            return Err(RejectReason::InsufficientBalance);
-        }
         taker.order_id = self.next_order_id;
         self.next_order_id += 1;
         self.emit_status(out, &taker, OrderStatus::Accepted, 0, 0);
@@ -311,11 +303,124 @@ impl Engine {
             self.emit_status(out, &taker, OrderStatus::Canceled(CancelReason::Fok), 0, 0);
             return Ok(());
         }
-        self.lock(account, lock_in, need);
+        self.lock(account, lock_asset(&market, side), need);
         taker.locked = need;
         let stop = self.match_taker(&mut taker, &market, out);
         self.finish_taker(taker, &market, tif, client_id, op.reduce_only, stop, out);
         Ok(())
+    }
+
+    /// What a spot order locks, and how much of it a `fok` could fill. A market buy locks
+    /// nothing and pays each fill from `available`, after a dry run proved it can afford them.
+    fn spot_funds(&self, taker: &mut Taker, market: &Market, tif: TimeInForce) -> Result<(u64, u64), RejectReason> {
+        let available = self.accounts.balance(taker.account, lock_asset(market, taker.side)).available;
+        let qty = taker.remaining;
+        let fok_fillable = |engine: &Self, taker: &Taker| -> Result<u64, RejectReason> {
+            if tif == TimeInForce::Fok {
+                Ok(engine.dry_run(taker, market)?.0)
+            } else {
+                Ok(qty)
+            }
+        };
+        let (need, fillable) = match (taker.side, taker.limit) {
+            (Side::Buy, None) => {
+                let (fillable, cost) = self.dry_run(taker, market)?;
+                if cost > available {
+                    return Err(RejectReason::InsufficientBalance);
+                }
+                (0, fillable)
+            }
+            (_, Some(price)) => {
+                taker.lock_per_lot = lock_per_lot(market, taker.side, price).ok_or(RejectReason::Overflow)?;
+                let need = taker.lock_per_lot.checked_mul(qty / market.step_units).ok_or(RejectReason::Overflow)?;
+                (need, fok_fillable(self, taker)?)
+            }
+            (Side::Sell, None) => {
+                taker.lock_per_lot = market.step_units;
+                (qty, fok_fillable(self, taker)?)
+            }
+        };
+        if need > available {
+            return Err(RejectReason::InsufficientBalance);
+        }
+        Ok((need, fillable))
+    }
+
+    /// What a perp order locks (initial margin and fee of its worst case), checked against
+    /// the account's cross margin; and how much of it a `fok` could fill. A reduce-only order
+    /// locks nothing, must shrink the position, and never rests.
+    fn perp_funds(
+        &self,
+        taker: &mut Taker,
+        market: &Market,
+        tif: TimeInForce,
+        reduce_only: bool,
+    ) -> Result<(u64, u64), RejectReason> {
+        if market.last_mark == 0 {
+            return Err(RejectReason::NoPrice);
+        }
+        let qty = taker.remaining;
+        let fillable = |engine: &Self, taker: &Taker| -> Result<u64, RejectReason> {
+            if tif == TimeInForce::Fok {
+                Ok(engine.dry_run(taker, market)?.0)
+            } else {
+                Ok(qty)
+            }
+        };
+        if reduce_only {
+            let position = self.positions[usize::from(taker.market)].size[taker.account as usize];
+            let shrinks = match taker.side {
+                Side::Sell => position > 0,
+                Side::Buy => position < 0,
+            };
+            let rests = taker.limit.is_some() && matches!(tif, TimeInForce::Gtc | TimeInForce::PostOnly);
+            if !shrinks || qty > position.unsigned_abs() || rests {
+                return Err(RejectReason::ReduceOnly);
+            }
+            return Ok((0, fillable(self, taker)?));
+        }
+        let (need, fillable) = match taker.limit {
+            Some(price) => {
+                taker.lock_per_lot = lock_per_lot(market, taker.side, price).ok_or(RejectReason::Overflow)?;
+                let need = taker.lock_per_lot.checked_mul(qty / market.step_units).ok_or(RejectReason::Overflow)?;
+                (need, fillable(self, taker)?)
+            }
+            None => {
+                let (fillable, cost) = self.dry_run(taker, market)?;
+                (cost, fillable)
+            }
+        };
+        let available = self.accounts.balance(taker.account, market.quote).available;
+        if need > available {
+            return Err(RejectReason::InsufficientMargin);
+        }
+        let after = self.margin_after(taker.account, market.quote, -i128::from(need));
+        if after.equity < after.initial {
+            return Err(RejectReason::InsufficientMargin);
+        }
+        Ok((need, fillable))
+    }
+
+    /// Matches an IOC for a liquidated account, limited to `limit`; returns the quantity
+    /// filled. Locks nothing: it only closes a position.
+    pub(crate) fn match_liquidation(
+        &mut self,
+        account: u32,
+        m: u16,
+        side: Side,
+        limit: i64,
+        qty: u64,
+        market: &Market,
+        out: &mut EventBuf,
+    ) -> u64 {
+        let mut taker =
+            Taker { account, market: m, side, order_id: 0, limit: Some(limit), remaining: qty, locked: 0, lock_per_lot: 0 };
+        self.match_taker(&mut taker, market, out);
+        for i in 0..self.filled_makers.len() {
+            let (order_id, maker, market) = self.filled_makers[i];
+            out.push(Event::Order { order_id, account: maker, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
+        }
+        qty - taker.remaining
     }
 
     fn emit_status(&self, out: &mut EventBuf, taker: &Taker, status: OrderStatus, remaining: u64, price: i64) {
@@ -370,44 +475,23 @@ impl Engine {
     /// Settles one fill of `qty` between the taker and the maker in `maker_slot`.
     fn fill(&mut self, taker: &mut Taker, market: &Market, maker_slot: u32, qty: u64, out: &mut EventBuf) {
         let maker = *self.orders.get(maker_slot);
-        let amounts = fill_amounts(market, taker.side, maker.price, qty)
-            .unwrap_or_else(|| panic!("invariant: fill of {qty} at {} validated at placement", maker.price));
-        let buyer_cost = apply_signed(amounts.notional_ceil, amounts.buyer_fee);
-        let seller_gets = apply_signed(amounts.notional_floor, -amounts.seller_fee);
-        // The taker's side of the money.
-        let taker_new_locked = (taker.remaining - qty) / market.step_units * taker.lock_per_lot;
-        let taker_release = taker.locked - taker_new_locked;
-        taker.locked = taker_new_locked;
-        taker.remaining -= qty;
-        // The maker's side.
-        let maker_new_remaining = maker.remaining - qty;
-        let maker_new_locked = maker_new_remaining / market.step_units * maker.lock_per_lot;
-        let maker_release = maker.locked - maker_new_locked;
-        self.orders.get_mut(maker_slot).locked = maker_new_locked;
-        let (buyer, buyer_release, seller, seller_release) = match taker.side {
-            Side::Buy => (taker.account, taker_release, maker.account, maker_release),
-            Side::Sell => (maker.account, maker_release, taker.account, taker_release),
+        // Locks released by this fill: the lots it consumed, at each order's lock per lot (a
+        // perp market order locked each expected fill at its maker's price).
+        let lots = qty / market.step_units;
+        let taker_release = match (market.kind, taker.limit) {
+            (MarketKind::Perp, None) if taker.lock_per_lot == 0 => {
+                lock_per_lot(market, taker.side, maker.price).map_or(0, |per_lot| per_lot * lots).min(taker.locked)
+            }
+            _ => lots * taker.lock_per_lot,
         };
-        // Buyer: quote leaves (from what the fill released, or from available for a market
-        // buy), base arrives.
-        let quote = self.accounts.balance_mut(buyer, market.quote);
-        quote.locked -= buyer_release;
-        quote.available = bounded(i128::from(quote.available) + i128::from(buyer_release) - i128::from(buyer_cost));
-        self.accounts.balance_mut(buyer, market.base).available += qty;
-        // Seller: base leaves its lock, quote arrives.
-        let base = self.accounts.balance_mut(seller, market.base);
-        debug_assert_eq!(seller_release, qty, "a sell releases exactly its filled base");
-        base.locked -= seller_release;
-        self.accounts.balance_mut(seller, market.quote).available += seller_gets;
-        // Fee account: rounding remainder plus both fees (a rebate is paid from the taker fee).
-        let fee_income = i128::from(amounts.notional_ceil - amounts.notional_floor)
-            + i128::from(amounts.buyer_fee)
-            + i128::from(amounts.seller_fee);
-        let fees = &mut self.fees[usize::from(market.quote)];
-        *fees = bounded(i128::from(*fees) + fee_income);
-        let (maker_fee, taker_fee) = match taker.side {
-            Side::Buy => (amounts.seller_fee, amounts.buyer_fee),
-            Side::Sell => (amounts.buyer_fee, amounts.seller_fee),
+        taker.locked -= taker_release;
+        taker.remaining -= qty;
+        let maker_release = lots * maker.lock_per_lot;
+        let maker_new_remaining = maker.remaining - qty;
+        self.orders.get_mut(maker_slot).locked = maker.locked - maker_release;
+        let (maker_fee, taker_fee) = match market.kind {
+            MarketKind::Spot => self.spot_fill_money(taker, &maker, market, qty, taker_release, maker_release),
+            MarketKind::Perp => self.perp_fill_fees(taker, &maker, market, qty, taker_release, maker_release),
         };
         out.push(Event::Fill {
             market: taker.market,
@@ -421,12 +505,96 @@ impl Engine {
             maker_fee,
             taker_fee,
         });
+        if market.kind == MarketKind::Perp {
+            let (buyer, seller) = match taker.side {
+                Side::Buy => (taker.account, maker.account),
+                Side::Sell => (maker.account, taker.account),
+            };
+            self.transfer_position(taker.market, Some(buyer), Some(seller), qty, maker.price, out);
+        }
+        if !self.perp_markets.is_empty() {
+            self.touch(taker.account);
+            self.touch(maker.account);
+        }
         if maker_new_remaining == 0 {
             self.retire(maker_slot);
             self.filled_makers.push((maker.id, u64::from(maker.account) + 1, maker.market));
         } else {
             crate::book::Book::reduce(&mut self.orders, &mut self.levels, maker_slot, qty);
         }
+    }
+
+    /// The money of a spot fill: quote from buyer to seller (notional up for the buyer, down
+    /// for the seller), base from seller to buyer, fees and remainder to the fee account.
+    /// Returns (maker fee, taker fee).
+    fn spot_fill_money(
+        &mut self,
+        taker: &Taker,
+        maker: &Order,
+        market: &Market,
+        qty: u64,
+        taker_release: u64,
+        maker_release: u64,
+    ) -> (i64, i64) {
+        let amounts = fill_amounts(market, taker.side, maker.price, qty)
+            .unwrap_or_else(|| panic!("invariant: fill of {qty} at {} validated at placement", maker.price));
+        let buyer_cost = apply_signed(amounts.notional_ceil, amounts.buyer_fee);
+        let seller_gets = apply_signed(amounts.notional_floor, -amounts.seller_fee);
+        let (buyer, buyer_release, seller, seller_release) = match taker.side {
+            Side::Buy => (taker.account, taker_release, maker.account, maker_release),
+            Side::Sell => (maker.account, maker_release, taker.account, taker_release),
+        };
+        // Buyer: quote leaves (from what the fill released, or from available for a market
+        // buy), base arrives.
+        let quote = self.accounts.balance_mut(buyer, market.quote);
+        quote.locked -= buyer_release;
+        quote.available = bounded(i128::from(quote.available) + i128::from(buyer_release) - i128::from(buyer_cost));
+        self.adjust(buyer, market.base, i128::from(qty));
+        // Seller: base leaves its lock, quote arrives.
+        let base = self.accounts.balance_mut(seller, market.base);
+        debug_assert_eq!(seller_release, qty, "a sell releases exactly its filled base");
+        base.locked -= seller_release;
+        self.adjust(seller, market.quote, i128::from(seller_gets));
+        // Fee account: rounding remainder plus both fees (a rebate is paid from the taker fee).
+        let fee_income = i128::from(amounts.notional_ceil - amounts.notional_floor)
+            + i128::from(amounts.buyer_fee)
+            + i128::from(amounts.seller_fee);
+        self.add_fees(market.quote, fee_income);
+        match taker.side {
+            Side::Buy => (amounts.seller_fee, amounts.buyer_fee),
+            Side::Sell => (amounts.buyer_fee, amounts.seller_fee),
+        }
+    }
+
+    /// The fees of a perp fill: both locks released to available, then the fees charged in
+    /// the settle asset (a debit beyond available becomes borrowed). The position transfer
+    /// and its realised PnL follow the fill event. Returns (maker fee, taker fee).
+    fn perp_fill_fees(
+        &mut self,
+        taker: &Taker,
+        maker: &Order,
+        market: &Market,
+        qty: u64,
+        taker_release: u64,
+        maker_release: u64,
+    ) -> (i64, i64) {
+        self.unlock(taker.account, market.quote, taker_release);
+        self.unlock(maker.account, market.quote, maker_release);
+        let product = i128::from(maker.price) * i128::from(qty);
+        let fee = |rate: i64| -> i128 {
+            let fee = if rate >= 0 {
+                mul_ratio(product, market.notional_exp, rate, Round::Ceil)
+            } else {
+                mul_ratio(product, market.notional_exp, -rate, Round::Floor).map(|rebate| -rebate)
+            };
+            fee.unwrap_or_else(|| panic!("invariant: fee of {product} bounded"))
+        };
+        let (taker_fee, maker_fee) = (fee(market.taker_fee), fee(market.maker_fee));
+        self.adjust(taker.account, market.quote, -taker_fee);
+        self.adjust(maker.account, market.quote, -maker_fee);
+        self.add_fees(market.quote, taker_fee + maker_fee);
+        let to_i64 = |v: i128| i64::try_from(v).unwrap_or_else(|_| panic!("invariant: fee {v} bounded"));
+        (to_i64(maker_fee), to_i64(taker_fee))
     }
 
     /// After matching: rest the remainder, or cancel it, then report filled makers.

@@ -39,12 +39,17 @@ impl Engine {
         self.hash_catalog(&mut h);
         self.hash_accounts(&mut h);
         self.hash_books(&mut h);
-        for column in [&self.fees, &self.insurance, &self.supply, &self.pool_lent, &self.pool_borrowed] {
+        for column in [&self.fees, &self.supply, &self.pool_lent, &self.pool_borrowed] {
             h.u64(column.len() as u64);
             for v in column {
                 h.u64(*v);
             }
         }
+        h.u64(self.insurance.len() as u64);
+        for v in &self.insurance {
+            h.i64(*v);
+        }
+        self.hash_positions(&mut h);
         *h.0.finalize().as_bytes()
     }
 
@@ -94,6 +99,22 @@ impl Engine {
                 let b = self.accounts.balance(index, u16::try_from(asset).unwrap_or(u16::MAX));
                 for v in [b.available, b.locked, b.lent, b.borrowed] {
                     h.u64(v);
+                }
+            }
+        }
+    }
+
+    /// Positions in account order per perp market (not holder order, which depends on history
+    /// only through the same operations, but is not a canonical form).
+    fn hash_positions(&self, h: &mut Canon) {
+        for &m in &self.perp_markets {
+            let positions = &self.positions[usize::from(m)];
+            h.u64(u64::from(m));
+            h.i64(positions.insurance);
+            for (account, size) in positions.size.iter().enumerate() {
+                if *size != 0 {
+                    h.u64(account as u64);
+                    h.i64(*size);
                 }
             }
         }

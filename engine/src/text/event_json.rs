@@ -132,6 +132,30 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
             put("maker_fee", asset_amount(catalog, quote, i128::from(maker_fee)).into());
             put("taker_fee", asset_amount(catalog, quote, i128::from(taker_fee)).into());
         }
+        Event::Settlement { market, account, pnl } | Event::Funding { market, account, amount: pnl } => {
+            let settle = catalog.markets().get(usize::from(market)).map_or(u16::MAX, |m| m.quote);
+            let funding = matches!(event, Event::Funding { .. });
+            put("event", (if funding { "funding" } else { "settlement" }).into());
+            put("market", market_symbol(catalog, market));
+            put("account", account.into());
+            put(if funding { "amount" } else { "pnl" }, asset_amount(catalog, settle, i128::from(pnl)).into());
+        }
+        Event::Liquidation { account, market, qty, price, via } => {
+            put("event", "liquidation".into());
+            put("account", account.into());
+            put("market", market_symbol(catalog, market));
+            put("qty", market_qty(catalog, market, qty).into());
+            put("price", market_price(catalog, market, price).into());
+            put("via", via.as_str().into());
+        }
+        Event::Adl { account, liquidated, market, qty, price } => {
+            put("event", "adl".into());
+            put("account", account.into());
+            put("liquidated", liquidated.into());
+            put("market", market_symbol(catalog, market));
+            put("qty", market_qty(catalog, market, qty).into());
+            put("price", market_price(catalog, market, price).into());
+        }
     }
     Value::Object(m)
 }

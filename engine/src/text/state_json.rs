@@ -46,10 +46,20 @@ pub fn state_value(engine: &Engine) -> Value {
                 Value::Object(entry)
             })
             .collect();
+        let mut positions = Map::new();
+        for (m, market) in catalog.markets().iter().enumerate() {
+            let m = u16::try_from(m).unwrap_or(u16::MAX);
+            let size = engine.position(id, m);
+            if size != 0 {
+                let mut entry = Map::new();
+                entry.insert("size".into(), signed_qty(catalog, m, size).into());
+                positions.insert(market.symbol.as_str().into(), Value::Object(entry));
+            }
+        }
         let mut account = Map::new();
         account.insert("id".into(), id.into());
         account.insert("balances".into(), Value::Object(balances));
-        account.insert("positions".into(), Value::Object(Map::new()));
+        account.insert("positions".into(), Value::Object(positions));
         account.insert("orders".into(), Value::Array(orders));
         accounts.push(Value::Object(account));
     }
@@ -63,6 +73,24 @@ pub fn state_value(engine: &Engine) -> Value {
     };
     root.insert("fees".into(), per_asset(&|a| asset_amount(catalog, a, i128::from(engine.fees(a))).into()));
     root.insert("insurance".into(), per_asset(&|a| asset_amount(catalog, a, i128::from(engine.insurance(a))).into()));
+    let mut insurance_positions = Map::new();
+    let mut marks = Map::new();
+    for (m, market) in catalog.markets().iter().enumerate() {
+        let m = u16::try_from(m).unwrap_or(u16::MAX);
+        if market.kind == crate::tx::MarketKind::Perp {
+            insurance_positions.insert(market.symbol.as_str().into(), signed_qty(catalog, m, engine.insurance_position(m)).into());
+            if market.last_mark != 0 {
+                marks.insert(market.symbol.as_str().into(), market_price(catalog, m, market.last_mark).into());
+            }
+        }
+    }
+    for asset in catalog.assets() {
+        if asset.index_price != 0 {
+            marks.insert(asset.symbol.as_str().into(), crate::text::decimal::format_units(i128::from(asset.index_price), crate::catalog::INDEX_PRICE_DECIMALS).into());
+        }
+    }
+    root.insert("insurance_positions".into(), Value::Object(insurance_positions));
+    root.insert("marks".into(), Value::Object(marks));
     root.insert(
         "pools".into(),
         per_asset(&|a| {
@@ -74,6 +102,11 @@ pub fn state_value(engine: &Engine) -> Value {
         }),
     );
     Value::Object(root)
+}
+
+fn signed_qty(catalog: &crate::catalog::Catalog, market: u16, size: i64) -> String {
+    let base = catalog.market(market).base;
+    asset_amount(catalog, base, i128::from(size))
 }
 
 /// The state dump as one JSON document (no trailing newline).

@@ -398,21 +398,23 @@ impl DevSigner {
     /// Signs one line with the development key of its role or account.
     #[must_use]
     pub fn sign(&mut self, line: &TxLine) -> SignedTx {
-        let key = match (role_of(&line.op), &line.op) {
-            (Some(role), _) => dev_role_key(role),
+        let who = match (role_of(&line.op), &line.op) {
+            (Some(role), _) => (Some(role), 0),
             (None, Op::CreateAccount) => {
                 self.accounts_created += 1;
-                dev_account_key(if line.account != 0 { line.account } else { self.accounts_created })
+                (None, if line.account != 0 { line.account } else { self.accounts_created })
             }
-            (None, _) => dev_account_key(line.account),
+            (None, _) => (None, line.account),
         };
+        let key = self.keys.entry(who).or_insert_with(|| match who {
+            (Some(role), _) => dev_role_key(role),
+            (None, account) => dev_account_key(account),
+        });
         let signer = key.verifying_key().to_bytes();
         let last = self.nonces.entry(signer).or_insert(0);
         let nonce = line.nonce.unwrap_or(*last + 1);
         *last = (*last).max(nonce);
-        let account =
-            if matches!(line.op, Op::CreateAccount) || role_of(&line.op).is_some() { 0 } else { line.account };
-        sign(Tx { signer, nonce, account, op: line.op }, &key)
+        sign(tx_from_line(line, signer, nonce), key)
     }
 }
 

@@ -1,0 +1,349 @@
+//! Cross margin and liquidation.
+//!
+//! **Valuation.** Equity = Σ over assets of the net balance (`available + lent − borrowed`;
+//! funds locked by orders are reserved for those orders and not counted) × index price ×
+//! collateral weight, debts × borrow weight. Values are integers in `10^-8` of the valuation
+//! unit; an asset never marked by the oracle is valued at 1 per whole unit. Requirements:
+//! Σ |position| × mark × IMF (initial) or MMF (maintenance), in value. Resting perp orders
+//! lock their worst case (initial margin and fee per lot) in the settle asset, so the initial
+//! check of a new order is `equity after its lock ≥ initial requirement of the positions`.
+//! Equity rounds down, requirements round up.
+//!
+//! **Risk index.** Each position carries a band of mark prices inside which its holder cannot
+//! fall below maintenance, whatever the other markets do: the holder's slack (equity −
+//! maintenance) is split evenly over its positions, and each band is the price move that
+//! could consume that share at the worst rate (borrow weight + MMF). A `mark` settles every
+//! position of its market (O(positions in that market), constant work each) but evaluates
+//! in full only the holders whose band it leaves. Bands are recomputed whenever an account
+//! is evaluated. A change of an asset's index price re-evaluates every position holder.
+//!
+//! **Liquidation** (inside the tx that made the account fall below maintenance):
+//! 1. cancel all its orders; stop if that restores maintenance;
+//! 2. per perp position, in market order: compute the bankruptcy price (where closing it
+//!    consumes all the account's equity); close against the book with an IOC limited to that
+//!    price; the insurance fund takes over the rest at the bankruptcy price if it can pay the
+//!    loss that implies; otherwise the rest is auto-deleveraged against the largest opposite
+//!    positions (largest first, then lowest account id) at the bankruptcy price.
+//!
+//! Every step is an event. What is not done: borrows are not repaid by selling spot
+//! collateral (a debt stays, backed by the collateral).
+
+use crate::catalog::INDEX_PRICE_DECIMALS;
+use crate::engine::Engine;
+use crate::events::{Event, EventBuf, LiquidationVia, OrderStatus};
+use crate::fixed::{div_round, mul_ratio, pow10, scale_pow10, Round, RATIO_ONE};
+use crate::tx::Side;
+
+/// Value units per whole valuation unit.
+pub const VALUE_ONE: i128 = 100_000_000;
+
+/// Value units subtracted from the slack before bands are computed: covers the rounding of
+/// settlements (one unit each) and valuations.
+const BAND_SAFETY_VALUE: i128 = 1_000;
+
+/// An account's margin, in value units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Margin {
+    /// Weighted value of its net balances.
+    pub equity: i128,
+    /// Initial requirement of its positions.
+    pub initial: i128,
+    /// Maintenance requirement of its positions.
+    pub maintenance: i128,
+    /// Number of open positions.
+    pub positions: u32,
+}
+
+impl Margin {
+    /// Below maintenance with something to maintain.
+    #[must_use]
+    pub fn is_liquidatable(&self) -> bool {
+        self.maintenance > 0 && self.equity < self.maintenance
+    }
+}
+
+impl Engine {
+    /// Index price of an asset in `10^-8` value units per whole unit (1 if never marked).
+    pub(crate) fn index_price(&self, asset: u16) -> i128 {
+        match self.catalog.asset(asset).index_price {
+            0 => VALUE_ONE,
+            price => i128::from(price),
+        }
+    }
+
+    /// Weighted value of a net balance of `asset` (collateral rounds down, debt rounds up).
+    pub(crate) fn asset_value(&self, asset: u16, net: i128) -> i128 {
+        if net == 0 {
+            return 0;
+        }
+        let info = self.catalog.asset(asset);
+        let decimals = i32::from(info.decimals);
+        let raw = net * self.index_price(asset);
+        let exp = i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8) - i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8) - decimals;
+        let value = if net > 0 {
+            mul_ratio(raw, exp, info.collateral_weight, Round::Floor)
+        } else {
+            mul_ratio(raw, exp, info.borrow_weight, Round::Floor)
+        };
+        value.unwrap_or_else(|| panic!("invariant: value of {net} bounded"))
+    }
+
+    /// Value of a position's notional at the mark (rounded up).
+    fn position_value(&self, m: u16, size: i64) -> i128 {
+        let market = self.catalog.market(m);
+        let product = i128::from(size).abs() * i128::from(market.last_mark);
+        let settle_units = scale_pow10(product, market.notional_exp, Round::Ceil).unwrap_or(i128::MAX / 4);
+        let decimals = u32::from(self.catalog.asset(market.quote).decimals);
+        div_round(settle_units * self.index_price(market.quote), pow10(decimals).unwrap_or(1), Round::Ceil)
+    }
+
+    /// The margin of an account, with `delta` added to its net balance of `asset` first
+    /// (to evaluate a withdrawal or a new lock before making it).
+    pub(crate) fn margin_after(&self, account: u32, asset: u16, delta: i128) -> Margin {
+        let mut margin = Margin::default();
+        for a in 0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX) {
+            let b = self.accounts.balance(account, a);
+            let mut net = i128::from(b.available) + i128::from(b.lent) - i128::from(b.borrowed);
+            if a == asset {
+                net += delta;
+            }
+            margin.equity += self.asset_value(a, net);
+        }
+        for &m in &self.perp_markets {
+            let size = self.positions[usize::from(m)].size[account as usize];
+            if size == 0 {
+                continue;
+            }
+            let market = self.catalog.market(m);
+            let value = self.position_value(m, size);
+            margin.initial += div_round(value * i128::from(market.imf), i128::from(RATIO_ONE), Round::Ceil);
+            margin.maintenance += div_round(value * i128::from(market.mmf), i128::from(RATIO_ONE), Round::Ceil);
+            margin.positions += 1;
+        }
+        margin
+    }
+
+    /// The margin of an account.
+    pub(crate) fn margin(&self, account: u32) -> Margin {
+        self.margin_after(account, 0, 0)
+    }
+
+    /// The margin of an account by id (for tools and tests).
+    #[must_use]
+    pub fn account_margin(&self, account: u64) -> Option<Margin> {
+        self.accounts.index(account).map(|index| self.margin(index))
+    }
+
+    /// Marks an account for a margin evaluation at the end of the tx.
+    pub(crate) fn touch(&mut self, account: u32) {
+        let seen = &mut self.touched_seq[account as usize];
+        if *seen != self.seq {
+            *seen = self.seq;
+            self.touched.push(account);
+        }
+    }
+
+    /// Touches every account holding any perp position.
+    pub(crate) fn touch_all_holders(&mut self) {
+        for i in 0..self.perp_markets.len() {
+            let m = usize::from(self.perp_markets[i]);
+            for h in 0..self.positions[m].holders.len() {
+                let account = self.positions[m].holders[h];
+                self.touch(account);
+            }
+        }
+    }
+
+    /// Evaluates every touched account: liquidates those below maintenance, refreshes the
+    /// bands of the others. Liquidations may touch more accounts (counterparties); they are
+    /// evaluated in the same pass.
+    pub(crate) fn risk_pass(&mut self, out: &mut EventBuf) {
+        let mut i = 0;
+        while i < self.touched.len() {
+            let account = self.touched[i];
+            i += 1;
+            let margin = self.margin(account);
+            if margin.is_liquidatable() {
+                self.liquidate(account, out);
+            }
+            let margin = self.margin(account);
+            self.refresh_bands(account, &margin);
+        }
+        self.touched.clear();
+    }
+
+    /// Recomputes the mark bands of an account's positions from its margin.
+    fn refresh_bands(&mut self, account: u32, margin: &Margin) {
+        if margin.positions == 0 {
+            return;
+        }
+        let slack = (margin.equity - margin.maintenance - BAND_SAFETY_VALUE).max(0) / i128::from(margin.positions);
+        for i in 0..self.perp_markets.len() {
+            let m = self.perp_markets[i];
+            let size = self.positions[usize::from(m)].size[account as usize];
+            if size == 0 {
+                continue;
+            }
+            let market = *self.catalog.market(m);
+            let delta = self.band_width(&market, size, slack);
+            let low = market.last_mark.saturating_sub(delta);
+            let high = market.last_mark.saturating_add(delta);
+            self.positions[usize::from(m)].set_band(account, low, high);
+        }
+    }
+
+    /// The mark move (price units) that can cost a position of `size` at most `slack` value
+    /// units of health, at the worst rate: (borrow weight + MMF) per unit of settle moved.
+    /// 0 (evaluate on every move) when the arithmetic would overflow.
+    fn band_width(&self, market: &crate::catalog::Market, size: i64, slack: i128) -> i64 {
+        let settle = self.catalog.asset(market.quote);
+        let rate = i128::from(settle.borrow_weight) + i128::from(market.mmf);
+        // health lost per price unit = |size| × 10^e × index / 10^d × rate / ONE
+        let per_unit = i128::from(size).abs().checked_mul(self.index_price(market.quote)).and_then(|v| v.checked_mul(rate));
+        let Some(per_unit) = per_unit else { return 0 };
+        let exp = market.notional_exp - i32::from(settle.decimals);
+        // delta = slack × ONE / (per_unit × 10^exp)
+        let numerator = slack.checked_mul(i128::from(RATIO_ONE));
+        let result = match (numerator, exp >= 0) {
+            (Some(num), true) => per_unit.checked_mul(pow10(exp.unsigned_abs()).unwrap_or(i128::MAX)).map(|den| num / den.max(1)),
+            (Some(num), false) => num.checked_mul(pow10(exp.unsigned_abs()).unwrap_or(0)).map(|n| n / per_unit.max(1)),
+            (None, _) => None,
+        };
+        result.map_or(0, |d| i64::try_from(d).unwrap_or(i64::MAX))
+    }
+
+    /// Equity of an account in units of `asset` (rounded down).
+    fn equity_in(&self, margin: &Margin, asset: u16) -> i128 {
+        let decimals = u32::from(self.catalog.asset(asset).decimals);
+        div_round(margin.equity * pow10(decimals).unwrap_or(1), self.index_price(asset), Round::Floor)
+    }
+
+    /// The price at which closing `size` in market `m` consumes `equity_settle` exactly, at
+    /// least one tick. Rounded towards the liquidated account by less than one price unit,
+    /// so that rounding never leaves it a debt (the one division here that does not favour
+    /// the exchange: the difference is below a price unit times the position).
+    fn bankruptcy_price(&self, m: u16, size: i64, equity_settle: i128) -> i64 {
+        let market = self.catalog.market(m);
+        // pnl of closing at p = -size × (p - mark) × 10^e = -equity  ⇒  p = mark - equity / (size × 10^e)
+        let denominator = i128::from(size);
+        let shift = scale_pow10(equity_settle, -market.notional_exp, Round::Floor).unwrap_or(0);
+        let round = if size > 0 { Round::Floor } else { Round::Ceil };
+        let offset = div_round(shift * denominator.signum(), denominator.abs(), round);
+        let price = i128::from(market.last_mark) - offset;
+        i64::try_from(price.clamp(i128::from(market.tick_units), i128::from(crate::limits::MAX_PRICE_UNITS))).unwrap_or(market.tick_units)
+    }
+
+    /// Liquidates an account below maintenance (see the module docs).
+    fn liquidate(&mut self, account: u32, out: &mut EventBuf) {
+        self.cancel_all_orders(account, out);
+        if !self.margin(account).is_liquidatable() {
+            return;
+        }
+        for i in 0..self.perp_markets.len() {
+            let m = self.perp_markets[i];
+            let size = self.positions[usize::from(m)].size[account as usize];
+            if size == 0 {
+                continue;
+            }
+            self.close_position(account, m, out);
+        }
+    }
+
+    /// Cancels every resting order of the account (reason `liquidation`).
+    fn cancel_all_orders(&mut self, account: u32, out: &mut EventBuf) {
+        let mut slot = self.accounts.get(account).first_order;
+        while slot != crate::accounts::NIL {
+            let next = self.orders.get(slot).account_next;
+            let order = self.retire(slot);
+            out.push(Event::Order {
+                order_id: order.id,
+                account: u64::from(account) + 1,
+                market: order.market,
+                status: OrderStatus::Canceled(crate::events::CancelReason::Liquidation),
+                remaining: 0,
+                price: 0,
+            });
+            slot = next;
+        }
+    }
+
+    /// Closes one position: book, then insurance fund, then ADL, all at or inside the
+    /// bankruptcy price.
+    fn close_position(&mut self, account: u32, m: u16, out: &mut EventBuf) {
+        let market = *self.catalog.market(m);
+        let size = self.positions[usize::from(m)].size[account as usize];
+        let equity = self.equity_in(&self.margin(account), market.quote);
+        let bankruptcy = self.bankruptcy_price(m, size, equity);
+        let side = if size > 0 { Side::Sell } else { Side::Buy };
+        if equity >= 0 {
+            let before = size.unsigned_abs();
+            let (filled, last_price) = self.liquidation_taker(account, m, side, bankruptcy, before, out);
+            if filled > 0 {
+                out.push(Event::Liquidation { account: u64::from(account) + 1, market: m, qty: filled, price: last_price, via: LiquidationVia::Book });
+            }
+        }
+        let size = self.positions[usize::from(m)].size[account as usize];
+        if size == 0 {
+            return;
+        }
+        let equity = self.equity_in(&self.margin(account), market.quote);
+        let bankruptcy = self.bankruptcy_price(m, size, equity);
+        let qty = size.unsigned_abs();
+        // The fund's result of taking the position over at the bankruptcy price.
+        let fund_pnl = crate::perp::pnl(&market, size, market.last_mark - bankruptcy);
+        let fund = i128::from(self.insurance[usize::from(market.quote)]);
+        if fund_pnl >= 0 || fund + fund_pnl >= 0 {
+            let (buyer, seller) = if size > 0 { (None, Some(account)) } else { (Some(account), None) };
+            self.transfer_position(m, buyer, seller, qty, bankruptcy, out);
+            out.push(Event::Liquidation { account: u64::from(account) + 1, market: m, qty, price: bankruptcy, via: LiquidationVia::Insurance });
+            return;
+        }
+        self.auto_deleverage(account, m, bankruptcy, out);
+    }
+
+    /// Sends an IOC for the liquidated account limited to the bankruptcy price; returns the
+    /// quantity filled and the last fill price.
+    fn liquidation_taker(&mut self, account: u32, m: u16, side: Side, limit: i64, qty: u64, out: &mut EventBuf) -> (u64, i64) {
+        let market = *self.catalog.market(m);
+        let first_event = out.events().len();
+        let filled = self.match_liquidation(account, m, side, limit, qty, &market, out);
+        let last_price = out.events()[first_event..]
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::Fill { price, .. } => Some(*price),
+                _ => None,
+            })
+            .unwrap_or(limit);
+        (filled, last_price)
+    }
+
+    /// Auto-deleverages the account's position in `m` against the largest opposite positions.
+    fn auto_deleverage(&mut self, account: u32, m: u16, price: i64, out: &mut EventBuf) {
+        let size = self.positions[usize::from(m)].size[account as usize];
+        self.adl_scratch.clear();
+        for i in 0..self.positions[usize::from(m)].holders.len() {
+            let holder = self.positions[usize::from(m)].holders[i];
+            let other = self.positions[usize::from(m)].size[holder as usize];
+            if holder != account && other.signum() == -size.signum() {
+                self.adl_scratch.push((other.unsigned_abs(), holder));
+            }
+        }
+        // Largest first, then lowest account index: deterministic.
+        self.adl_scratch.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut remaining = size.unsigned_abs();
+        for i in 0..self.adl_scratch.len() {
+            if remaining == 0 {
+                break;
+            }
+            let (available, counterparty) = self.adl_scratch[i];
+            let qty = remaining.min(available);
+            let (buyer, seller) = if size > 0 { (counterparty, account) } else { (account, counterparty) };
+            self.transfer_position(m, Some(buyer), Some(seller), qty, price, out);
+            out.push(Event::Adl { account: u64::from(counterparty) + 1, liquidated: u64::from(account) + 1, market: m, qty, price });
+            self.touch(counterparty);
+            remaining -= qty;
+        }
+        debug_assert_eq!(remaining, 0, "positions sum to zero, so the opposite side covers any position");
+    }
+}
