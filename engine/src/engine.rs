@@ -211,7 +211,14 @@ impl Engine {
             (ArchivedOp::Mark(op), _) => self.mark(op, out),
             (ArchivedOp::Tick, _) => Ok(()),
             (ArchivedOp::Funding(op), _) => self.funding(op, out),
-            (op, Actor::Account(account)) => self.dispatch_user(op, account, out),
+            (op, Actor::Account(account)) => {
+                self.dispatch_user(op, account, out)?;
+                if !self.perp_markets.is_empty() {
+                    // Its equity or locks changed: re-evaluate it and refresh its risk bands.
+                    self.touch(account);
+                }
+                Ok(())
+            }
             (_, Actor::Operator) => Err(RejectReason::NotPermitted),
         }
     }
