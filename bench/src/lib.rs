@@ -7,7 +7,7 @@
 #![deny(missing_docs, clippy::unwrap_used)]
 
 use verex_engine::record::RecordBytes;
-use verex_engine::sequencer::{Clock, Sequencer, DEV_CLOCK_START_NS, DEV_CLOCK_STEP_NS};
+use verex_engine::sequencer::{DEV_CLOCK_START_NS, DEV_CLOCK_STEP_NS};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::tx::{
     AddAsset, AddMarket, ArchivedOp, ArchivedSequencedTx, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place,
@@ -121,7 +121,6 @@ pub struct BookFixture {
     pub engine: Engine,
     /// Reused event buffer.
     pub events: EventBuf,
-    sequencer: Sequencer,
     nonces: Vec<u64>,
 }
 
@@ -134,12 +133,7 @@ impl BookFixture {
     pub fn new(accounts: u64, limits: Limits) -> Self {
         let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
         let events = engine.event_buf();
-        let mut fixture = Self {
-            engine,
-            events,
-            sequencer: Sequencer::new(0, Clock::Deterministic),
-            nonces: vec![0; accounts as usize + 4],
-        };
+        let mut fixture = Self { engine, events, nonces: vec![0; accounts as usize + 4] };
         let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
         let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
@@ -184,8 +178,9 @@ impl BookFixture {
     fn apply_op(&mut self, slot: usize, signer: [u8; 32], account: u64, op: Op) {
         self.nonces[slot] += 1;
         let tx = Tx { signer, nonce: self.nonces[slot], account, op };
-        let stx = self.sequencer.stamp(SignedTx { tx, signature: [0; 64] }, None);
-        let bytes = RecordBytes::encode(&stx);
+        let seq = self.engine.seq() + 1;
+        let ts = DEV_CLOCK_START_NS + seq * DEV_CLOCK_STEP_NS;
+        let bytes = RecordBytes::encode(&SequencedTx { seq, ts, signed: SignedTx { tx, signature: [0; 64] } });
         self.engine.apply(bytes.archived(), &mut self.events).unwrap_or_else(|e| panic!("{e}"));
         assert!(self.events.rejection().is_none(), "fixture op rejected: {:?}", self.events.events());
     }
@@ -211,5 +206,124 @@ impl BookFixture {
                 RecordTemplate::new(place_tx(account, side, TimeInForce::Gtc, price, 1 + (i % 10) as i64));
             assert!(self.apply(&mut template, account), "prefill order {i} rejected: {:?}", self.events.events());
         }
+    }
+}
+
+/// Perp market used by the risk benchmarks: tick 0.1, step 0.001, IMF 0.1, MMF 0.05, maker 0,
+/// taker 0.0005, settled in USDC.
+pub const PERP: &str = "BTC-PERP";
+
+/// A perp `place` for account `account`: price in tenths, quantity in lots of 0.001.
+#[must_use]
+pub fn perp_place_tx(account: u64, side: Side, tif: TimeInForce, price_tenths: i64, qty_lots: i64) -> Tx {
+    let mut tx = place_tx(account, side, tif, 0, 0);
+    if let Op::Place(place) = &mut tx.op {
+        place.market = sym(PERP);
+        place.price = Dec::new(price_tenths, 1);
+        place.qty = Dec::new(qty_lots, 3);
+    }
+    tx
+}
+
+/// A `mark` of the perp at `price_tenths` × 0.1, signed by the oracle.
+#[must_use]
+pub fn perp_mark_tx(price_tenths: i64) -> Tx {
+    let prices = [verex_engine::tx::MarkPrice { symbol: sym(PERP), price: Dec::new(price_tenths, 1) }];
+    Tx {
+        signer: dev_role_key(Role::Oracle).verifying_key().to_bytes(),
+        nonce: 0,
+        account: 0,
+        op: Op::Mark(verex_engine::tx::Mark::from_prices(&prices).unwrap_or_else(|| panic!("one price"))),
+    }
+}
+
+/// An engine with one perp market and `pairs` long/short pairs of 1 BTC each at 100.0:
+/// longs `1, 3, 5, …` (makers), shorts `2, 4, 6, …` (takers, well funded). Every `at_risk_every`-th
+/// long is funded thinly (10.1 USDC): after the opening trades the fixture marks the perp at
+/// 94.7, where a thin long's slack over maintenance is 0.065 USDC, so a 0.1 mark move leaves
+/// its risk band (it is evaluated in full on every mark) without taking it below maintenance.
+pub struct PerpFixture {
+    /// The engine and its driver.
+    pub book: BookFixture,
+    oracle_nonce: u64,
+}
+
+impl PerpFixture {
+    /// Builds the fixture (`2 × pairs` accounts).
+    ///
+    /// # Panics
+    /// If the fixture's own setup is rejected (a bug in the fixture).
+    #[must_use]
+    pub fn new(pairs: u64, at_risk_every: u64) -> Self {
+        let accounts = 2 * pairs;
+        let limits = Limits {
+            max_accounts: u32::try_from(accounts + 16).unwrap_or(u32::MAX),
+            max_orders: 1 << 16,
+            max_price_levels: 1 << 12,
+            max_levels_per_side: 1 << 11,
+            ..Limits::small()
+        };
+        let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
+        let events = engine.event_buf();
+        let mut book = BookFixture { engine, events, nonces: vec![0; accounts as usize + 4] };
+        let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
+        let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
+        for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
+            let op = Op::AddAsset(AddAsset {
+                symbol: sym(symbol),
+                decimals,
+                collateral_weight: Dec::new(1, 0),
+                borrow_weight: Dec::new(1, 0),
+                rate_base: Dec::ZERO,
+                rate_kink_utilization: Dec::new(8, 1),
+                rate_at_kink: Dec::ZERO,
+                rate_max: Dec::ZERO,
+            });
+            book.apply_op(0, admin, 0, op);
+        }
+        let market = Op::AddMarket(AddMarket {
+            symbol: sym(PERP),
+            kind: MarketKind::Perp,
+            base: sym("BTC"),
+            quote: sym("USDC"),
+            tick: Dec::new(1, 1),
+            step: Dec::new(1, 3),
+            maker_fee: Dec::ZERO,
+            taker_fee: Dec::new(5, 4),
+            imf: Dec::new(1, 1),
+            mmf: Dec::new(5, 2),
+            funding_interval_ns: 0,
+        });
+        book.apply_op(0, admin, 0, market);
+        let mut fixture = Self { book, oracle_nonce: 0 };
+        let mut mark = RecordTemplate::new(perp_mark_tx(1_000));
+        assert!(fixture.apply_mark(&mut mark), "first mark");
+        for account in 1..=accounts {
+            let key = dev_account_key(account).verifying_key().to_bytes();
+            fixture.book.apply_op(3 + account as usize, key, 0, Op::CreateAccount);
+            let long = account % 2 == 1;
+            let thin = long && (account / 2) % at_risk_every == 0;
+            let amount = if thin { Dec::new(101, 1) } else { Dec::new(1_000, 0) };
+            let op = Op::Deposit(Deposit { account, asset: sym("USDC"), amount, chain_ref: [0; 32] });
+            fixture.book.apply_op(1, custody, 0, op);
+        }
+        for pair in 0..pairs {
+            let (long, short) = (2 * pair + 1, 2 * pair + 2);
+            let mut bid = RecordTemplate::new(perp_place_tx(long, Side::Buy, TimeInForce::Gtc, 1_000, 1_000));
+            assert!(fixture.book.apply(&mut bid, long), "bid of {long}: {:?}", fixture.book.events.events());
+            let mut take = RecordTemplate::new(perp_place_tx(short, Side::Sell, TimeInForce::Ioc, 1_000, 1_000));
+            assert!(fixture.book.apply(&mut take, short), "take of {short}: {:?}", fixture.book.events.events());
+        }
+        let mut mark = RecordTemplate::new(perp_mark_tx(947));
+        assert!(fixture.apply_mark(&mut mark), "mark 94.7");
+        fixture
+    }
+
+    /// Applies a mark template as the oracle's next tx.
+    pub fn apply_mark(&mut self, template: &mut RecordTemplate) -> bool {
+        self.oracle_nonce += 1;
+        let seq = self.book.engine.seq() + 1;
+        let archived = template.stamp(seq, self.oracle_nonce);
+        self.book.engine.apply(archived, &mut self.book.events).is_ok() && self.book.events.rejection().is_none()
     }
 }

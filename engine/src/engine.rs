@@ -9,14 +9,14 @@ use crate::accounts::{Accounts, Balance, NIL};
 use crate::book::{Book, LevelPool};
 use crate::catalog::{Asset, Catalog, Listing, Market, DEFAULT_WEIGHT};
 use crate::events::{Event, EventBuf, PoolMove, RejectReason};
-use crate::fixed::{ratio_units, RATIO_ONE};
+use crate::fixed::{ratio_units, UnitsError, RATIO_ONE};
 use crate::genesis::Genesis;
 use crate::limits::{Limits, MAX_ASSET_DECIMALS, MAX_FEE_RATIO, MAX_PRICE_DECIMALS, MAX_SUPPLY_UNITS};
 use crate::orders::OrderPool;
 use crate::signing::Role;
 use crate::tx::{
-    ArchivedAddAsset, ArchivedAddMarket, ArchivedAssetAmount, ArchivedDeposit, ArchivedFunding, ArchivedMark, ArchivedOp,
-    ArchivedSequencedTx, ArchivedTx, MarketKind, MAX_MARK_PRICES,
+    ArchivedAddAsset, ArchivedAddMarket, ArchivedAssetAmount, ArchivedDeposit, ArchivedFunding, ArchivedMark,
+    ArchivedOp, ArchivedSequencedTx, ArchivedTx, MarketKind, MAX_MARK_PRICES,
 };
 
 /// A failure of the caller, not of the transaction: the engine refuses to go on.
@@ -390,7 +390,10 @@ impl Engine {
 
     fn amount_units(&self, asset: u16, amount: &crate::tx::ArchivedDec) -> Result<u64, RejectReason> {
         let decimals = u32::from(self.catalog.asset(asset).decimals);
-        let units = amount.to_units(decimals).ok_or(RejectReason::InvalidAmount)?;
+        let units = amount.to_units_checked(decimals).map_err(|e| match e {
+            UnitsError::NotWhole => RejectReason::InvalidAmount,
+            UnitsError::OutOfRange => RejectReason::Overflow,
+        })?;
         u64::try_from(units).ok().filter(|u| *u > 0).ok_or(RejectReason::InvalidAmount)
     }
 
@@ -498,7 +501,10 @@ impl Engine {
                     market.price_decimals
                 }
             };
-            let price = entry.price.to_units(decimals).ok_or(RejectReason::OffTick)?;
+            let price = entry.price.to_units_checked(decimals).map_err(|e| match e {
+                UnitsError::NotWhole => RejectReason::OffTick,
+                UnitsError::OutOfRange => RejectReason::InvalidPrice,
+            })?;
             if price <= 0 || price > crate::limits::MAX_PRICE_UNITS {
                 return Err(RejectReason::InvalidPrice);
             }

@@ -127,11 +127,36 @@ impl Dec {
     }
 }
 
+/// Why a decimal has no integer form in some unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitsError {
+    /// It is not a whole number of units (finer than the unit).
+    NotWhole,
+    /// It is a whole number of units but does not fit an `i64`.
+    OutOfRange,
+}
+
 impl ArchivedDec {
     /// This value in units of `10^-decimals` (see [`dec_to_units`]).
     #[must_use]
     pub fn to_units(&self, decimals: u32) -> Option<i64> {
         dec_to_units(self.mantissa.to_native(), self.scale, decimals)
+    }
+
+    /// Like [`ArchivedDec::to_units`], but says why there is no integer form, so that a
+    /// number too large is reported as an overflow and one too fine as off the grid.
+    ///
+    /// # Errors
+    /// [`UnitsError`].
+    pub fn to_units_checked(&self, decimals: u32) -> Result<i64, UnitsError> {
+        let (mantissa, scale) = (i128::from(self.mantissa.to_native()), u32::from(self.scale));
+        if scale > decimals {
+            let divisor = pow10(scale - decimals).ok_or(UnitsError::NotWhole)?;
+            if mantissa % divisor != 0 {
+                return Err(UnitsError::NotWhole);
+            }
+        }
+        self.to_units(decimals).ok_or(UnitsError::OutOfRange)
     }
 
     /// The native form.

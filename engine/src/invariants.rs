@@ -23,13 +23,17 @@ impl Engine {
     fn check_positions(&self) -> Result<(), String> {
         for &m in &self.perp_markets {
             let positions = &self.positions[usize::from(m)];
-            let total: i128 = positions.size.iter().map(|s| i128::from(*s)).sum::<i128>() + i128::from(positions.insurance);
+            let total: i128 =
+                positions.size.iter().map(|s| i128::from(*s)).sum::<i128>() + i128::from(positions.insurance);
             if total != 0 {
                 return Err(format!("market {m}: positions sum to {total}"));
             }
             let holders = positions.size.iter().filter(|s| **s != 0).count();
             if holders != positions.holders.len() {
-                return Err(format!("market {m}: {holders} non-zero positions but {} holders", positions.holders.len()));
+                return Err(format!(
+                    "market {m}: {holders} non-zero positions but {} holders",
+                    positions.holders.len()
+                ));
             }
         }
         for (index, _) in self.accounts.iter() {

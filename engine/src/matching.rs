@@ -12,7 +12,7 @@ use crate::accounts::NIL;
 use crate::catalog::Market;
 use crate::engine::Engine;
 use crate::events::{CancelReason, Event, EventBuf, OrderStatus, RejectReason};
-use crate::fixed::{mul_ratio, scale_pow10, Round};
+use crate::fixed::{mul_ratio, scale_pow10, Round, UnitsError};
 use crate::limits::{MAX_PRICE_UNITS, MAX_QTY_UNITS};
 use crate::orders::Order;
 use crate::tx::{
@@ -186,7 +186,10 @@ impl Engine {
             return Err(RejectReason::InvalidAmount);
         }
         let decimals = u32::from(self.catalog.asset(market.base).decimals);
-        let units = qty.to_units(decimals).ok_or(RejectReason::OffStep)?;
+        let units = qty.to_units_checked(decimals).map_err(|e| match e {
+            UnitsError::NotWhole => RejectReason::OffStep,
+            UnitsError::OutOfRange => RejectReason::Overflow,
+        })?;
         let units = u64::try_from(units).map_err(|_| RejectReason::InvalidAmount)?;
         if units > MAX_QTY_UNITS {
             return Err(RejectReason::Overflow);
@@ -201,7 +204,10 @@ impl Engine {
         if price.mantissa.to_native() <= 0 {
             return Err(RejectReason::InvalidPrice);
         }
-        let units = price.to_units(market.price_decimals).ok_or(RejectReason::OffTick)?;
+        let units = price.to_units_checked(market.price_decimals).map_err(|e| match e {
+            UnitsError::NotWhole => RejectReason::OffTick,
+            UnitsError::OutOfRange => RejectReason::Overflow,
+        })?;
         if units > MAX_PRICE_UNITS {
             return Err(RejectReason::Overflow);
         }
@@ -290,7 +296,8 @@ impl Engine {
                 }
             }
         }
-        let mut taker = Taker { account, market: m, side, order_id: 0, limit, remaining: qty, locked: 0, lock_per_lot: 0 };
+        let mut taker =
+            Taker { account, market: m, side, order_id: 0, limit, remaining: qty, locked: 0, lock_per_lot: 0 };
         let (need, fillable) = match market.kind {
             MarketKind::Spot if op.reduce_only => return Err(RejectReason::ReduceOnly),
             MarketKind::Spot => self.spot_funds(&mut taker, &market, tif)?,
@@ -413,12 +420,27 @@ impl Engine {
         market: &Market,
         out: &mut EventBuf,
     ) -> u64 {
-        let mut taker =
-            Taker { account, market: m, side, order_id: 0, limit: Some(limit), remaining: qty, locked: 0, lock_per_lot: 0 };
+        let mut taker = Taker {
+            account,
+            market: m,
+            side,
+            order_id: 0,
+            limit: Some(limit),
+            remaining: qty,
+            locked: 0,
+            lock_per_lot: 0,
+        };
         self.match_taker(&mut taker, market, out);
         for i in 0..self.filled_makers.len() {
             let (order_id, maker, market) = self.filled_makers[i];
-            out.push(Event::Order { order_id, account: maker, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
+            out.push(Event::Order {
+                order_id,
+                account: maker,
+                market,
+                status: OrderStatus::Filled,
+                remaining: 0,
+                price: 0,
+            });
         }
         qty - taker.remaining
     }

@@ -95,7 +95,8 @@ impl Positions {
 /// `floor(size × price_delta × 10^notional_exp)`: PnL in settle units, rounded down.
 pub(crate) fn pnl(market: &Market, size: i64, price_delta: i64) -> i128 {
     let product = i128::from(size) * i128::from(price_delta);
-    scale_pow10(product, market.notional_exp, Round::Floor).unwrap_or_else(|| panic!("invariant: pnl {product} bounded"))
+    scale_pow10(product, market.notional_exp, Round::Floor)
+        .unwrap_or_else(|| panic!("invariant: pnl {product} bounded"))
 }
 
 impl Engine {
@@ -201,7 +202,11 @@ impl Engine {
                     positions.set(account, new_size);
                     if amount != 0 {
                         self.adjust(account, market.quote, amount);
-                        out.push(Event::Settlement { market: m, account: u64::from(account) + 1, pnl: clamp_i64(amount) });
+                        out.push(Event::Settlement {
+                            market: m,
+                            account: u64::from(account) + 1,
+                            pnl: clamp_i64(amount),
+                        });
                     }
                 }
                 None => {

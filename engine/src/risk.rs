@@ -79,7 +79,9 @@ impl Engine {
         let info = self.catalog.asset(asset);
         let decimals = i32::from(info.decimals);
         let raw = net * self.index_price(asset);
-        let exp = i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8) - i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8) - decimals;
+        let exp = i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8)
+            - i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8)
+            - decimals;
         let value = if net > 0 {
             mul_ratio(raw, exp, info.collateral_weight, Round::Floor)
         } else {
@@ -199,13 +201,16 @@ impl Engine {
         let settle = self.catalog.asset(market.quote);
         let rate = i128::from(settle.borrow_weight) + i128::from(market.mmf);
         // health lost per price unit = |size| × 10^e × index / 10^d × rate / ONE
-        let per_unit = i128::from(size).abs().checked_mul(self.index_price(market.quote)).and_then(|v| v.checked_mul(rate));
+        let per_unit =
+            i128::from(size).abs().checked_mul(self.index_price(market.quote)).and_then(|v| v.checked_mul(rate));
         let Some(per_unit) = per_unit else { return 0 };
         let exp = market.notional_exp - i32::from(settle.decimals);
         // delta = slack × ONE / (per_unit × 10^exp)
         let numerator = slack.checked_mul(i128::from(RATIO_ONE));
         let result = match (numerator, exp >= 0) {
-            (Some(num), true) => per_unit.checked_mul(pow10(exp.unsigned_abs()).unwrap_or(i128::MAX)).map(|den| num / den.max(1)),
+            (Some(num), true) => {
+                per_unit.checked_mul(pow10(exp.unsigned_abs()).unwrap_or(i128::MAX)).map(|den| num / den.max(1))
+            }
             (Some(num), false) => num.checked_mul(pow10(exp.unsigned_abs()).unwrap_or(0)).map(|n| n / per_unit.max(1)),
             (None, _) => None,
         };
@@ -230,7 +235,8 @@ impl Engine {
         let round = if size > 0 { Round::Floor } else { Round::Ceil };
         let offset = div_round(shift * denominator.signum(), denominator.abs(), round);
         let price = i128::from(market.last_mark) - offset;
-        i64::try_from(price.clamp(i128::from(market.tick_units), i128::from(crate::limits::MAX_PRICE_UNITS))).unwrap_or(market.tick_units)
+        i64::try_from(price.clamp(i128::from(market.tick_units), i128::from(crate::limits::MAX_PRICE_UNITS)))
+            .unwrap_or(market.tick_units)
     }
 
     /// Liquidates an account below maintenance (see the module docs).
@@ -279,7 +285,13 @@ impl Engine {
             let before = size.unsigned_abs();
             let (filled, last_price) = self.liquidation_taker(account, m, side, bankruptcy, before, out);
             if filled > 0 {
-                out.push(Event::Liquidation { account: u64::from(account) + 1, market: m, qty: filled, price: last_price, via: LiquidationVia::Book });
+                out.push(Event::Liquidation {
+                    account: u64::from(account) + 1,
+                    market: m,
+                    qty: filled,
+                    price: last_price,
+                    via: LiquidationVia::Book,
+                });
             }
         }
         let size = self.positions[usize::from(m)].size[account as usize];
@@ -295,7 +307,13 @@ impl Engine {
         if fund_pnl >= 0 || fund + fund_pnl >= 0 {
             let (buyer, seller) = if size > 0 { (None, Some(account)) } else { (Some(account), None) };
             self.transfer_position(m, buyer, seller, qty, bankruptcy, out);
-            out.push(Event::Liquidation { account: u64::from(account) + 1, market: m, qty, price: bankruptcy, via: LiquidationVia::Insurance });
+            out.push(Event::Liquidation {
+                account: u64::from(account) + 1,
+                market: m,
+                qty,
+                price: bankruptcy,
+                via: LiquidationVia::Insurance,
+            });
             return;
         }
         self.auto_deleverage(account, m, bankruptcy, out);
@@ -303,7 +321,15 @@ impl Engine {
 
     /// Sends an IOC for the liquidated account limited to the bankruptcy price; returns the
     /// quantity filled and the last fill price.
-    fn liquidation_taker(&mut self, account: u32, m: u16, side: Side, limit: i64, qty: u64, out: &mut EventBuf) -> (u64, i64) {
+    fn liquidation_taker(
+        &mut self,
+        account: u32,
+        m: u16,
+        side: Side,
+        limit: i64,
+        qty: u64,
+        out: &mut EventBuf,
+    ) -> (u64, i64) {
         let market = *self.catalog.market(m);
         let first_event = out.events().len();
         let filled = self.match_liquidation(account, m, side, limit, qty, &market, out);
@@ -340,7 +366,13 @@ impl Engine {
             let qty = remaining.min(available);
             let (buyer, seller) = if size > 0 { (counterparty, account) } else { (account, counterparty) };
             self.transfer_position(m, Some(buyer), Some(seller), qty, price, out);
-            out.push(Event::Adl { account: u64::from(counterparty) + 1, liquidated: u64::from(account) + 1, market: m, qty, price });
+            out.push(Event::Adl {
+                account: u64::from(counterparty) + 1,
+                liquidated: u64::from(account) + 1,
+                market: m,
+                qty,
+                price,
+            });
             self.touch(counterparty);
             remaining -= qty;
         }

@@ -108,17 +108,29 @@ impl Harness {
     fn observable(&self) -> Vec<String> {
         let mut out = Vec::new();
         for a in 1..=self.engine.account_count() {
-            out.push(format!("{a}: {:?} {:?} {}", self.engine.balance(a, 0), self.engine.balance(a, 1), self.engine.position(a, 0)));
+            out.push(format!(
+                "{a}: {:?} {:?} {}",
+                self.engine.balance(a, 0),
+                self.engine.balance(a, 1),
+                self.engine.position(a, 0)
+            ));
             out.extend(self.engine.orders_of(a).map(|o| format!("{o:?}")));
         }
-        out.push(format!("fees {} ins {} {}", self.engine.fees(0), self.engine.insurance(0), self.engine.insurance_position(0)));
+        out.push(format!(
+            "fees {} ins {} {}",
+            self.engine.fees(0),
+            self.engine.insurance(0),
+            self.engine.insurance_position(0)
+        ));
         out
     }
 }
 
 /// A mark of BTC-PERP at `tenths` × 0.1.
 fn mark(tenths: i64) -> Op {
-    Op::Mark(Mark::from_prices(&[MarkPrice { symbol: sym("BTC-PERP"), price: Dec::new(tenths, 1) }]).expect("one price"))
+    Op::Mark(
+        Mark::from_prices(&[MarkPrice { symbol: sym("BTC-PERP"), price: Dec::new(tenths, 1) }]).expect("one price"),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -171,17 +183,17 @@ fn step(h: &mut Harness, action: &Action, mark_tenths: &mut i64) -> bool {
             }
             accepted
         }
-        Action::Funding { rate_bp } => h.apply(
-            Who::Oracle,
-            Op::Funding(Funding { market: sym("BTC-PERP"), rate: Dec::new(rate_bp, 4) }),
-        ),
+        Action::Funding { rate_bp } => {
+            h.apply(Who::Oracle, Op::Funding(Funding { market: sym("BTC-PERP"), rate: Dec::new(rate_bp, 4) }))
+        }
         Action::Deposit { account, amount } => h.apply(
             Who::Custody,
             Op::Deposit(Deposit { account, asset: sym("USDC"), amount: Dec::new(amount, 0), chain_ref: [0; 32] }),
         ),
-        Action::Withdraw { account, amount } => {
-            h.apply(Who::Account(account), Op::Withdraw(AssetAmount { asset: sym("USDC"), amount: Dec::new(amount, 0) }))
-        }
+        Action::Withdraw { account, amount } => h.apply(
+            Who::Account(account),
+            Op::Withdraw(AssetAmount { asset: sym("USDC"), amount: Dec::new(amount, 0) }),
+        ),
     }
 }
 

@@ -78,7 +78,8 @@ pub fn state_value(engine: &Engine) -> Value {
     for (m, market) in catalog.markets().iter().enumerate() {
         let m = u16::try_from(m).unwrap_or(u16::MAX);
         if market.kind == crate::tx::MarketKind::Perp {
-            insurance_positions.insert(market.symbol.as_str().into(), signed_qty(catalog, m, engine.insurance_position(m)).into());
+            insurance_positions
+                .insert(market.symbol.as_str().into(), signed_qty(catalog, m, engine.insurance_position(m)).into());
             if market.last_mark != 0 {
                 marks.insert(market.symbol.as_str().into(), market_price(catalog, m, market.last_mark).into());
             }
@@ -86,7 +87,11 @@ pub fn state_value(engine: &Engine) -> Value {
     }
     for asset in catalog.assets() {
         if asset.index_price != 0 {
-            marks.insert(asset.symbol.as_str().into(), crate::text::decimal::format_units(i128::from(asset.index_price), crate::catalog::INDEX_PRICE_DECIMALS).into());
+            marks.insert(
+                asset.symbol.as_str().into(),
+                crate::text::decimal::format_units(i128::from(asset.index_price), crate::catalog::INDEX_PRICE_DECIMALS)
+                    .into(),
+            );
         }
     }
     root.insert("insurance_positions".into(), Value::Object(insurance_positions));
