@@ -417,7 +417,6 @@ impl Engine {
         side: Side,
         limit: i64,
         qty: u64,
-        market: &Market,
         out: &mut EventBuf,
     ) -> u64 {
         let mut taker = Taker {
@@ -430,7 +429,8 @@ impl Engine {
             locked: 0,
             lock_per_lot: 0,
         };
-        self.match_taker(&mut taker, market, out);
+        let market = *self.catalog.market(m);
+        self.match_taker(&mut taker, &market, out);
         for i in 0..self.filled_makers.len() {
             let (order_id, maker, market) = self.filled_makers[i];
             out.push(Event::Order {

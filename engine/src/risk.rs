@@ -330,9 +330,8 @@ impl Engine {
         qty: u64,
         out: &mut EventBuf,
     ) -> (u64, i64) {
-        let market = *self.catalog.market(m);
         let first_event = out.events().len();
-        let filled = self.match_liquidation(account, m, side, limit, qty, &market, out);
+        let filled = self.match_liquidation(account, m, side, limit, qty, out);
         let last_price = out.events()[first_event..]
             .iter()
             .rev()
