@@ -28,14 +28,13 @@
 //! Every step is an event. What is not done: borrows are not repaid by selling spot
 //! collateral (a debt stays, backed by the collateral).
 
-use crate::catalog::INDEX_PRICE_DECIMALS;
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf, LiquidationVia, OrderStatus};
 use crate::fixed::{div_round, mul_ratio, pow10, scale_pow10, Round, RATIO_ONE};
 use crate::tx::Side;
 
-/// Value units per whole valuation unit.
-pub const VALUE_ONE: i128 = 100_000_000;
+/// Value units per whole valuation unit (value has the index price's decimals).
+pub const VALUE_ONE: i128 = 10i128.pow(crate::catalog::INDEX_PRICE_DECIMALS);
 
 /// Value units subtracted from the slack before bands are computed: covers the rounding of
 /// settlements (one unit each) and valuations.
@@ -79,9 +78,8 @@ impl Engine {
         let info = self.catalog.asset(asset);
         let decimals = i32::from(info.decimals);
         let raw = net * self.index_price(asset);
-        let exp = i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8)
-            - i32::try_from(INDEX_PRICE_DECIMALS).unwrap_or(8)
-            - decimals;
+        // Value units have the index price's decimals, so value = net × price × 10^-decimals.
+        let exp = -decimals;
         let value = if net > 0 {
             mul_ratio(raw, exp, info.collateral_weight, Round::Floor)
         } else {
