@@ -1,0 +1,158 @@
+//! The hot path does not allocate: a counting global allocator watches `Engine::apply` over a
+//! mixed spot and perp workload (places of every kind, fills, cancels, amends, marks with
+//! settlement and liquidations, funding) after the listings and accounts exist. Records are
+//! encoded before the measured loop: encoding is the ingress' job, not the engine's.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use verex_engine::record::RecordBytes;
+use verex_engine::sequencer::{Clock, Sequencer};
+use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
+use verex_engine::{Engine, Event, Genesis, Limits};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn setup_lines() -> Vec<String> {
+    let mut lines = vec![
+        r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#.to_string(),
+        r#"{"op":"add_asset","symbol":"BTC","decimals":8}"#.to_string(),
+        r#"{"op":"add_market","symbol":"BTC-USDC","base":"BTC","quote":"USDC","tick":"0.01","step":"0.0001","maker_fee":"-0.0001","taker_fee":"0.0005"}"#.to_string(),
+        r#"{"op":"add_market","symbol":"BTC-PERP","kind":"perp","base":"BTC","settle":"USDC","tick":"0.1","step":"0.001","imf":"0.1","mmf":"0.05","maker_fee":"0","taker_fee":"0.0005"}"#.to_string(),
+        r#"{"op":"mark","prices":{"BTC-PERP":"100"}}"#.to_string(),
+        r#"{"op":"deposit","account":0,"asset":"USDC","amount":"50"}"#.to_string(),
+    ];
+    for a in 1..=16 {
+        lines.push(r#"{"op":"create_account"}"#.to_string());
+        let usdc = if a % 4 == 0 { "12" } else { "100000" };
+        lines.push(format!(r#"{{"op":"deposit","account":{a},"asset":"USDC","amount":"{usdc}"}}"#));
+        if a % 4 != 0 {
+            lines.push(format!(r#"{{"op":"deposit","account":{a},"asset":"BTC","amount":"10"}}"#));
+        }
+    }
+    lines
+}
+
+fn workload_lines(count: usize) -> Vec<String> {
+    let mut lines = Vec::with_capacity(count);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut mark = 1000i64;
+    for i in 0..count {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let account = 1 + x % 16;
+        let side = if (x >> 8).is_multiple_of(2) { "buy" } else { "sell" };
+        let line = match (x >> 16) % 12 {
+            0 => format!(
+                r#"{{"op":"cancel","account":{account},"market":"BTC-USDC","order_id":{}}}"#,
+                1 + (x >> 24) % (i as u64 + 1)
+            ),
+            1 => format!(
+                r#"{{"op":"amend","account":{account},"market":"BTC-USDC","order_id":{},"price":"{}"}}"#,
+                1 + (x >> 24) % (i as u64 + 1),
+                95 + (x >> 32) % 10
+            ),
+            2 => {
+                mark = (mark + ((x >> 24) % 101) as i64 - 50).clamp(500, 2000);
+                format!(
+                    r#"{{"op":"mark","prices":{{"BTC-PERP":"{}.{}","BTC":"{}"}}}}"#,
+                    mark / 10,
+                    mark % 10,
+                    mark / 10
+                )
+            }
+            3 => format!(r#"{{"op":"funding","market":"BTC-PERP","rate":"0.000{}"}}"#, (x >> 24) % 9),
+            4 | 5 => format!(
+                r#"{{"op":"place","account":{account},"market":"BTC-PERP","side":"{side}","price":"{}.{}","qty":"0.0{:02}","tif":"{}"}}"#,
+                (mark + ((x >> 24) % 21) as i64 - 10) / 10,
+                (mark + ((x >> 24) % 21) as i64 - 10) % 10,
+                1 + (x >> 32) % 99,
+                ["gtc", "ioc"][((x >> 40) % 2) as usize]
+            ),
+            6 => format!(
+                r#"{{"op":"place","account":{account},"market":"BTC-PERP","side":"{side}","type":"market","qty":"0.0{:02}"}}"#,
+                1 + (x >> 32) % 99
+            ),
+            _ => format!(
+                r#"{{"op":"place","account":{account},"market":"BTC-USDC","side":"{side}","price":"{}","qty":"0.{:04}","tif":"{}"}}"#,
+                95 + (x >> 24) % 10,
+                1 + (x >> 32) % 9999,
+                ["gtc", "ioc", "fok", "post_only"][((x >> 40) % 4) as usize]
+            ),
+        };
+        lines.push(line);
+    }
+    lines
+}
+
+#[test]
+fn apply_does_not_allocate() {
+    // The counter itself must see an allocation, or this test proves nothing.
+    COUNTING.store(true, Ordering::SeqCst);
+    let probe: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
+    COUNTING.store(false, Ordering::SeqCst);
+    drop(probe);
+    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1, "the counting allocator must count");
+    let mut engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let mut buf = engine.event_buf();
+    let mut signer = DevSigner::default();
+    let mut sequencer = Sequencer::new(0, Clock::Deterministic);
+    let mut encode = |line: &str, signer: &mut DevSigner| {
+        let parsed = parse_tx_line(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        RecordBytes::encode(&sequencer.stamp(signer.sign(&parsed), parsed.ts))
+    };
+    for line in setup_lines() {
+        let record = encode(&line, &mut signer);
+        engine.apply(record.archived(), &mut buf).expect("seq");
+        assert!(buf.rejection().is_none(), "{line}: {:?}", buf.events());
+    }
+    let records: Vec<RecordBytes> = workload_lines(20_000).iter().map(|l| encode(l, &mut signer)).collect();
+    let (mut fills, mut liquidations, mut settlements) = (0, 0, 0);
+    COUNTING.store(true, Ordering::SeqCst);
+    for record in &records {
+        engine.apply(record.archived(), &mut buf).expect("seq");
+        for event in buf.events() {
+            match event {
+                Event::Fill { .. } => fills += 1,
+                Event::Liquidation { .. } | Event::Adl { .. } => liquidations += 1,
+                Event::Settlement { .. } => settlements += 1,
+                _ => {}
+            }
+        }
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(engine.check_invariants(), Ok(()));
+    assert!(fills > 1_000 && settlements > 1_000, "fills {fills}, settlements {settlements}");
+    assert!(liquidations > 0, "the workload must liquidate someone");
+    assert_eq!(allocations, 0, "apply allocated {allocations} times over {} txs", records.len());
+}
