@@ -150,6 +150,7 @@ impl ArchivedDec {
     /// [`UnitsError`].
     pub fn to_units_checked(&self, decimals: u32) -> Result<i64, UnitsError> {
         let (mantissa, scale) = (i128::from(self.mantissa.to_native()), u32::from(self.scale));
+        // Scaling up (the usual case) cannot leave a fraction: only the range can fail.
         if scale > decimals {
             let divisor = pow10(scale - decimals).ok_or(UnitsError::NotWhole)?;
             if mantissa % divisor != 0 {

@@ -104,6 +104,19 @@ impl Engine {
     /// `borrowed`, a debit beyond `available` becomes `borrowed` (SPEC section 6).
     pub(crate) fn adjust(&mut self, account: u32, asset: u16, delta: i128) {
         let b = self.accounts.balance_mut(account, asset);
+        if b.borrowed == 0 {
+            // The common case (a credit, or a debit within available) in 64-bit arithmetic.
+            if let Ok(credit) = u64::try_from(delta) {
+                b.available += credit;
+                return;
+            }
+            if let Ok(debit) = u64::try_from(-delta) {
+                if debit <= b.available {
+                    b.available -= debit;
+                    return;
+                }
+            }
+        }
         let net = i128::from(b.available) - i128::from(b.borrowed) + delta;
         if net >= 0 {
             b.available = u64::try_from(net).unwrap_or_else(|_| panic!("invariant: balance {net} bounded by supply"));
