@@ -2,11 +2,13 @@
 //!
 //! Deterministic (no random state: the hash is a fixed function of the key), allocation-free
 //! after construction, linear probing with backward-shift deletion (no tombstones), and a load
-//! factor of at most one half. Used for order id → order slot, (account, client id) → order
+//! factor of at most one half. Keys and values live in two zero-initialised arrays (a value of
+//! 0 marks an empty slot; stored values are offset by one), so a large table costs nothing
+//! until it is used: the OS hands out zeroed pages lazily. Used for order id → order slot, (account, client id) → order
 //! slot, public key → account, and symbol → asset or market.
 
 /// A key the table can hold: hashed by a fixed function.
-pub(crate) trait TableKey: Copy + Eq {
+pub(crate) trait TableKey: Copy + Eq + Default {
     /// A well-mixed 64-bit hash of the key, the same on every machine.
     fn hash64(&self) -> u64;
 }
@@ -26,9 +28,10 @@ impl TableKey for u64 {
     }
 }
 
-impl TableKey for (u32, u64) {
+impl TableKey for u128 {
     fn hash64(&self) -> u64 {
-        mix64(mix64(u64::from(self.0)) ^ self.1)
+        // Truncations are intended: the two halves are mixed separately.
+        mix64(mix64((*self >> 64) as u64) ^ (*self as u64))
     }
 }
 
@@ -57,7 +60,9 @@ impl TableKey for [u8; 16] {
 /// The table. Holds at most `capacity` keys; inserting beyond returns `false`.
 #[derive(Clone)]
 pub(crate) struct IdTable<K: TableKey> {
-    slots: Vec<Option<(K, u32)>>,
+    keys: Vec<K>,
+    /// `value + 1`, or 0 for an empty slot.
+    values: Vec<u32>,
     mask: usize,
     len: usize,
     capacity: usize,
@@ -67,7 +72,7 @@ impl<K: TableKey> IdTable<K> {
     /// A table for up to `capacity` keys (twice as many slots, rounded up to a power of two).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let slots = (capacity.max(1) * 2).next_power_of_two();
-        Self { slots: vec![None; slots], mask: slots - 1, len: 0, capacity }
+        Self { keys: vec![K::default(); slots], values: vec![0; slots], mask: slots - 1, len: 0, capacity }
     }
 
     fn home(&self, key: &K) -> usize {
@@ -79,29 +84,31 @@ impl<K: TableKey> IdTable<K> {
     pub(crate) fn get(&self, key: &K) -> Option<u32> {
         let mut at = self.home(key);
         loop {
-            match &self.slots[at] {
-                None => return None,
-                Some((k, v)) if k == key => return Some(*v),
-                Some(_) => at = (at + 1) & self.mask,
+            match self.values[at] {
+                0 => return None,
+                v if self.keys[at] == *key => return Some(v - 1),
+                _ => at = (at + 1) & self.mask,
             }
         }
     }
 
     /// Inserts a new key; `false` if it is present already or the table is full.
     pub(crate) fn insert(&mut self, key: K, value: u32) -> bool {
+        debug_assert!(value < u32::MAX, "values are stored offset by one");
         if self.len >= self.capacity {
             return false;
         }
         let mut at = self.home(&key);
         loop {
-            match &self.slots[at] {
-                None => {
-                    self.slots[at] = Some((key, value));
+            match self.values[at] {
+                0 => {
+                    self.keys[at] = key;
+                    self.values[at] = value + 1;
                     self.len += 1;
                     return true;
                 }
-                Some((k, _)) if *k == key => return false,
-                Some(_) => at = (at + 1) & self.mask,
+                _ if self.keys[at] == key => return false,
+                _ => at = (at + 1) & self.mask,
             }
         }
     }
@@ -110,24 +117,28 @@ impl<K: TableKey> IdTable<K> {
     pub(crate) fn remove(&mut self, key: &K) -> Option<u32> {
         let mut at = self.home(key);
         let value = loop {
-            match &self.slots[at] {
-                None => return None,
-                Some((k, v)) if k == key => break *v,
-                Some(_) => at = (at + 1) & self.mask,
+            match self.values[at] {
+                0 => return None,
+                v if self.keys[at] == *key => break v - 1,
+                _ => at = (at + 1) & self.mask,
             }
         };
-        self.slots[at] = None;
+        self.values[at] = 0;
+        self.keys[at] = K::default();
         self.len -= 1;
         // Backward-shift: pull later entries of the probe run into the hole when their home
         // position allows it, so lookups never stop early at a false hole.
         let mut hole = at;
         let mut next = (at + 1) & self.mask;
-        while let Some((k, _)) = &self.slots[next] {
-            let home = self.home(k);
+        while self.values[next] != 0 {
+            let home = self.home(&self.keys[next]);
             let distance_to_next = next.wrapping_sub(home) & self.mask;
             let distance_to_hole = hole.wrapping_sub(home) & self.mask;
             if distance_to_hole <= distance_to_next {
-                self.slots[hole] = self.slots[next].take();
+                self.keys[hole] = self.keys[next];
+                self.values[hole] = self.values[next];
+                self.keys[next] = K::default();
+                self.values[next] = 0;
                 hole = next;
             }
             next = (next + 1) & self.mask;

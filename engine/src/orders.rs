@@ -57,13 +57,18 @@ impl Order {
     };
 }
 
+/// The (account, client id) index key.
+fn client_key(account: u32, client_id: u64) -> u128 {
+    (u128::from(account) << 64) | u128::from(client_id)
+}
+
 /// Slots for resting orders with a free list and two indexes.
 #[derive(Clone)]
 pub(crate) struct OrderPool {
     slots: Vec<Order>,
     free: Vec<u32>,
     by_id: IdTable<u64>,
-    by_client: IdTable<(u32, u64)>,
+    by_client: IdTable<u128>,
     capacity: usize,
 }
 
@@ -102,7 +107,7 @@ impl OrderPool {
         let inserted = self.by_id.insert(order.id, slot);
         debug_assert!(inserted, "order ids are unique");
         if order.client_id != 0 {
-            let inserted = self.by_client.insert((order.account, order.client_id), slot);
+            let inserted = self.by_client.insert(client_key(order.account, order.client_id), slot);
             debug_assert!(inserted, "client ids are unique per account");
         }
         slot
@@ -114,7 +119,7 @@ impl OrderPool {
         let removed = self.by_id.remove(&order.id);
         debug_assert_eq!(removed, Some(slot));
         if order.client_id != 0 {
-            let removed = self.by_client.remove(&(order.account, order.client_id));
+            let removed = self.by_client.remove(&client_key(order.account, order.client_id));
             debug_assert_eq!(removed, Some(slot));
         }
         self.slots[slot as usize] = Order::EMPTY;
@@ -127,7 +132,7 @@ impl OrderPool {
     }
 
     pub(crate) fn slot_of_client(&self, account: u32, client_id: u64) -> Option<u32> {
-        self.by_client.get(&(account, client_id))
+        self.by_client.get(&client_key(account, client_id))
     }
 
     pub(crate) fn get(&self, slot: u32) -> &Order {
