@@ -7,8 +7,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use verex_engine::EngineError;
+use verex_journal::JournalError;
 
-/// Exit status of a failure that is not the input's fault: I/O, an engine refusal.
+/// Exit status of a failure that is not the input's fault: I/O, an engine refusal, a journal
+/// that is corrupt or fails `verify`.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status of bad input: a malformed line, a bad key or genesis file, bad arguments
 /// (clap uses 2 for usage errors too).
@@ -52,6 +54,21 @@ pub enum CliError {
     /// The engine refused to go on (a bug in the caller, not bad input).
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
+    /// The journal could not be opened, read or appended to; a corrupt journal names the seq
+    /// and the segment file.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A journal whose framing holds but whose content fails a check (an archive that does not
+    /// validate, a bad signature, a sequence the engine refuses, a torn tail under `verify`).
+    #[error("journal {dir}: seq {seq}: {reason}")]
+    BadRecord {
+        /// The journal directory.
+        dir: String,
+        /// The first seq that fails.
+        seq: u64,
+        /// What fails, with the offending values.
+        reason: String,
+    },
 }
 
 impl CliError {
@@ -64,7 +81,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             Self::Line { .. } | Self::File { .. } | Self::Usage(_) => EXIT_BAD_INPUT,
-            Self::Io { .. } | Self::Engine(_) => EXIT_FAILURE,
+            Self::Io { .. } | Self::Engine(_) | Self::Journal(_) | Self::BadRecord { .. } => EXIT_FAILURE,
         })
     }
 }

@@ -9,6 +9,9 @@ mod cmd;
 mod error;
 mod io;
 mod keys;
+mod manifest;
+mod rebuild;
+mod tail;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,8 +20,9 @@ use clap::Parser;
 
 /// Exit statuses, shown at the end of every `--help`.
 const EXIT_HELP: &str = "\
-Exit status: 0 on success; 1 when an I/O operation or the engine fails; 2 for bad input \
-(a malformed line, a bad key or genesis file) or bad arguments.";
+Exit status: 0 on success; 1 when an I/O operation or the engine fails, or a journal is \
+corrupt or fails verification; 2 for bad input (a malformed line, a bad key, genesis or \
+manifest file) or bad arguments.";
 
 /// verex: a verifiable exchange engine whose whole book is one signed, replayable log.
 #[derive(Debug, Parser)]

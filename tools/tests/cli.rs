@@ -237,7 +237,8 @@ fn run_reads_standard_input_and_writes_events_to_standard_output() {
 }
 
 #[test]
-fn journal_is_accepted_with_a_warning_for_now() {
+fn journal_flag_journals_the_run_and_replay_agrees() {
+    // The journal commands are tested in depth in journal_cli.rs; this is the smoke test.
     let dir = tempdir();
     let journal = dir.path().join("journal");
     let out = verex(&[
@@ -251,7 +252,11 @@ fn journal_is_accepted_with_a_warning_for_now() {
         path_str(&journal),
     ]);
     assert_success(&out, "run --journal");
-    assert!(stderr(&out).contains("journal support arrives with the journal issue"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert!(journal.join("verex.json").is_file(), "the manifest is written");
+    let replayed = verex(&["replay", "--journal", path_str(&journal)]);
+    assert_success(&replayed, "replay");
+    assert!(stdout(&replayed).starts_with("seq 19 state_hash "), "{}", stdout(&replayed));
 }
 
 // ---------------------------------------------------------------------------------------

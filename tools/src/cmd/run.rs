@@ -1,21 +1,30 @@
-//! `verex run`: JSON-lines transactions through the engine, events and the final state out.
+//! `verex run`: JSON-lines transactions through the engine, events and the final state out;
+//! with `--journal`, every sequenced transaction is journaled and its events are released only
+//! once the journal says it is durable.
 //!
-//! Today this drives [`TextRunner`] (parse, sign or verify, stamp, apply) directly; the journal
-//! and ring pipeline of SPEC section 2 replace it once the journal crate lands.
+//! Today this drives [`TextRunner`] (parse, sign or verify, stamp, apply) directly and appends
+//! each record to the journal after it; the ring of SPEC section 2, with the journal and engine
+//! stages in parallel, replaces that with the pipeline issue.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
+use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::Clock;
 use verex_engine::signing::hex;
 use verex_engine::text::runner::{LineOutcome, RunError, Signing, TextRunner};
 use verex_engine::text::state_json::render_state;
 use verex_engine::text::tx_json::DevSigner;
-use verex_engine::{Engine, Genesis, Limits};
+use verex_engine::tx::{ArchivedOp, SequencedTx};
+use verex_engine::{Engine, Genesis};
+use verex_journal::{Durability, JournalConfig, JournalWriter, RecoveryReport, DEFAULT_SEGMENT_BYTES};
 
 use crate::error::CliError;
 use crate::io::{note, refuse_same_file, warn, LineReader, Output, Progress};
 use crate::keys::read_genesis_file;
+use crate::manifest::{manifest_path, read_manifest, write_manifest, LimitsArg, Manifest};
+use crate::rebuild::{open_reader, replay_journal};
 
 /// `--help` text of the command.
 pub const LONG_ABOUT: &str = "\
@@ -34,16 +43,43 @@ with a reason. A line that is not a transaction (bad JSON, unknown op or field, 
 where a decimal string is required) stops the run: the events of the lines before it are \
 flushed to --events and the state after them is written to --state, so the outputs stay \
 consistent with each other, then the error names the file, line and reason and the exit \
-status is 2.";
+status is 2.
 
-/// Which engine limits to allocate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LimitsArg {
-    /// A million accounts and orders (the tables are pre-sized at start-up).
-    Production,
-    /// About a thousand accounts and four thousand orders: quick to allocate, for tests.
-    Small,
-}
+Journal (--journal DIR). Every sequenced transaction's record (the archived, signed tx with \
+its seq and time stamp) is appended to the journal in DIR, which is created if missing, and a \
+transaction's events are written only once its record is durable in the sense of \
+--durability. On a journal that already holds records, run first recovers it: a torn tail left \
+by a crash is cut and reported on standard error, damage anywhere else is refused (exit status \
+1, naming the seq and the segment file). It then rebuilds the engine by replaying every \
+record and continues with the next seq; --events holds this run's events only (`verex replay \
+--events` re-derives them all). The genesis keys and limits are those recorded in \
+DIR/verex.json when the journal was created; --limits, --genesis or --dev that disagree with it \
+are refused. With --dev, nonces and account numbers continue where the journal left off.
+
+Durability modes (--durability), and what each can lose:
+
+  sync   Each record is msynced before its events are written. Loss window: none; a \
+transaction whose events were written survives a crash and a power loss. One msync per \
+transaction: the slowest mode.
+
+  batch  (default) Records are msynced every 256 transactions and at the end of the run; a \
+batch's events are written only after its msync returns. Loss window: a process crash (kill -9) \
+loses nothing that was appended, because the records sit in the page cache and recovery finds \
+them (their events may never have been written: replay re-derives them); a power loss or \
+kernel crash loses at most the transactions since the last msync, none of whose events were \
+written.
+
+  async  No msync while running: events are written as soon as a batch of 256 records is in the \
+page cache, and the kernel writes the pages back on its own schedule (typically within 30 s). \
+Loss window: a process crash loses nothing that was appended; a power loss or kernel crash can \
+lose every transaction since the kernel last wrote back, including ones whose events were \
+already written.
+
+A failed msync stops the run (exit status 1) without writing the state: the journal is never \
+assumed durable after an error; rerun to recover what is on disk.";
+
+/// Transactions per journal commit (and event release) in the batch and async modes.
+pub const RELEASE_BATCH_TXS: u64 = 256;
 
 /// Where time stamps come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,6 +88,27 @@ pub enum ClockArg {
     Deterministic,
     /// The system clock, as a production ingress stamps.
     Wall,
+}
+
+/// When journaled transactions are durable (see the command's long help for loss windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// msync every record before its events are written.
+    Sync,
+    /// msync every 256 transactions, then write their events.
+    Batch,
+    /// Never msync; the kernel writes pages back on its own schedule.
+    Async,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(mode: DurabilityArg) -> Self {
+        match mode {
+            DurabilityArg::Sync => Durability::Sync,
+            DurabilityArg::Batch => Durability::Batch,
+            DurabilityArg::Async => Durability::Async,
+        }
+    }
 }
 
 /// Arguments of `verex run`.
@@ -69,16 +126,24 @@ pub struct RunArgs {
     /// Write the final state dump here (default: not written).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Journal directory. Accepted but not used yet: journal support arrives with the journal issue.
+    /// Journal directory: journal every sequenced transaction there, resuming after its last
+    /// record if it has any (see below).
     #[arg(long, value_name = "DIR")]
     pub journal: Option<PathBuf>,
+    /// When journaled transactions are durable and their events released (see below).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Batch, requires = "journal")]
+    pub durability: DurabilityArg,
+    /// Size of new journal segment files in bytes: a multiple of the page size from 64 KiB to
+    /// 4 GiB.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SEGMENT_BYTES, requires = "journal")]
+    pub segment_bytes: u64,
     /// Operator keys, as {"admin":"<hex>","custody":"<hex>","oracle":"<hex>","attest":"<hex>"}
-    /// (default without --dev: the development operator keys).
+    /// (default: the journal's, else the development operator keys).
     #[arg(long, value_name = "FILE", conflicts_with = "dev")]
     pub genesis: Option<PathBuf>,
-    /// Engine capacity to pre-allocate.
-    #[arg(long, value_enum, default_value_t = LimitsArg::Production)]
-    pub limits: LimitsArg,
+    /// Engine capacity to pre-allocate (default: the journal's, else production).
+    #[arg(long, value_enum)]
+    pub limits: Option<LimitsArg>,
     /// Time stamp source (default: deterministic with --dev, wall otherwise).
     #[arg(long, value_enum)]
     pub clock: Option<ClockArg>,
@@ -96,30 +161,41 @@ struct Tally {
 /// Runs the input and writes the outputs.
 ///
 /// # Errors
-/// [`CliError::Line`] for a malformed line (after writing what came before it), others for
-/// I/O failures and bad genesis files.
+/// [`CliError::Line`] for a malformed line (after writing what came before it),
+/// [`CliError::Journal`] for a corrupt journal or a failed append or msync (after releasing
+/// only the events of durable transactions, and without writing the state), others for I/O
+/// failures, bad genesis files and arguments that disagree with the journal.
 pub fn execute(args: &RunArgs) -> Result<(), CliError> {
-    if args.journal.is_some() {
-        warn("--journal is ignored for now: journal support arrives with the journal issue");
-    }
     // Cheap checks first: a bad genesis or path fails before the engine is allocated.
-    // (--genesis and --dev conflict, so the dev genesis is the one --dev signs for.)
-    let genesis = match &args.genesis {
-        Some(path) => read_genesis_file(path)?,
-        None => Genesis::dev(),
-    };
+    let genesis = args.genesis.as_deref().map(read_genesis_file).transpose()?;
     refuse_same_file(Some(&args.input), args.events.as_deref(), "--input and --events")?;
     refuse_same_file(Some(&args.input), args.state.as_deref(), "--input and --state")?;
     let mut input = LineReader::open(Some(&args.input))?;
     let mut events = Output::create(args.events.as_deref())?;
     let state = args.state.as_deref().map(|path| Output::create(Some(path))).transpose()?;
-    let mut runner = build_runner(args, genesis)?;
+    let (mut runner, mut sink) = match &args.journal {
+        None => {
+            let engine = Engine::new(
+                genesis.unwrap_or_else(Genesis::dev),
+                args.limits.unwrap_or(LimitsArg::Production).limits(),
+            )?;
+            (build_runner(args, engine, DevSigner::new(0))?, Sink::Direct)
+        }
+        Some(dir) => open_journal(args, dir, genesis)?,
+    };
     let mut tally = Tally::default();
-    let outcome = run_lines(&mut runner, &mut input, &mut events, &mut tally);
-    // Whatever stopped the run, what was applied is written out, in the same state.
+    let outcome = run_lines(&mut runner, &mut input, &mut events, &mut sink, &mut tally);
+    // After a journal failure nothing more is released and no state is written: the engine
+    // is ahead of what the journal holds. Whatever else stopped the run, what was applied is
+    // written out (released first), in the same state.
+    let journal_failed = matches!(outcome, Err(CliError::Journal(_)));
+    let released = if journal_failed { Ok(()) } else { sink.release(&mut events) };
     let flushed = events.finish();
-    let state_written = state.map_or(Ok(()), |out| write_state(out, &runner.engine));
-    outcome.and(flushed).and(state_written)?;
+    let state_written = match state {
+        Some(out) if !journal_failed && released.is_ok() => write_state(out, &runner.engine),
+        _ => Ok(()),
+    };
+    outcome.and(released).and(flushed).and(state_written)?;
     note(&format!(
         "run: {} txs applied, {} refused (bad signature); seq {}, state hash {}",
         tally.applied,
@@ -127,39 +203,226 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
         runner.engine.seq(),
         hex(&runner.engine.state_hash())
     ));
+    if let Sink::Journal(gate) = &sink {
+        note(&format!(
+            "run: journal {} durable through seq {} ({} mode)",
+            gate.dir.display(),
+            gate.writer.durable_seq(),
+            format!("{:?}", gate.writer.durability()).to_lowercase()
+        ));
+    }
     Ok(())
 }
 
-fn build_runner(args: &RunArgs, genesis: Genesis) -> Result<TextRunner, CliError> {
-    let limits = match args.limits {
-        LimitsArg::Production => Limits::production(),
-        LimitsArg::Small => Limits::small(),
-    };
+fn build_runner(args: &RunArgs, engine: Engine, signer: DevSigner) -> Result<TextRunner, CliError> {
     let clock = match args.clock.unwrap_or(if args.dev { ClockArg::Deterministic } else { ClockArg::Wall }) {
         ClockArg::Deterministic => Clock::Deterministic,
         ClockArg::Wall => Clock::Wall,
     };
-    let signing = if args.dev { Signing::Dev(DevSigner::new(0)) } else { Signing::Signed };
-    Ok(TextRunner::new(Engine::new(genesis, limits)?, signing, clock)?)
+    let signing = if args.dev { Signing::Dev(signer) } else { Signing::Signed };
+    Ok(TextRunner::new(engine, signing, clock)?)
+}
+
+/// Opens (recovering) the journal, rebuilds the engine from its records and wraps it in a
+/// runner that continues after the last seq.
+fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<(TextRunner, Sink), CliError> {
+    let config =
+        JournalConfig { dir: dir.to_path_buf(), segment_bytes: args.segment_bytes, durability: args.durability.into() };
+    let (writer, report) = JournalWriter::open(config)?;
+    if let Some(torn) = &report.torn_at {
+        warn(&format!(
+            "journal {}: recovery cut a torn tail: seq {} at offset {} of {} ({} bytes): {}",
+            dir.display(),
+            torn.seq,
+            torn.offset,
+            torn.file.display(),
+            report.truncated_bytes,
+            torn.reason
+        ));
+    }
+    let manifest = settle_manifest(args, dir, genesis, &report)?;
+    let mut engine = manifest.engine()?;
+    let mut signer_state = DevSignerState::default();
+    let reader = open_reader(dir)?;
+    let replayed = replay_journal(dir, &reader, &mut engine, false, "recover", |_, archived, _| {
+        signer_state.observe(&archived.signed.tx.signer, archived.signed.tx.nonce.to_native(), &archived.signed.tx.op);
+        Ok(())
+    })?;
+    drop(reader);
+    if engine.seq() != report.last_seq {
+        return Err(CliError::BadRecord {
+            dir: dir.display().to_string(),
+            seq: engine.seq() + 1,
+            reason: format!(
+                "recovery found records up to seq {}, replay only up to seq {}",
+                report.last_seq,
+                engine.seq()
+            ),
+        });
+    }
+    if replayed.records > 0 {
+        note(&format!(
+            "run: journal {}: replayed {} records, continuing at seq {}",
+            dir.display(),
+            replayed.records,
+            engine.seq() + 1
+        ));
+    }
+    let runner = build_runner(args, engine, signer_state.into_signer())?;
+    let release_every = if writer.durability() == Durability::Sync { 1 } else { RELEASE_BATCH_TXS };
+    let gate = JournalGate { dir: dir.to_path_buf(), writer, pending: Vec::new(), unreleased_txs: 0, release_every };
+    Ok((runner, Sink::Journal(Box::new(gate))))
+}
+
+/// The journal's manifest: read and checked against the arguments, or written for a new
+/// journal.
+fn settle_manifest(
+    args: &RunArgs,
+    dir: &Path,
+    genesis: Option<Genesis>,
+    report: &RecoveryReport,
+) -> Result<Manifest, CliError> {
+    // Operator keys asked for explicitly: --genesis, or --dev (which signs with the dev keys).
+    let wanted_genesis = genesis.or_else(|| args.dev.then(Genesis::dev));
+    let Some(manifest) = read_manifest(dir)? else {
+        if report.records > 0 {
+            return Err(CliError::File {
+                file: manifest_path(dir).display().to_string(),
+                reason: format!(
+                    "missing, but the journal holds {} records: its genesis keys and limits are unknown",
+                    report.records
+                ),
+            });
+        }
+        let manifest = Manifest {
+            limits: args.limits.unwrap_or(LimitsArg::Production),
+            genesis: wanted_genesis.unwrap_or_else(Genesis::dev),
+        };
+        write_manifest(dir, &manifest)?;
+        return Ok(manifest);
+    };
+    let recorded = manifest_path(dir);
+    if let Some(limits) = args.limits.filter(|&limits| limits != manifest.limits) {
+        return Err(CliError::Usage(format!(
+            "--limits {} disagrees with the journal's {} (recorded in {})",
+            limits.name(),
+            manifest.limits.name(),
+            recorded.display()
+        )));
+    }
+    if wanted_genesis.is_some_and(|wanted| wanted != manifest.genesis) {
+        let flag = if args.dev { "--dev (the development operator keys)" } else { "--genesis" };
+        return Err(CliError::Usage(format!(
+            "{flag} names other operator keys than the journal's (recorded in {})",
+            recorded.display()
+        )));
+    }
+    Ok(manifest)
+}
+
+/// What the development signer must know to continue after journaled transactions: the last
+/// nonce of every signer and how many `create_account` lines it has signed (account ids it
+/// handed out), so that a resumed run signs exactly as one uninterrupted run would.
+#[derive(Debug, Default)]
+struct DevSignerState {
+    nonces: BTreeMap<[u8; 32], u64>,
+    create_accounts: u64,
+}
+
+impl DevSignerState {
+    fn observe(&mut self, signer: &[u8; 32], nonce: u64, op: &ArchivedOp) {
+        let last = self.nonces.entry(*signer).or_insert(0);
+        *last = (*last).max(nonce);
+        // Every create_account line numbers the next account, accepted or not (DevSigner::sign).
+        if matches!(op, ArchivedOp::CreateAccount) {
+            self.create_accounts += 1;
+        }
+    }
+
+    fn into_signer(self) -> DevSigner {
+        let mut signer = DevSigner::new(self.create_accounts);
+        for (key, nonce) in self.nonces {
+            signer.observe_nonce(key, nonce);
+        }
+        signer
+    }
+}
+
+/// Where events go.
+enum Sink {
+    /// Straight to the output (no journal).
+    Direct,
+    /// Held until the journal says their transactions are durable.
+    Journal(Box<JournalGate>),
+}
+
+/// Journals records and holds their events back until they are durable.
+struct JournalGate {
+    dir: PathBuf,
+    writer: JournalWriter,
+    /// Rendered events not yet released, in order (bad-signature refusals included, so that
+    /// the output keeps input order).
+    pending: Vec<String>,
+    /// Transactions appended since the last release.
+    unreleased_txs: u64,
+    /// Transactions per release: 1 in sync mode (each append is durable), else a batch.
+    release_every: u64,
+}
+
+impl Sink {
+    /// A sequenced transaction and its events.
+    fn applied(&mut self, record: &SequencedTx, rendered: Vec<String>, out: &mut Output) -> Result<(), CliError> {
+        let Sink::Journal(gate) = self else {
+            return rendered.iter().try_for_each(|event| out.write_line(event));
+        };
+        gate.writer.append(record.seq, &RecordBytes::encode(record).0)?;
+        gate.pending.extend(rendered);
+        gate.unreleased_txs += 1;
+        if gate.unreleased_txs >= gate.release_every {
+            return self.release(out);
+        }
+        Ok(())
+    }
+
+    /// A line refused before sequencing: nothing to journal.
+    fn refused(&mut self, rendered: String, out: &mut Output) -> Result<(), CliError> {
+        match self {
+            Sink::Direct => out.write_line(&rendered),
+            Sink::Journal(gate) => {
+                gate.pending.push(rendered);
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits the journal, then writes the events it made durable.
+    fn release(&mut self, out: &mut Output) -> Result<(), CliError> {
+        let Sink::Journal(gate) = self else { return Ok(()) };
+        let durable_seq = gate.writer.commit()?;
+        debug_assert_eq!(durable_seq, gate.writer.last_seq(), "a commit covers every appended record");
+        gate.unreleased_txs = 0;
+        gate.pending.drain(..).try_for_each(|event| out.write_line(&event))
+    }
 }
 
 fn run_lines(
     runner: &mut TextRunner,
     input: &mut LineReader,
     events: &mut Output,
+    sink: &mut Sink,
     tally: &mut Tally,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new("run");
     while let Some(line) = input.next_line()? {
         let number = line.number;
         match runner.run_line(line.text) {
-            Ok(LineOutcome::Applied { events: rendered, .. }) => {
+            Ok(LineOutcome::Applied { record, events: rendered }) => {
                 tally.applied += 1;
-                rendered.iter().try_for_each(|event| events.write_line(event))?;
+                sink.applied(&record, rendered, events)?;
             }
             Ok(LineOutcome::Refused(rendered)) => {
                 tally.refused += 1;
-                events.write_line(&rendered)?;
+                sink.refused(rendered, events)?;
             }
             Err(RunError::Text(e)) => {
                 let stopped = format!("{e} (the run stopped here, after seq {})", runner.engine.seq());
