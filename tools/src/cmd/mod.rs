@@ -1,8 +1,11 @@
 //! One module per subcommand; each holds its clap arguments and its `execute`.
 
+pub mod inspect;
 pub mod keygen;
+pub mod replay;
 pub mod run;
 pub mod sign;
+pub mod verify;
 
 use clap::Subcommand;
 
@@ -15,6 +18,15 @@ pub enum Command {
     /// Run JSON-lines transactions through the engine; write events and the final state.
     #[command(after_help = EXIT_HELP, long_about = run::LONG_ABOUT)]
     Run(run::RunArgs),
+    /// Rebuild the state from a journal; print its last seq and state hash.
+    #[command(after_help = EXIT_HELP, long_about = replay::LONG_ABOUT)]
+    Replay(replay::ReplayArgs),
+    /// Audit a journal: framing, hash chain, archives, signatures, and the engine's acceptance.
+    #[command(after_help = EXIT_HELP, long_about = verify::LONG_ABOUT)]
+    Verify(verify::VerifyArgs),
+    /// Print journal records as JSON lines.
+    #[command(after_help = EXIT_HELP, long_about = inspect::LONG_ABOUT)]
+    Inspect(inspect::InspectArgs),
     /// Generate a new ed25519 key from the operating system's random number generator.
     #[command(after_help = EXIT_HELP, long_about = keygen::LONG_ABOUT)]
     Keygen(keygen::KeygenArgs),
@@ -31,6 +43,9 @@ impl Command {
     pub fn execute(self) -> Result<(), CliError> {
         match self {
             Self::Run(args) => run::execute(&args),
+            Self::Replay(args) => replay::execute(&args),
+            Self::Verify(args) => verify::execute(&args),
+            Self::Inspect(args) => inspect::execute(&args),
             Self::Keygen(args) => keygen::execute(&args),
             Self::Sign(args) => sign::execute(&args),
         }
