@@ -386,6 +386,11 @@ fn resuming_on_a_journal_equals_one_uninterrupted_run() {
     assert_eq!(read(&state_b), read(&state_all), "same final state dump and hash");
     let inspect = |j: &Path| stdout(&verex(&["inspect", "--journal", path_str(j)]));
     assert_eq!(inspect(&journal), inspect(&whole), "same records, nonces and stamps");
+    // A segment size the journal refuses is a bad argument.
+    let odd = dir.path().join("odd");
+    let out =
+        verex(&["run", "--dev", "--input", path_str(&input_a), "--journal", path_str(&odd), "--segment-bytes", "1000"]);
+    assert_failure(&out, 2, &["--segment-bytes", "1000"], "run with a bad segment size");
     // Flags that disagree with the journal's manifest are refused before anything runs.
     let out = verex(&["run", "--limits", "production", "--input", path_str(&input_b), "--journal", path_str(&journal)]);
     assert_failure(&out, 2, &["--limits", "verex.json"], "run with other limits");

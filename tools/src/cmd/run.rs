@@ -18,7 +18,7 @@ use verex_engine::text::state_json::render_state;
 use verex_engine::text::tx_json::DevSigner;
 use verex_engine::tx::{ArchivedOp, SequencedTx};
 use verex_engine::{Engine, Genesis};
-use verex_journal::{Durability, JournalConfig, JournalWriter, RecoveryReport, DEFAULT_SEGMENT_BYTES};
+use verex_journal::{Durability, JournalConfig, JournalError, JournalWriter, RecoveryReport, DEFAULT_SEGMENT_BYTES};
 
 use crate::error::CliError;
 use crate::io::{note, refuse_same_file, warn, LineReader, Output, Progress};
@@ -97,7 +97,7 @@ pub enum DurabilityArg {
     Sync,
     /// msync every 256 transactions, then write their events.
     Batch,
-    /// Never msync; the kernel writes pages back on its own schedule.
+    /// never msync; the kernel writes pages back on its own schedule.
     Async,
 }
 
@@ -127,10 +127,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Journal directory: journal every sequenced transaction there, resuming after its last
-    /// record if it has any (see below).
+    /// record if it has any (see the Journal paragraph of --help).
     #[arg(long, value_name = "DIR")]
     pub journal: Option<PathBuf>,
-    /// When journaled transactions are durable and their events released (see below).
+    /// When journaled transactions are durable and their events released (see the loss
+    /// windows in --help).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Batch, requires = "journal")]
     pub durability: DurabilityArg,
     /// Size of new journal segment files in bytes: a multiple of the page size from 64 KiB to
@@ -228,7 +229,10 @@ fn build_runner(args: &RunArgs, engine: Engine, signer: DevSigner) -> Result<Tex
 fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<(TextRunner, Sink), CliError> {
     let config =
         JournalConfig { dir: dir.to_path_buf(), segment_bytes: args.segment_bytes, durability: args.durability.into() };
-    let (writer, report) = JournalWriter::open(config)?;
+    let (writer, report) = JournalWriter::open(config).map_err(|e| match e {
+        JournalError::InvalidSegmentBytes { .. } => CliError::Usage(format!("--segment-bytes: {e}")),
+        other => other.into(),
+    })?;
     if let Some(torn) = &report.torn_at {
         warn(&format!(
             "journal {}: recovery cut a torn tail: seq {} at offset {} of {} ({} bytes): {}",
