@@ -276,14 +276,21 @@ impl Engine {
         {
             return Err(RejectReason::InvalidConfig);
         }
+        let index = self.install_asset(asset);
+        out.push(Event::AssetAdded { asset: index });
+        Ok(())
+    }
+
+    /// Lists a validated asset: catalog entry, balance column, per-asset ledgers. Shared by
+    /// `add_asset` and snapshot restore.
+    pub(crate) fn install_asset(&mut self, asset: Asset) -> u16 {
         let index = self.catalog.push_asset(asset);
         self.accounts.add_asset_column();
         for column in [&mut self.fees, &mut self.supply, &mut self.pool_lent, &mut self.pool_borrowed] {
             column.push(0);
         }
         self.insurance.push(0);
-        out.push(Event::AssetAdded { asset: index });
-        Ok(())
+        index
     }
 
     fn add_market(&mut self, op: &ArchivedAddMarket, out: &mut EventBuf) -> Result<(), RejectReason> {
@@ -303,6 +310,14 @@ impl Engine {
             return Err(RejectReason::InvalidConfig);
         }
         let market = self.market_config(op, symbol, base, quote)?;
+        let index = self.install_market(market);
+        out.push(Event::MarketAdded { market: index });
+        Ok(())
+    }
+
+    /// Lists a validated market: catalog entry, book, position columns. Shared by
+    /// `add_market` and snapshot restore.
+    pub(crate) fn install_market(&mut self, market: Market) -> u16 {
         let index = self.catalog.push_market(market);
         self.books.push(Book::new(self.limits.max_levels_per_side));
         if market.kind == MarketKind::Perp {
@@ -311,8 +326,7 @@ impl Engine {
         } else {
             self.positions.push(crate::perp::Positions::default());
         }
-        out.push(Event::MarketAdded { market: index });
-        Ok(())
+        index
     }
 
     fn market_config(
@@ -372,13 +386,20 @@ impl Engine {
         if self.accounts.is_full() {
             return Err(RejectReason::LimitReached);
         }
-        let id = self.accounts.create(tx.signer, tx.nonce.to_native());
+        let id = self.install_account(tx.signer, tx.nonce.to_native());
+        out.push(Event::AccountCreated { account: id });
+        Ok(())
+    }
+
+    /// Registers a new account with its per-market columns. Shared by `create_account` and
+    /// snapshot restore.
+    pub(crate) fn install_account(&mut self, pubkey: [u8; 32], nonce: u64) -> u64 {
+        let id = self.accounts.create(pubkey, nonce);
         for i in 0..self.perp_markets.len() {
             self.positions[usize::from(self.perp_markets[i])].push_account();
         }
         self.touched_seq.push(0);
-        out.push(Event::AccountCreated { account: id });
-        Ok(())
+        id
     }
 
     /// Resolves an asset symbol and converts a positive amount into its units.

@@ -33,6 +33,7 @@ pub mod record;
 pub mod risk;
 pub mod sequencer;
 pub mod signing;
+pub mod snapshot;
 mod state_hash;
 pub mod text;
 pub mod tx;
