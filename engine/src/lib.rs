@@ -17,6 +17,7 @@
 #![deny(missing_docs, clippy::unwrap_used)]
 
 mod accounts;
+pub mod attest;
 mod book;
 pub mod catalog;
 mod engine;

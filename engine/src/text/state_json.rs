@@ -94,8 +94,6 @@ pub fn state_value(engine: &Engine) -> Value {
             );
         }
     }
-    root.insert("insurance_positions".into(), Value::Object(insurance_positions));
-    root.insert("marks".into(), Value::Object(marks));
     root.insert(
         "pools".into(),
         per_asset(&|a| {
@@ -106,6 +104,10 @@ pub fn state_value(engine: &Engine) -> Value {
             Value::Object(pool)
         }),
     );
+    // Beyond SPEC section 13's keys (additions only, after them): the insurance fund's
+    // positions and the last published prices.
+    root.insert("insurance_positions".into(), Value::Object(insurance_positions));
+    root.insert("marks".into(), Value::Object(marks));
     Value::Object(root)
 }
 
