@@ -21,10 +21,12 @@ pub enum Clock {
     Wall,
 }
 
-/// Assigns seq and ts.
+/// Assigns seq and ts. Wall-clock stamps never go backwards: a clock step back (NTP, a
+/// restart on another machine) stamps the last time again instead of producing `stale_ts`.
 #[derive(Clone, Debug)]
 pub struct Sequencer {
     last_seq: u64,
+    last_ts: u64,
     clock: Clock,
 }
 
@@ -32,7 +34,13 @@ impl Sequencer {
     /// A sequencer whose next seq is `last_seq + 1`.
     #[must_use]
     pub fn new(last_seq: u64, clock: Clock) -> Self {
-        Self { last_seq, clock }
+        Self { last_seq, last_ts: 0, clock }
+    }
+
+    /// A sequencer resuming after a log whose last record is `last_seq`, stamped `last_ts`.
+    #[must_use]
+    pub fn resume(last_seq: u64, last_ts: u64, clock: Clock) -> Self {
+        Self { last_seq, last_ts, clock }
     }
 
     /// The last seq assigned.
@@ -47,8 +55,9 @@ impl Sequencer {
         let seq = self.last_seq;
         let ts = ts.unwrap_or_else(|| match self.clock {
             Clock::Deterministic => DEV_CLOCK_START_NS.saturating_add(seq.saturating_mul(DEV_CLOCK_STEP_NS)),
-            Clock::Wall => wall_clock_ns(),
+            Clock::Wall => wall_clock_ns().max(self.last_ts),
         });
+        self.last_ts = self.last_ts.max(ts);
         SequencedTx { seq, ts, signed }
     }
 }

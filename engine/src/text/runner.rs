@@ -70,7 +70,7 @@ impl TextRunner {
     /// None today; kept fallible for symmetry with [`TextRunner::dev`].
     pub fn new(engine: Engine, signing: Signing, clock: Clock) -> Result<Self, EngineError> {
         let buf = engine.event_buf();
-        let sequencer = Sequencer::new(engine.seq(), clock);
+        let sequencer = Sequencer::resume(engine.seq(), engine.last_ts(), clock);
         Ok(Self { engine, sequencer, signing, buf })
     }
 
