@@ -32,6 +32,7 @@ mod orders;
 mod perp;
 pub mod record;
 pub mod risk;
+pub mod runtime;
 pub mod sequencer;
 pub mod signing;
 pub mod snapshot;

@@ -1,0 +1,466 @@
+//! Ingress: decode and verify on worker threads, hand verified txs to the sequencer in order.
+//!
+//! ```text
+//!  IngressSender::send ─► chunk k (≤ `chunk_inputs` inputs) ─► worker k mod N: decode, archive, verify
+//!                                                                  │
+//!  IngressReceiver::recv ◄─ chunk k's verdicts, read from worker k mod N ◄┘
+//! ```
+//!
+//! Chunks are dealt to the workers round-robin and their verdicts collected round-robin, so
+//! verdicts come out in exactly the input order (hence in each connection's order) with no
+//! reordering buffer. Channels are bounded: a slow sequencer slows the sender down. A refused
+//! input (undecodable, bad key, bad signature) gets a [`Refusal`] with its reason and never
+//! reaches the ring; [`feed`] turns it into an in-order note for the subscriber.
+//!
+//! # Single versus batch verification
+//!
+//! [`VerifyMode::Single`] checks each signature with [`crate::signing::verify_archived`]: the
+//! same check `verex verify` applies to the journal, so the two always agree.
+//! [`VerifyMode::Batch`] checks a chunk with `ed25519_dalek::verify_batch` and falls back to
+//! single checks when the batch fails (to name the bad input). It is faster, but it is a
+//! different equation: an adversarial signer can craft a signature (small-order components,
+//! a non-canonical `R`) that a batch accepts with some probability and the single check
+//! rejects, and such a tx would then fail the journal audit. Use it only where every signer
+//! is trusted not to do that (replaying one's own signed workload, a benchmark).
+
+use std::ops::ControlFlow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::pipeline::{Pipeline, SubmitError};
+use super::sink::RecordSink;
+use super::slot::SignedTxBytes;
+use super::subscriber::Subscriber;
+use crate::events::RejectReason;
+use crate::signing::{archived_tx_bytes, verify_archived, SignatureError, TX_SIGNING_DOMAIN};
+use crate::tx::SignedTx;
+
+/// Most worker threads.
+pub const MAX_WORKERS: usize = 64;
+/// Most inputs per chunk (and per batch verification).
+pub const MAX_CHUNK_INPUTS: usize = 4096;
+
+/// How signatures are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// One signature at a time, exactly the journal audit's check. The default.
+    Single,
+    /// `verify_batch` per chunk, single checks when a batch fails. See the module doc for why
+    /// it is not the default.
+    Batch,
+}
+
+/// How to run the ingress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngressConfig {
+    /// Worker threads, `1..=MAX_WORKERS`.
+    pub workers: usize,
+    /// Inputs per chunk, `1..=MAX_CHUNK_INPUTS`: the unit of work, of batch verification and
+    /// of ordering. A partial chunk waits for [`IngressSender::flush`].
+    pub chunk_inputs: usize,
+    /// Chunks queued per worker, in and out (at least 1).
+    pub queue_chunks: usize,
+    /// Single or batch verification.
+    pub verify: VerifyMode,
+}
+
+impl IngressConfig {
+    /// One worker per available core (at least 1), chunks of 64, single verification.
+    #[must_use]
+    pub fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self { workers: cores.clamp(1, MAX_WORKERS), chunk_inputs: 64, queue_chunks: 4, verify: VerifyMode::Single }
+    }
+
+    /// Checks the values against the limits.
+    ///
+    /// # Errors
+    /// A message naming the first value out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(format!("workers {} not in 1..={MAX_WORKERS}", self.workers));
+        }
+        if !(1..=MAX_CHUNK_INPUTS).contains(&self.chunk_inputs) {
+            return Err(format!("chunk_inputs {} not in 1..={MAX_CHUNK_INPUTS}", self.chunk_inputs));
+        }
+        if self.queue_chunks == 0 {
+            return Err("queue_chunks must be at least 1".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// A decoded, not yet verified tx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The archived signed tx.
+    pub tx: SignedTxBytes,
+    /// The tx's own stamp, if it carries one (overrides the sequencer's clock).
+    pub ts: Option<u64>,
+}
+
+impl Decoded {
+    /// Archives a native signed tx.
+    #[must_use]
+    pub fn from_signed(signed: &SignedTx, ts: Option<u64>) -> Self {
+        Self { tx: SignedTxBytes::encode(signed), ts }
+    }
+}
+
+/// Why an input was refused before sequencing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RefusalReason {
+    /// The input is not a transaction (the decoder's message).
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    /// The signer is not a valid ed25519 public key.
+    #[error("bad signer key")]
+    BadKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+}
+
+impl RefusalReason {
+    /// The rejection word of the text form (`bad_signature`), or `None` for an input that is
+    /// not a transaction at all.
+    #[must_use]
+    pub fn reject_reason(&self) -> Option<RejectReason> {
+        match self {
+            Self::Decode(_) => None,
+            Self::BadKey | Self::BadSignature => Some(RejectReason::BadSignature),
+        }
+    }
+}
+
+/// The ingress' verdict on one input, in input order.
+// Verdicts travel in per-chunk vectors; boxing the large variant would allocate per tx.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Verified: ready for [`Pipeline::submit`].
+    Verified {
+        /// The input's position (0-based) in the sender's order.
+        ticket: u64,
+        /// The tx.
+        tx: Decoded,
+    },
+    /// Refused before sequencing.
+    Refused {
+        /// The input's position.
+        ticket: u64,
+        /// Why.
+        reason: RefusalReason,
+    },
+}
+
+impl Verdict {
+    /// The input's position in the sender's order.
+    #[must_use]
+    pub fn ticket(&self) -> u64 {
+        match self {
+            Self::Verified { ticket, .. } | Self::Refused { ticket, .. } => *ticket,
+        }
+    }
+}
+
+/// The ingress' workers are gone (the receiver was dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the ingress is closed")]
+pub struct IngressClosed;
+
+struct Chunk<I> {
+    first_ticket: u64,
+    inputs: Vec<I>,
+}
+
+/// Feeds inputs to the workers. Dropping it flushes and closes the ingress.
+pub struct IngressSender<I> {
+    to_workers: Vec<Sender<Chunk<I>>>,
+    next_worker: usize,
+    pending: Vec<I>,
+    first_ticket: u64,
+    chunk_inputs: usize,
+}
+
+impl<I> core::fmt::Debug for IngressSender<I> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let next_ticket = self.first_ticket + self.pending.len() as u64;
+        f.debug_struct("IngressSender").field("next_ticket", &next_ticket).finish_non_exhaustive()
+    }
+}
+
+impl<I: Send + 'static> IngressSender<I> {
+    /// Queues one input; sends the chunk when it is full (waiting if the workers are busy).
+    /// Returns the input's ticket.
+    ///
+    /// # Errors
+    /// [`IngressClosed`] if the receiver is gone.
+    pub fn send(&mut self, input: I) -> Result<u64, IngressClosed> {
+        let ticket = self.next_ticket();
+        self.pending.push(input);
+        if self.pending.len() >= self.chunk_inputs {
+            self.flush()?;
+        }
+        Ok(ticket)
+    }
+
+    /// Sends the partial chunk now (call it when the input pauses, or latency suffers).
+    ///
+    /// # Errors
+    /// [`IngressClosed`] if the receiver is gone.
+    pub fn flush(&mut self) -> Result<(), IngressClosed> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let inputs = std::mem::replace(&mut self.pending, Vec::with_capacity(self.chunk_inputs));
+        let first_ticket = self.first_ticket;
+        self.first_ticket += inputs.len() as u64;
+        let worker = self.next_worker;
+        self.next_worker = (worker + 1) % self.to_workers.len();
+        self.to_workers[worker].send(Chunk { first_ticket, inputs }).map_err(|_| IngressClosed)
+    }
+
+    /// The ticket the next input will get.
+    #[must_use]
+    pub fn next_ticket(&self) -> u64 {
+        self.first_ticket + self.pending.len() as u64
+    }
+}
+
+impl<I> Drop for IngressSender<I> {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let inputs = std::mem::take(&mut self.pending);
+            let chunk = Chunk { first_ticket: self.first_ticket, inputs };
+            let _ = self.to_workers[self.next_worker].send(chunk);
+        }
+    }
+}
+
+/// Returns verdicts in input order. Dropping it stops the workers.
+pub struct IngressReceiver {
+    from_workers: Vec<Receiver<Vec<Verdict>>>,
+    next_worker: usize,
+    current: std::vec::IntoIter<Verdict>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl core::fmt::Debug for IngressReceiver {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IngressReceiver").field("workers", &self.workers.len()).finish_non_exhaustive()
+    }
+}
+
+/// Why [`IngressReceiver::try_recv`] returned nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecv {
+    /// The next verdict is not ready yet.
+    Empty,
+    /// The sender is gone and every verdict was returned.
+    Done,
+}
+
+impl IngressReceiver {
+    /// The next verdict in input order, waiting for it; `None` once the sender is dropped
+    /// and every verdict was returned.
+    pub fn recv(&mut self) -> Option<Verdict> {
+        loop {
+            if let Some(verdict) = self.current.next() {
+                return Some(verdict);
+            }
+            let chunk = self.from_workers[self.next_worker].recv().ok()?;
+            self.next_chunk(chunk);
+        }
+    }
+
+    /// The next verdict if it is ready.
+    ///
+    /// # Errors
+    /// [`TryRecv::Empty`] (not yet) or [`TryRecv::Done`] (no more).
+    pub fn try_recv(&mut self) -> Result<Verdict, TryRecv> {
+        loop {
+            if let Some(verdict) = self.current.next() {
+                return Ok(verdict);
+            }
+            match self.from_workers[self.next_worker].try_recv() {
+                Ok(chunk) => self.next_chunk(chunk),
+                Err(TryRecvError::Empty) => return Err(TryRecv::Empty),
+                Err(TryRecvError::Disconnected) => return Err(TryRecv::Done),
+            }
+        }
+    }
+
+    fn next_chunk(&mut self, chunk: Vec<Verdict>) {
+        self.current = chunk.into_iter();
+        self.next_worker = (self.next_worker + 1) % self.from_workers.len();
+    }
+}
+
+impl Drop for IngressReceiver {
+    fn drop(&mut self) {
+        // Workers blocked on a full output channel see it disconnected and exit.
+        self.from_workers.clear();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Starts the workers. `decode` turns one input into a signed tx (or says why not); it runs on
+/// the workers, in parallel, and a panic in it refuses that one input.
+///
+/// # Errors
+/// A message for a bad config or a thread that cannot be spawned.
+pub fn start_ingress<I, D>(config: IngressConfig, decode: D) -> Result<(IngressSender<I>, IngressReceiver), String>
+where
+    I: Send + 'static,
+    D: Fn(I) -> Result<Decoded, String> + Send + Sync + 'static,
+{
+    config.validate()?;
+    let decode = Arc::new(decode);
+    let mut to_workers = Vec::with_capacity(config.workers);
+    let mut from_workers = Vec::with_capacity(config.workers);
+    let mut workers = Vec::with_capacity(config.workers);
+    for index in 0..config.workers {
+        let (chunk_tx, chunk_rx) = bounded::<Chunk<I>>(config.queue_chunks);
+        let (verdict_tx, verdict_rx) = bounded::<Vec<Verdict>>(config.queue_chunks);
+        let decode = Arc::clone(&decode);
+        let verify = config.verify;
+        let worker = std::thread::Builder::new()
+            .name(format!("verex-ingress-{index}"))
+            .spawn(move || worker_loop(&chunk_rx, &verdict_tx, decode.as_ref(), verify))
+            .map_err(|e| format!("cannot spawn ingress worker {index}: {e}"))?;
+        to_workers.push(chunk_tx);
+        from_workers.push(verdict_rx);
+        workers.push(worker);
+    }
+    let sender = IngressSender {
+        to_workers,
+        next_worker: 0,
+        pending: Vec::with_capacity(config.chunk_inputs),
+        first_ticket: 0,
+        chunk_inputs: config.chunk_inputs,
+    };
+    let receiver = IngressReceiver { from_workers, next_worker: 0, current: Vec::new().into_iter(), workers };
+    Ok((sender, receiver))
+}
+
+fn worker_loop<I, D>(chunks: &Receiver<Chunk<I>>, verdicts: &Sender<Vec<Verdict>>, decode: &D, verify: VerifyMode)
+where
+    D: Fn(I) -> Result<Decoded, String>,
+{
+    while let Ok(chunk) = chunks.recv() {
+        let checked = check_chunk(chunk, decode, verify);
+        if verdicts.send(checked).is_err() {
+            return;
+        }
+    }
+}
+
+fn check_chunk<I, D>(chunk: Chunk<I>, decode: &D, verify: VerifyMode) -> Vec<Verdict>
+where
+    D: Fn(I) -> Result<Decoded, String>,
+{
+    let decoded: Vec<Result<Decoded, RefusalReason>> = chunk
+        .inputs
+        .into_iter()
+        .map(|input| match catch_unwind(AssertUnwindSafe(|| decode(input))) {
+            Ok(result) => result.map_err(RefusalReason::Decode),
+            Err(_) => Err(RefusalReason::Decode("the decoder panicked".to_string())),
+        })
+        .collect();
+    let checks = match verify {
+        VerifyMode::Single => decoded.iter().map(|d| d.as_ref().map_err(Clone::clone).and_then(check_one)).collect(),
+        VerifyMode::Batch => check_batch(&decoded),
+    };
+    decoded
+        .into_iter()
+        .zip(checks)
+        .enumerate()
+        .map(|(k, (decoded, check))| {
+            let ticket = chunk.first_ticket + k as u64;
+            match (decoded, check) {
+                (Ok(tx), Ok(())) => Verdict::Verified { ticket, tx },
+                (_, Err(reason)) | (Err(reason), _) => Verdict::Refused { ticket, reason },
+            }
+        })
+        .collect()
+}
+
+fn check_one(decoded: &Decoded) -> Result<(), RefusalReason> {
+    verify_archived(decoded.tx.archived()).map_err(|e| match e {
+        SignatureError::BadKey(_) => RefusalReason::BadKey,
+        SignatureError::BadSignature(_) => RefusalReason::BadSignature,
+    })
+}
+
+/// Batch-verifies the decodable inputs with good keys; on failure checks them one by one.
+fn check_batch(decoded: &[Result<Decoded, RefusalReason>]) -> Vec<Result<(), RefusalReason>> {
+    let mut checks: Vec<Result<(), RefusalReason>> = Vec::with_capacity(decoded.len());
+    let mut messages = Vec::with_capacity(decoded.len());
+    let mut signatures = Vec::with_capacity(decoded.len());
+    let mut keys = Vec::with_capacity(decoded.len());
+    for item in decoded {
+        let check = item.as_ref().map_err(Clone::clone).and_then(|d| {
+            let signed = d.tx.archived();
+            let key = VerifyingKey::from_bytes(&signed.tx.signer).map_err(|_| RefusalReason::BadKey)?;
+            let mut message = Vec::with_capacity(TX_SIGNING_DOMAIN.len() + crate::signing::TX_BYTES);
+            message.extend_from_slice(TX_SIGNING_DOMAIN);
+            message.extend_from_slice(archived_tx_bytes(&signed.tx));
+            messages.push(message);
+            signatures.push(Signature::from_bytes(&signed.signature));
+            keys.push(key);
+            Ok(())
+        });
+        checks.push(check);
+    }
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_err() {
+        for (check, item) in checks.iter_mut().zip(decoded) {
+            if let (Ok(()), Ok(d)) = (&check, item) {
+                *check = check_one(d);
+            }
+        }
+    }
+    checks
+}
+
+/// Hands the ingress' verdicts to the sequencer in order until the sender is dropped:
+/// verified txs are submitted (tagged with their ticket); each refused one is shown to
+/// `on_refused`, which either continues (the refusal becomes a note, tagged with its ticket,
+/// released in order) or breaks (feeding stops there, e.g. on an input that is not a tx).
+/// Returns the number of txs sequenced.
+///
+/// # Errors
+/// [`SubmitError::Poisoned`]: the pipeline stopped; the remaining verdicts are left unread.
+pub fn feed<K, S>(
+    receiver: &mut IngressReceiver,
+    pipeline: &mut Pipeline<K, S>,
+    mut on_refused: impl FnMut(u64, &RefusalReason) -> ControlFlow<()>,
+) -> Result<u64, SubmitError>
+where
+    K: RecordSink,
+    S: Subscriber,
+{
+    let mut sequenced = 0;
+    while let Some(verdict) = receiver.recv() {
+        match verdict {
+            Verdict::Verified { ticket, tx } => {
+                pipeline.submit(&tx.tx, tx.ts, ticket)?;
+                sequenced += 1;
+            }
+            Verdict::Refused { ticket, reason } => {
+                if on_refused(ticket, &reason).is_break() {
+                    break;
+                }
+                pipeline.submit_note(ticket)?;
+            }
+        }
+    }
+    Ok(sequenced)
+}

@@ -1,0 +1,129 @@
+//! The pipeline gives exactly what `Engine::apply` gives directly: the same events in the same
+//! order with the same seqs, the same state hash, and the same record bytes journaled, with
+//! either wait strategy.
+
+mod pipeline_support;
+
+use pipeline_support::{config, direct, direct_from, memory, signed, through_pipeline, workload, Collect};
+use verex_engine::record::RecordBytes;
+use verex_engine::runtime::{MemorySink, Pipeline, SignedTxBytes, WaitMode};
+use verex_engine::sequencer::{Clock, Sequencer};
+use verex_engine::{Engine, Genesis, Limits};
+
+fn assert_equivalent(txs: usize, wait: WaitMode) {
+    let mut lines = workload(txs);
+    // A tx with its own stamp (it overrides the clock; later stamps are then stale).
+    lines.push(r#"{"op":"tick","ts":1800000000000000000}"#.to_string());
+    lines.push(r#"{"op":"create_account"}"#.to_string());
+    let txs = signed(&lines);
+    let reference = direct(&txs);
+    let stopped = through_pipeline(&txs, memory(), Collect::default(), config(wait));
+
+    let n = txs.len() as u64;
+    assert!(reference.rendered.iter().any(|e| e.contains("\"fill\"")), "the workload must trade");
+    assert!(reference.rendered.iter().any(|e| e.contains("\"settlement\"")), "and settle perps");
+    assert!(reference.rendered.iter().any(|e| e.contains("stale_ts")), "and see its own stamp");
+    assert_eq!(stopped.subscriber.events.len(), reference.events.len(), "{wait}: event count");
+    assert_eq!(stopped.subscriber.events, reference.events, "{wait}: events and seqs");
+    assert_eq!(stopped.subscriber.rendered, reference.rendered, "{wait}: rendered with the released catalog");
+    assert_eq!(stopped.engine.state_hash(), reference.state_hash, "{wait}: state hash");
+    assert_eq!(stopped.sink.records(), &reference.records[..], "{wait}: journaled bytes");
+    let ends: Vec<u64> = stopped.subscriber.tx_ends.iter().map(|end| end.seq).collect();
+    assert_eq!(ends, (1..=n).collect::<Vec<_>>(), "{wait}: one end per tx, in order");
+    assert!(stopped.subscriber.tx_ends.iter().all(|end| end.tag == end.seq - 1), "tags pass through");
+    let report = &stopped.report;
+    assert!(report.poison.is_none(), "{report:?}");
+    assert_eq!((report.last_seq, report.durable_seq, report.applied_seq, report.released_seq), (n, n, n, n));
+    assert_eq!(report.withheld, 0);
+}
+
+#[test]
+fn pipeline_equals_direct_apply_with_the_yielding_wait() {
+    assert_equivalent(4_000, WaitMode::Yielding);
+}
+
+#[test]
+fn pipeline_equals_direct_apply_with_busy_spin() {
+    // Four spinning threads on a small machine: correct, only slow (time slices), so fewer txs.
+    assert_equivalent(600, WaitMode::BusySpin);
+}
+
+#[test]
+fn a_pipeline_resumes_after_the_engine_seq() {
+    let txs = signed(&workload(600));
+    let (head, tail) = txs.split_at(300);
+    let reference = direct(&txs);
+    // The engine as `verex run` would rebuild it from a journal holding the head.
+    let mut engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let mut buf = engine.event_buf();
+    let mut sequencer = Sequencer::new(0, Clock::Deterministic);
+    for (tx, ts) in head {
+        engine.apply(RecordBytes::encode(&sequencer.stamp(*tx, *ts)).archived(), &mut buf).expect("gap-free");
+    }
+    let resumed_reference = direct_from(engine.clone(), tail);
+    let mut pipeline =
+        Pipeline::start(engine, memory(), Collect::default(), config(WaitMode::Yielding)).expect("start");
+    assert_eq!(pipeline.info().start_seq, head.len() as u64);
+    for (tx, ts) in tail {
+        pipeline.submit(&SignedTxBytes::encode(tx), *ts, 0).expect("submit");
+    }
+    let stopped = pipeline.shutdown().expect("shutdown");
+    assert_eq!(stopped.sink.first_seq(), head.len() as u64 + 1, "the journal continues after the head");
+    assert_eq!(stopped.subscriber.events, resumed_reference.events);
+    assert_eq!(stopped.engine.state_hash(), reference.state_hash);
+}
+
+#[test]
+fn pinning_reports_an_unavailable_core_as_a_warning() {
+    let txs = signed(&workload(50));
+    let mut unavailable = config(WaitMode::Yielding);
+    unavailable.engine_core = Some(100_000);
+    let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let mut pipeline =
+        Pipeline::start(engine, MemorySink::discarding(), Collect::default(), unavailable).expect("start");
+    let info = pipeline.info().clone();
+    assert_eq!(info.engine_pinned, None);
+    assert!(info.warnings.iter().any(|w| w.contains("core 100000")), "{info}");
+    assert!(info.to_string().contains("wait yielding"), "{info}");
+    for (tx, ts) in &txs {
+        pipeline.submit_signed(tx, *ts, 0).expect("submit");
+    }
+    let stopped = pipeline.shutdown().expect("shutdown");
+    assert_eq!(stopped.engine.state_hash(), direct(&txs).state_hash);
+
+    let mut core0 = config(WaitMode::Yielding);
+    core0.engine_core = Some(0);
+    let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let pipeline = Pipeline::start(engine, MemorySink::discarding(), Collect::default(), core0).expect("start");
+    assert_eq!(pipeline.info().engine_pinned, Some(0), "{}", pipeline.info());
+    assert!(pipeline.shutdown().expect("shutdown").report.poison.is_none());
+}
+
+#[test]
+fn an_empty_run_shuts_down_cleanly_and_dropping_a_pipeline_joins_it() {
+    let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let pipeline = Pipeline::start(engine, memory(), Collect::default(), config(WaitMode::Yielding)).expect("start");
+    let stopped = pipeline.shutdown().expect("shutdown");
+    assert_eq!(stopped.report.last_seq, 0);
+    assert!(stopped.subscriber.events.is_empty());
+
+    let txs = signed(&workload(20));
+    let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let mut pipeline =
+        Pipeline::start(engine, memory(), Collect::default(), config(WaitMode::Yielding)).expect("start");
+    for (tx, ts) in &txs {
+        pipeline.submit_signed(tx, *ts, 0).expect("submit");
+    }
+    drop(pipeline);
+}
+
+#[test]
+fn configs_out_of_range_are_refused() {
+    for (ring, out, commit) in [(3, 1024, 1), (1, 1024, 1), (1 << 23, 1024, 1), (256, 1000, 1), (256, 1024, 0)] {
+        let mut bad = config(WaitMode::Yielding);
+        (bad.ring_slots, bad.output_slots, bad.commit_max_records) = (ring, out, commit);
+        let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+        let error = Pipeline::start(engine, memory(), Collect::default(), bad).expect_err("refused");
+        assert!(error.to_string().contains("invalid pipeline config"), "{error}");
+    }
+}
