@@ -157,7 +157,8 @@ pub(crate) struct EngineStage {
     pub(crate) catalogs: Sender<Box<Catalog>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) wait: WaitMode,
-    /// The engine failed or the pipeline was poisoned: apply no more.
+    /// The engine failed, or the pipeline was poisoned and this tx is past the durable seq:
+    /// apply no more.
     pub(crate) stopped: bool,
 }
 
@@ -200,10 +201,13 @@ impl EngineStage {
 
     #[inline]
     fn handle(&mut self, slot: &Slot) {
-        if !self.stopped && self.shared.is_poisoned() {
-            self.stopped = true;
-        }
         if self.stopped {
+            return;
+        }
+        if self.shared.is_poisoned() && slot.seq > self.shared.durable() {
+            // After a journal failure the durable seq is final: txs up to it are in the
+            // journal and their events are still released; nothing after it is applied.
+            self.stopped = true;
             return;
         }
         let meta = OutMeta { seq: slot.seq, tag: slot.tag, published_ns: slot.published_ns, listing: false };

@@ -254,3 +254,19 @@ impl RecordSink for GatedSink {
         Ok(self.set_durable(last))
     }
 }
+
+/// A test timeout (the wall clock is banned in the engine crate, tests' timeouts excepted).
+pub struct Deadline(std::time::Instant);
+
+impl Deadline {
+    #[allow(clippy::disallowed_methods)]
+    pub fn in_secs(secs: u64) -> Self {
+        Self(std::time::Instant::now() + std::time::Duration::from_secs(secs))
+    }
+
+    /// Panics naming `what` once the deadline has passed.
+    #[allow(clippy::disallowed_methods)]
+    pub fn check(&self, what: &str) {
+        assert!(std::time::Instant::now() < self.0, "timed out: {what}");
+    }
+}
