@@ -58,6 +58,23 @@ pub enum CliError {
     /// and the segment file.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A file kept beside a journal (the attestation log, a snapshot) that fails a check: the
+    /// file is named, and its line when it has lines.
+    #[error("{file}: {reason}")]
+    Damaged {
+        /// Display name of the file.
+        file: String,
+        /// What fails, with the offending values.
+        reason: String,
+    },
+    /// The replica (attestations and snapshots) stopped.
+    #[error("replica stopped after seq {seq}: {reason}")]
+    Replica {
+        /// The last seq it applied.
+        seq: u64,
+        /// Why it stopped.
+        reason: String,
+    },
     /// A journal whose framing holds but whose content fails a check (an archive that does not
     /// validate, a bad signature, a sequence the engine refuses, a torn tail under `verify`).
     #[error("journal {dir}: seq {seq}: {reason}")]
@@ -81,7 +98,12 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             Self::Line { .. } | Self::File { .. } | Self::Usage(_) => EXIT_BAD_INPUT,
-            Self::Io { .. } | Self::Engine(_) | Self::Journal(_) | Self::BadRecord { .. } => EXIT_FAILURE,
+            Self::Io { .. }
+            | Self::Engine(_)
+            | Self::Journal(_)
+            | Self::Damaged { .. }
+            | Self::Replica { .. }
+            | Self::BadRecord { .. } => EXIT_FAILURE,
         })
     }
 }

@@ -1,28 +1,16 @@
 //! `verex`: the command line of the verifiable exchange engine (SPEC section 11).
 //!
 //! `main` only parses arguments, runs one command and turns its error into a message on
-//! standard error and an exit status; each command lives in its own module under [`cmd`].
+//! standard error and an exit status; each command lives in its own module under
+//! [`verex_tools::cmd`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
-
-mod cmd;
-mod error;
-mod io;
-mod keys;
-mod manifest;
-mod rebuild;
-mod tail;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Exit statuses, shown at the end of every `--help`.
-const EXIT_HELP: &str = "\
-Exit status: 0 on success; 1 when an I/O operation or the engine fails, or a journal is \
-corrupt or fails verification; 2 for bad input (a malformed line, a bad key, genesis or \
-manifest file) or bad arguments.";
+use verex_tools::{cmd, error, EXIT_HELP};
 
 /// verex: a verifiable exchange engine whose whole book is one signed, replayable log.
 #[derive(Debug, Parser)]

@@ -1,8 +1,10 @@
 //! Rebuilding an engine from a journal: every record is read in place from the segment
 //! mapping, validated as an archive (no deserialisation, no copy) and applied.
 //!
-//! Shared by `run` (resuming on an existing journal), `replay` and `verify`; each passes a
-//! visitor that sees every applied record and its events.
+//! Shared by `run` (resuming on an existing journal), `replay`, `snapshot` and `verify`; each
+//! passes a visitor that sees every applied record and its events. The engine may start at
+//! genesis or at a snapshot's seq ([`crate::recover`]): records are applied from
+//! `engine.seq() + 1` on.
 
 use std::path::Path;
 
@@ -10,21 +12,44 @@ use verex_engine::record::access_record;
 use verex_engine::signing::verify_archived;
 use verex_engine::tx::ArchivedSequencedTx;
 use verex_engine::{Engine, EventBuf};
-use verex_journal::{frame_len, JournalReader, GENESIS_HASH, SEGMENT_HEADER_BYTES};
+use verex_journal::{frame_len, JournalError, JournalReader, Record, GENESIS_HASH, SEGMENT_HEADER_BYTES};
 
 use crate::error::CliError;
 use crate::io::Progress;
 use crate::tail::{segment_file, LogEnd};
+
+/// Where a record ends on disk, and its rolling hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordPos {
+    /// Its seq.
+    pub seq: u64,
+    /// The segment holding it.
+    pub segment_index: u64,
+    /// The offset just after its frame.
+    pub end_offset: u64,
+    /// `h[seq]`.
+    pub hash: u64,
+}
+
+impl RecordPos {
+    /// The position of `record`.
+    pub fn of(record: &Record<'_>) -> Self {
+        Self {
+            seq: record.seq,
+            segment_index: record.segment_index,
+            end_offset: record.frame_offset + frame_len(record.payload.len() as u64),
+            hash: record.hash,
+        }
+    }
+}
 
 /// What a replay went through.
 #[derive(Debug, Clone)]
 pub struct Replayed {
     /// Records applied.
     pub records: u64,
-    /// The rolling hash of the last record (`GENESIS_HASH` if there is none).
-    pub last_hash: u64,
-    /// Where the verified records end, for [`crate::tail::diagnose`]; `None` without segments.
-    pub end: Option<LogEnd>,
+    /// The last record applied, if any.
+    pub last: Option<RecordPos>,
 }
 
 /// Opens a journal for reading; the directory must exist.
@@ -47,9 +72,38 @@ pub fn bad_record(dir: &Path, seq: u64, reason: impl Into<String>) -> CliError {
     CliError::BadRecord { dir: dir.display().to_string(), seq, reason: reason.into() }
 }
 
-/// Applies every record of `reader` to `engine` (which must be fresh: the journal must start
-/// at `engine.seq() + 1`), calling `visit` after each with the engine, the record and its
-/// events.
+/// Where the verified records of `reader` end, given the journal's last record `last`, for
+/// [`crate::tail::diagnose`]; `None` without segments.
+pub fn log_end(dir: &Path, reader: &JournalReader, last: Option<RecordPos>) -> Option<LogEnd> {
+    (reader.segment_count() > 0).then(|| {
+        let segment_index = reader.segment_count() as u64;
+        let offset = match last {
+            Some(pos) if pos.segment_index == segment_index => pos.end_offset,
+            _ => SEGMENT_HEADER_BYTES,
+        };
+        let next_seq = last.map_or_else(|| reader.first_seq().unwrap_or(1), |pos| pos.seq + 1);
+        let prev_hash = last.map_or(GENESIS_HASH, |pos| pos.hash);
+        LogEnd { file: segment_file(dir, segment_index), segment_index, offset, next_seq, prev_hash }
+    })
+}
+
+/// Validates a record's payload as an archived transaction whose seq is the frame's.
+///
+/// # Errors
+/// [`CliError::BadRecord`] naming the seq.
+pub fn access_checked<'a>(dir: &Path, record: &Record<'a>) -> Result<&'a ArchivedSequencedTx, CliError> {
+    let seq = record.seq;
+    let archived = access_record(record.payload)
+        .map_err(|e| bad_record(dir, seq, format!("the payload is not a valid record archive: {e}")))?;
+    let archived_seq = archived.seq.to_native();
+    if archived_seq != seq {
+        return Err(bad_record(dir, seq, format!("the frame says seq {seq}, its record says seq {archived_seq}")));
+    }
+    Ok(archived)
+}
+
+/// Applies every record of `reader` after `engine.seq()` to `engine`, calling `visit` after
+/// each with the engine, the record, its archived view and its events.
 ///
 /// Each record's frame is verified by the reader (seq, segment, xxh3 chain); its payload is
 /// then validated as an archived `SequencedTx` whose seq is the frame's, its signature checked
@@ -58,58 +112,53 @@ pub fn bad_record(dir: &Path, seq: u64, reason: impl Into<String>) -> CliError {
 /// # Errors
 /// [`CliError::Journal`] for a frame that fails in a segment that is not the last (damage in
 /// the last one ends the records: see [`crate::tail`]), [`CliError::BadRecord`] naming the
-/// first record that fails a check, or whatever `visit` returns.
+/// first record that fails a check (or the seq the journal lacks), or whatever `visit`
+/// returns.
 pub fn replay_journal(
     dir: &Path,
     reader: &JournalReader,
     engine: &mut Engine,
     verify_signatures: bool,
     progress_label: &'static str,
-    mut visit: impl FnMut(&Engine, &ArchivedSequencedTx, &EventBuf) -> Result<(), CliError>,
+    mut visit: impl FnMut(&Engine, &Record<'_>, &ArchivedSequencedTx, &EventBuf) -> Result<(), CliError>,
 ) -> Result<Replayed, CliError> {
     let mut buf = engine.event_buf();
     let mut progress = Progress::new(progress_label);
-    let total = reader.next_seq().saturating_sub(1);
-    if let Some(first) = reader.first_seq().filter(|&first| first != engine.seq() + 1) {
+    let start = engine.seq() + 1;
+    let total = reader.next_seq().saturating_sub(start);
+    if let Some(first) = reader.first_seq().filter(|&first| first > start) {
         return Err(bad_record(
             dir,
             first,
             format!("the journal starts at seq {first}; replaying it needs the state at seq {}", first - 1),
         ));
     }
+    let records_from = reader.iter_from(start).map_err(|e| match e {
+        JournalError::SeqNotFound { next, .. } => bad_record(
+            dir,
+            start,
+            format!("the state is at seq {}, but the journal's records end before seq {next}", start - 1),
+        ),
+        other => other.into(),
+    })?;
     let mut records = 0u64;
     let mut last = None;
-    for item in reader.iter() {
+    for item in records_from {
         let record = item?;
         let seq = record.seq;
         let expected = engine.seq() + 1;
         if seq != expected {
             return Err(bad_record(dir, seq, format!("sequence gap: expected seq {expected}")));
         }
-        let archived = access_record(record.payload)
-            .map_err(|e| bad_record(dir, seq, format!("the payload is not a valid record archive: {e}")))?;
-        let archived_seq = archived.seq.to_native();
-        if archived_seq != seq {
-            return Err(bad_record(dir, seq, format!("the frame says seq {seq}, its record says seq {archived_seq}")));
-        }
+        let archived = access_checked(dir, &record)?;
         if verify_signatures {
             verify_archived(&archived.signed).map_err(|e| bad_record(dir, seq, format!("bad signature: {e}")))?;
         }
         engine.apply(archived, &mut buf).map_err(|e| bad_record(dir, seq, format!("the engine refused it: {e}")))?;
-        visit(engine, archived, &buf)?;
+        visit(engine, &record, archived, &buf)?;
         records += 1;
-        last = Some((record.segment_index, record.frame_offset + frame_len(record.payload.len() as u64), record.hash));
+        last = Some(RecordPos::of(&record));
         progress.update(records, (records, Some(total)));
     }
-    let last_hash = last.map_or(GENESIS_HASH, |(_, _, hash)| hash);
-    let end = (reader.segment_count() > 0).then(|| {
-        let segment_index = reader.segment_count() as u64;
-        let offset = match last {
-            Some((index, end_offset, _)) if index == segment_index => end_offset,
-            _ => SEGMENT_HEADER_BYTES,
-        };
-        let next_seq = if records > 0 { engine.seq() + 1 } else { reader.first_seq().unwrap_or(1) };
-        LogEnd { file: segment_file(dir, segment_index), segment_index, offset, next_seq, prev_hash: last_hash }
-    });
-    Ok(Replayed { records, last_hash, end })
+    Ok(Replayed { records, last })
 }

@@ -1,10 +1,12 @@
 //! One module per subcommand; each holds its clap arguments and its `execute`.
 
+pub mod attestations;
 pub mod inspect;
 pub mod keygen;
 pub mod replay;
 pub mod run;
 pub mod sign;
+pub mod snapshot;
 pub mod verify;
 
 use clap::Subcommand;
@@ -21,9 +23,15 @@ pub enum Command {
     /// Rebuild the state from a journal; print its last seq and state hash.
     #[command(after_help = EXIT_HELP, long_about = replay::LONG_ABOUT)]
     Replay(replay::ReplayArgs),
-    /// Audit a journal: framing, hash chain, archives, signatures, and the engine's acceptance.
+    /// Audit a journal: framing, hash chains, signatures, the engine's acceptance, attestations.
     #[command(after_help = EXIT_HELP, long_about = verify::LONG_ABOUT)]
     Verify(verify::VerifyArgs),
+    /// Write a snapshot of the state at the journal's end.
+    #[command(after_help = EXIT_HELP, long_about = snapshot::LONG_ABOUT)]
+    Snapshot(snapshot::SnapshotArgs),
+    /// Print a journal's signed attestations as JSON lines (the export).
+    #[command(after_help = EXIT_HELP, long_about = attestations::LONG_ABOUT)]
+    Attestations(attestations::AttestationsArgs),
     /// Print journal records as JSON lines.
     #[command(after_help = EXIT_HELP, long_about = inspect::LONG_ABOUT)]
     Inspect(inspect::InspectArgs),
@@ -45,6 +53,8 @@ impl Command {
             Self::Run(args) => run::execute(&args),
             Self::Replay(args) => replay::execute(&args),
             Self::Verify(args) => verify::execute(&args),
+            Self::Snapshot(args) => snapshot::execute(&args),
+            Self::Attestations(args) => attestations::execute(&args),
             Self::Inspect(args) => inspect::execute(&args),
             Self::Keygen(args) => keygen::execute(&args),
             Self::Sign(args) => sign::execute(&args),

@@ -8,23 +8,33 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use ed25519_dalek::SigningKey;
 use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::Clock;
-use verex_engine::signing::hex;
+use verex_engine::signing::{dev_role_key, hex, Role};
 use verex_engine::text::runner::{LineOutcome, RunError, Signing, TextRunner};
 use verex_engine::text::state_json::render_state;
 use verex_engine::text::tx_json::DevSigner;
 use verex_engine::tx::{ArchivedOp, SequencedTx};
 use verex_engine::{Engine, Genesis};
-use verex_journal::{Durability, JournalConfig, JournalError, JournalWriter, RecoveryReport, DEFAULT_SEGMENT_BYTES};
+use verex_journal::{
+    Durability, JournalConfig, JournalError, JournalWriter, Record, RecoveryReport, DEFAULT_SEGMENT_BYTES, GENESIS_HASH,
+};
 
+use crate::attestations::{attestations_path, check_against_chain, cut_torn_line, read_attestations, AttestationLog};
 use crate::error::CliError;
 use crate::io::{note, refuse_same_file, warn, LineReader, Output, Progress};
-use crate::keys::read_genesis_file;
+use crate::keys::{read_genesis_file, read_key_file};
 use crate::manifest::{manifest_path, read_manifest, write_manifest, LimitsArg, Manifest};
-use crate::rebuild::{open_reader, replay_journal};
+use crate::rebuild::{access_checked, open_reader};
+use crate::recover::{self, Source};
+use crate::replica::{
+    Replica, ReplicaConfig, ReplicaFeed, ReplicaReport, ReplicaStart, DEFAULT_ATTEST_EVERY, DEFAULT_SNAPSHOT_EVERY,
+};
+use crate::snapshots::DEFAULT_KEEP_SNAPSHOTS;
 
 /// `--help` text of the command.
 pub const LONG_ABOUT: &str = "\
@@ -148,6 +158,59 @@ pub struct RunArgs {
     /// Time stamp source (default: deterministic with --dev, wall otherwise).
     #[arg(long, value_enum)]
     pub clock: Option<ClockArg>,
+    /// Attestations and snapshots (with --journal).
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
+}
+
+/// The replica's flags: attestations and snapshots of a journaled run (see the Replica
+/// paragraph of --help).
+#[derive(Debug, Args)]
+pub struct ReplicaArgs {
+    /// Sign an attestation (seq, journal digest, state hash) at every multiple of N seqs into
+    /// DIR/attestations.jsonl (0: none).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ATTEST_EVERY, requires = "journal")]
+    pub attest_every: u64,
+    /// Key file (from `verex keygen`) to sign attestations with; its public key must be the
+    /// genesis attest key (default with --dev: the development attest key; otherwise none, and
+    /// no attestations are written).
+    #[arg(long, value_name = "FILE", requires = "journal")]
+    pub attest_key: Option<PathBuf>,
+    /// Write a snapshot into DIR/snapshots at every multiple of M seqs (0: none by count).
+    #[arg(long, value_name = "M", default_value_t = DEFAULT_SNAPSHOT_EVERY, requires = "journal")]
+    pub snapshot_every: u64,
+    /// Also write a snapshot when this many seconds have passed since the last one and records
+    /// came in (default: never by time).
+    #[arg(long, value_name = "SECONDS", requires = "journal", value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_secs: Option<u64>,
+    /// Keep the newest K snapshots, delete older ones (journal segments are never deleted).
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_KEEP_SNAPSHOTS, requires = "journal",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_snapshots: u64,
+    /// Move journal segments older than the oldest kept snapshot into DIR/archive/, leaving a
+    /// symbolic link in their place (never deletes them).
+    #[arg(long, requires = "journal")]
+    pub archive_segments: bool,
+}
+
+impl ReplicaArgs {
+    /// Whether a replica has anything to do.
+    fn wants_replica(&self, has_attest_key: bool) -> bool {
+        (has_attest_key && self.attest_every > 0) || self.snapshot_every > 0 || self.snapshot_secs.is_some()
+    }
+
+    fn config(&self, dir: &Path, attest_key: Option<SigningKey>, sync_records: bool) -> ReplicaConfig {
+        ReplicaConfig {
+            dir: dir.to_path_buf(),
+            attest_every: self.attest_every,
+            attest_key,
+            snapshot_every: self.snapshot_every,
+            snapshot_interval: self.snapshot_secs.map(Duration::from_secs),
+            keep_snapshots: self.keep_snapshots,
+            archive_segments: self.archive_segments,
+            sync_records,
+        }
+    }
 }
 
 /// What a run did.
@@ -196,6 +259,10 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
         Some(out) if !journal_failed && released.is_ok() => write_state(out, &runner.engine),
         _ => Ok(()),
     };
+    let replica = match &mut sink {
+        Sink::Journal(gate) => gate.replica.take().map(|replica| replica.finish(gate.writer.durable_seq())),
+        Sink::Direct => None,
+    };
     outcome.and(released).and(flushed).and(state_written)?;
     note(&format!(
         "run: {} txs applied, {} refused (bad signature); seq {}, state hash {}",
@@ -212,7 +279,31 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
             format!("{:?}", gate.writer.durability()).to_lowercase()
         ));
     }
+    if let Some(finished) = replica {
+        note_replica(&finished?);
+    }
     Ok(())
+}
+
+/// Says what the replica did.
+fn note_replica(report: &ReplicaReport) {
+    let mut line = format!(
+        "run: replica at seq {}: {} attestations written, {} re-checked; {} snapshots written",
+        report.seq, report.attestations_written, report.attestations_checked, report.snapshots_written
+    );
+    if let Some(last) = &report.last_snapshot {
+        line.push_str(&format!(
+            " (last {}: {} bytes, encoded in {:.3} s, written in {:.3} s)",
+            last.path.display(),
+            last.bytes,
+            last.encode.as_secs_f64(),
+            last.write.as_secs_f64()
+        ));
+    }
+    if !report.segments_archived.is_empty() {
+        line.push_str(&format!("; archived segments {:?}", report.segments_archived));
+    }
+    note(&line);
 }
 
 fn build_runner(args: &RunArgs, engine: Engine, signer: DevSigner) -> Result<TextRunner, CliError> {
@@ -224,9 +315,11 @@ fn build_runner(args: &RunArgs, engine: Engine, signer: DevSigner) -> Result<Tex
     Ok(TextRunner::new(engine, signing, clock)?)
 }
 
-/// Opens (recovering) the journal, rebuilds the engine from its records and wraps it in a
-/// runner that continues after the last seq.
+/// Opens (recovering) the journal, rebuilds the engine (newest valid snapshot + the journal's
+/// suffix), starts the replica and wraps the engine in a runner that continues after the
+/// last seq.
 fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<(TextRunner, Sink), CliError> {
+    let key_file = args.replica.attest_key.as_deref().map(read_key_file).transpose()?;
     let config =
         JournalConfig { dir: dir.to_path_buf(), segment_bytes: args.segment_bytes, durability: args.durability.into() };
     let (writer, report) = JournalWriter::open(config).map_err(|e| match e {
@@ -245,37 +338,124 @@ fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<
         ));
     }
     let manifest = settle_manifest(args, dir, genesis, &report)?;
-    let mut engine = manifest.engine()?;
+    let attest_key = settle_attest_key(args, key_file, &manifest)?;
+    let log = open_attestation_log(dir)?;
+    let replica_wanted = args.replica.wants_replica(attest_key.is_some());
     let mut signer_state = DevSignerState::default();
     let reader = open_reader(dir)?;
-    let replayed = replay_journal(dir, &reader, &mut engine, false, "recover", |_, archived, _| {
-        signer_state.observe(&archived.signed.tx.signer, archived.signed.tx.nonce.to_native(), &archived.signed.tx.op);
+    let options = recover::Options {
+        source: Source::Newest,
+        keep_base: replica_wanted,
+        extra_points: log.entries.iter().map(|e| e.attestation.seq).collect(),
+        label: "run",
+    };
+    let observe = |record: &Record<'_>| {
+        if args.dev {
+            let tx = &access_checked(dir, record)?.signed.tx;
+            signer_state.observe(&tx.signer, tx.nonce.to_native(), &tx.op);
+        }
         Ok(())
-    })?;
+    };
+    let recovered = recover::recover(dir, &reader, &manifest, &options, observe, |_, _, _, _| Ok(()))?;
     drop(reader);
-    if engine.seq() != report.last_seq {
+    check_against_chain(dir, &log, &recovered.scan, &manifest.genesis.attest)?;
+    if recovered.engine.seq() != report.last_seq {
         return Err(CliError::BadRecord {
             dir: dir.display().to_string(),
-            seq: engine.seq() + 1,
+            seq: recovered.engine.seq() + 1,
             reason: format!(
                 "recovery found records up to seq {}, replay only up to seq {}",
                 report.last_seq,
-                engine.seq()
+                recovered.engine.seq()
             ),
         });
     }
-    if replayed.records > 0 {
-        note(&format!(
-            "run: journal {}: replayed {} records, continuing at seq {}",
-            dir.display(),
-            replayed.records,
-            engine.seq() + 1
-        ));
-    }
-    let runner = build_runner(args, engine, signer_state.into_signer())?;
+    note_recovery(dir, &recovered);
+    let replica = match recovered.base {
+        Some((engine, digest)) if replica_wanted => {
+            let journal_hash = recovered.scan.points.get(&digest.seq).map_or(GENESIS_HASH, |p| p.journal_hash);
+            let start = ReplicaStart { engine, digest, journal_hash, attestations: log };
+            let sync_records = writer.durability() == Durability::Async;
+            Some(Replica::spawn(args.replica.config(dir, attest_key, sync_records), start)?)
+        }
+        _ => None,
+    };
+    let runner = build_runner(args, recovered.engine, signer_state.into_signer())?;
     let release_every = if writer.durability() == Durability::Sync { 1 } else { RELEASE_BATCH_TXS };
-    let gate = JournalGate { dir: dir.to_path_buf(), writer, pending: Vec::new(), unreleased_txs: 0, release_every };
+    let feed = replica.as_ref().map(Replica::feed);
+    let gate = JournalGate {
+        dir: dir.to_path_buf(),
+        writer,
+        pending: Vec::new(),
+        unreleased_txs: 0,
+        release_every,
+        feed,
+        replica,
+    };
     Ok((runner, Sink::Journal(Box::new(gate))))
+}
+
+/// Says where the state came from, when the journal had records.
+fn note_recovery(dir: &Path, recovered: &recover::Recovered) {
+    let next = recovered.engine.seq() + 1;
+    match &recovered.from {
+        Some(used) => note(&format!(
+            "run: journal {}: recovered from snapshot {} (seq {}) and {} records after it, continuing at seq {next}",
+            dir.display(),
+            used.path.display(),
+            used.seq,
+            recovered.suffix.records
+        )),
+        None if recovered.suffix.records > 0 => note(&format!(
+            "run: journal {}: replayed {} records, continuing at seq {next}",
+            dir.display(),
+            recovered.suffix.records
+        )),
+        None => {}
+    }
+}
+
+/// The key attestations are signed with: `--attest-key`, else the development attest key with
+/// `--dev`; it must be the genesis attest key.
+fn settle_attest_key(
+    args: &RunArgs,
+    key_file: Option<SigningKey>,
+    manifest: &Manifest,
+) -> Result<Option<SigningKey>, CliError> {
+    let key = key_file.or_else(|| args.dev.then(|| dev_role_key(Role::Attest)));
+    let Some(key) = key else {
+        if args.replica.attest_every > 0 {
+            note("run: no --attest-key: the replica writes no attestations");
+        }
+        return Ok(None);
+    };
+    let public = key.verifying_key().to_bytes();
+    if public != manifest.genesis.attest {
+        return Err(CliError::Usage(format!(
+            "--attest-key: its public key {} is not the genesis attest key {} (recorded in {})",
+            hex(&public),
+            hex(&manifest.genesis.attest),
+            manifest_path(&args.journal.clone().unwrap_or_default()).display()
+        )));
+    }
+    Ok(Some(key))
+}
+
+/// The attestation log as it is on disk, a torn last line (a crash during an append) cut and
+/// reported.
+fn open_attestation_log(dir: &Path) -> Result<AttestationLog, CliError> {
+    let mut log = read_attestations(dir)?;
+    if let Some(torn) = log.torn.take() {
+        warn(&format!(
+            "{}: cut a torn last line (line {}, {} bytes): a crash interrupted its append; the replica writes it \
+             again",
+            attestations_path(dir).display(),
+            torn.line,
+            torn.bytes
+        ));
+        cut_torn_line(dir, &torn)?;
+    }
+    Ok(log)
 }
 
 /// The journal's manifest: read and checked against the arguments, or written for a new
@@ -371,6 +551,10 @@ struct JournalGate {
     unreleased_txs: u64,
     /// Transactions per release: 1 in sync mode (each append is durable), else a batch.
     release_every: u64,
+    /// Where durable seqs are published for the replica.
+    feed: Option<ReplicaFeed>,
+    /// The replica, finished at the end of the run.
+    replica: Option<Replica>,
 }
 
 impl Sink {
@@ -404,6 +588,9 @@ impl Sink {
         let Sink::Journal(gate) = self else { return Ok(()) };
         let durable_seq = gate.writer.commit()?;
         debug_assert_eq!(durable_seq, gate.writer.last_seq(), "a commit covers every appended record");
+        if let Some(feed) = &gate.feed {
+            feed.durable(durable_seq);
+        }
         gate.unreleased_txs = 0;
         gate.pending.drain(..).try_for_each(|event| out.write_line(&event))
     }
