@@ -373,6 +373,22 @@ impl Engine {
             self.touch(counterparty);
             remaining -= qty;
         }
+        // Positions sum to zero with the insurance fund's: what users do not cover, the fund's
+        // opposite position does (the fund is deleveraged last).
+        let fund = self.positions[usize::from(m)].insurance;
+        if remaining > 0 && fund.signum() == -size.signum() {
+            let qty = remaining.min(fund.unsigned_abs());
+            let (buyer, seller) = if size > 0 { (None, Some(account)) } else { (Some(account), None) };
+            self.transfer_position(m, buyer, seller, qty, price, out);
+            out.push(Event::Liquidation {
+                account: u64::from(account) + 1,
+                market: m,
+                qty,
+                price,
+                via: LiquidationVia::Adl,
+            });
+            remaining -= qty;
+        }
         debug_assert_eq!(remaining, 0, "positions sum to zero, so the opposite side covers any position");
     }
 }
