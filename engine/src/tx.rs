@@ -117,6 +117,24 @@ pub struct AddAsset {
     pub rate_max: Dec,
 }
 
+impl AddAsset {
+    /// An asset with the text form's defaults: full collateral weight, debts at face value,
+    /// a flat zero lending rate (kink at 0.8 utilisation).
+    #[must_use]
+    pub fn new(symbol: Symbol, decimals: u8) -> Self {
+        Self {
+            symbol,
+            decimals,
+            collateral_weight: Dec { mantissa: 1, scale: 0 },
+            borrow_weight: Dec { mantissa: 1, scale: 0 },
+            rate_base: Dec { mantissa: 0, scale: 0 },
+            rate_kink_utilization: Dec { mantissa: 8, scale: 1 },
+            rate_at_kink: Dec { mantissa: 0, scale: 0 },
+            rate_max: Dec { mantissa: 0, scale: 0 },
+        }
+    }
+}
+
 /// `add_market`: lists a spot or perp market.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]

@@ -70,16 +70,7 @@ impl Harness {
 
     fn setup(&mut self, deposits: &[i64]) {
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
-            let op = Op::AddAsset(AddAsset {
-                symbol: sym(symbol),
-                decimals,
-                collateral_weight: Dec::new(1, 0),
-                borrow_weight: Dec::new(1, 0),
-                rate_base: Dec::ZERO,
-                rate_kink_utilization: Dec::new(8, 1),
-                rate_at_kink: Dec::ZERO,
-                rate_max: Dec::ZERO,
-            });
+            let op = Op::AddAsset(AddAsset::new(sym(symbol), decimals));
             assert!(self.apply(Who::Admin, op));
         }
         let perp = Op::AddMarket(AddMarket {

@@ -59,18 +59,7 @@ impl Harness {
     }
 
     fn setup(&mut self) {
-        let asset = |s: &str, decimals: u8| {
-            Op::AddAsset(AddAsset {
-                symbol: sym(s),
-                decimals,
-                collateral_weight: Dec::new(1, 0),
-                borrow_weight: Dec::new(1, 0),
-                rate_base: Dec::ZERO,
-                rate_kink_utilization: Dec::new(8, 1),
-                rate_at_kink: Dec::ZERO,
-                rate_max: Dec::ZERO,
-            })
-        };
+        let asset = |s: &str, decimals: u8| Op::AddAsset(AddAsset::new(sym(s), decimals));
         assert!(self.apply(0, 0, asset("USDC", 6)));
         assert!(self.apply(0, 0, asset("BTC", 8)));
         let market = |s: &str, tick: Dec, step: Dec, maker: Dec, taker: Dec| {

@@ -248,17 +248,17 @@ fn parse_op(op_name: &str, f: &mut Fields<'_>) -> Result<Op, TxTextError> {
 }
 
 fn parse_add_asset(f: &mut Fields<'_>) -> Result<AddAsset, TxTextError> {
-    let one = crate::tx::Dec::new(1, 0);
     let decimals = f.u64("decimals")?;
+    let decimals = u8::try_from(decimals).map_err(|_| field_err("decimals", format!("{decimals} is too large")))?;
+    let defaults = AddAsset::new(f.symbol("symbol")?, decimals);
     Ok(AddAsset {
-        symbol: f.symbol("symbol")?,
-        decimals: u8::try_from(decimals).map_err(|_| field_err("decimals", format!("{decimals} is too large")))?,
-        collateral_weight: f.dec_or("collateral_weight", one)?,
-        borrow_weight: f.dec_or("borrow_weight", one)?,
-        rate_base: f.dec_or("rate_base", crate::tx::Dec::ZERO)?,
-        rate_kink_utilization: f.dec_or("rate_kink_utilization", crate::tx::Dec::new(8, 1))?,
-        rate_at_kink: f.dec_or("rate_at_kink", crate::tx::Dec::ZERO)?,
-        rate_max: f.dec_or("rate_max", crate::tx::Dec::ZERO)?,
+        collateral_weight: f.dec_or("collateral_weight", defaults.collateral_weight)?,
+        borrow_weight: f.dec_or("borrow_weight", defaults.borrow_weight)?,
+        rate_base: f.dec_or("rate_base", defaults.rate_base)?,
+        rate_kink_utilization: f.dec_or("rate_kink_utilization", defaults.rate_kink_utilization)?,
+        rate_at_kink: f.dec_or("rate_at_kink", defaults.rate_at_kink)?,
+        rate_max: f.dec_or("rate_max", defaults.rate_max)?,
+        ..defaults
     })
 }
 
