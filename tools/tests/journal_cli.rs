@@ -580,10 +580,15 @@ fn crash_kills() -> u64 {
     std::env::var("VEREX_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
 }
 
+/// The replica's flags of the crash runs: kills land in attestation appends and snapshot
+/// writes too, and resumed runs recover from snapshots.
+const CRASH_REPLICA_FLAGS: [&str; 6] = ["--attest-every", "100", "--snapshot-every", "500", "--keep-snapshots", "2"];
+
 fn spawn_journaled_run(input: &Path, journal: &Path, events: &Path) -> Child {
     Command::new(VEREX)
         .args(["run", "--dev", "--limits", "small", "--durability", "batch", "--segment-bytes"])
         .arg(SMALL_SEGMENT_BYTES.to_string())
+        .args(CRASH_REPLICA_FLAGS)
         .args(["--input", path_str(input), "--journal", path_str(journal), "--events", path_str(events)])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -626,12 +631,14 @@ fn sigkilled_runs_recover_to_a_prefix_that_equals_running_that_prefix_directly()
     write_lines(&input, &lines);
     // The uninterrupted reference, timed to spread the kills over a run's length.
     let started = Instant::now();
-    let (full_events, full_state) = run_dev(
-        dir.path(),
-        &input,
-        "full",
-        &["--journal", path_str(&dir.path().join("reference")), "--segment-bytes", &SMALL_SEGMENT_BYTES.to_string()],
-    );
+    let reference = dir.path().join("reference");
+    let mut flags = vec!["--journal", path_str(&reference), "--segment-bytes"];
+    let segment = SMALL_SEGMENT_BYTES.to_string();
+    flags.push(&segment);
+    flags.extend(CRASH_REPLICA_FLAGS);
+    let (full_events, full_state) = run_dev(dir.path(), &input, "full", &flags);
+    let reference_log = read_text(&reference.join("attestations.jsonl"));
+    assert_eq!(reference_log.lines().count(), CRASH_LINES / 100);
     let run_millis = started.elapsed().as_millis().max(20) as u64;
     let full_events: Vec<String> = read_text(&full_events).lines().map(str::to_string).collect();
     let full_hash = state_hash_of(&full_state);
@@ -690,6 +697,10 @@ fn sigkilled_runs_recover_to_a_prefix_that_equals_running_that_prefix_directly()
                 break;
             }
         }
+        // Every attestation the killed replicas wrote (and the resumed ones rewrote) is the
+        // uninterrupted run's.
+        let log = std::fs::read_to_string(journal.join("attestations.jsonl")).expect("attestations");
+        assert_eq!(log, reference_log, "round {round}: attestations");
         // The whole journal, however often it was cut, replays to the uninterrupted events.
         let replayed_events = dir.path().join(format!("round{round}.replayed.jsonl"));
         let (seq, hash) = replay(&journal, &["--events", path_str(&replayed_events)]);

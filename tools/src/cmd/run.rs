@@ -60,9 +60,10 @@ its seq and time stamp) is appended to the journal in DIR, which is created if m
 transaction's events are written only once its record is durable in the sense of \
 --durability. On a journal that already holds records, run first recovers it: a torn tail left \
 by a crash is cut and reported on standard error, damage anywhere else is refused (exit status \
-1, naming the seq and the segment file). It then rebuilds the engine by replaying every \
-record and continues with the next seq; --events holds this run's events only (`verex replay \
---events` re-derives them all). The genesis keys and limits are those recorded in \
+1, naming the seq and the segment file). It then rebuilds the engine from the newest valid \
+snapshot in DIR/snapshots plus the records after it, or by replaying every record when there is \
+none (see Recovery below), and continues with the next seq; --events holds this run's events \
+only (`verex replay --events` re-derives them all). The genesis keys and limits are those recorded in \
 DIR/verex.json when the journal was created; --limits, --genesis or --dev that disagree with it \
 are refused. With --dev, nonces and account numbers continue where the journal left off.
 
@@ -86,7 +87,41 @@ lose every transaction since the kernel last wrote back, including ones whose ev
 already written.
 
 A failed msync stops the run (exit status 1) without writing the state: the journal is never \
-assumed durable after an error; rerun to recover what is on disk.";
+assumed durable after an error; rerun to recover what is on disk.
+
+Replica (with --journal). A second engine on its own thread tails the journal, reading only \
+records already durable, and writes beside it, never pausing the engine stage:
+
+  attestations: at every multiple of --attest-every seqs (default 1000; 0: none), \
+(seq, journal digest, state hash) signed with the attest key, one JSON line appended to \
+DIR/attestations.jsonl and fsynced (the export: see `verex attestations --help`). The key is \
+--attest-key FILE (a `verex keygen` file), else with --dev the development attest key; it must \
+be the genesis attest key, else the run is refused (exit status 2). Without either, no \
+attestations are written.
+
+  snapshots: at every multiple of --snapshot-every seqs (default 100000; 0: none) and, with \
+--snapshot-secs T, when T seconds have passed since the last one, DIR/snapshots/<seq, 20 \
+digits>.snap (written to a temporary name, fsynced, renamed, directory fsynced). Only the newest \
+--keep-snapshots K (default 3) are kept. With --archive-segments, journal segments whose \
+records all precede the oldest kept snapshot are moved into DIR/archive/ and a symbolic link \
+is left under their name (the journal verifies its chain from segment 1 on every open); \
+journal segments are never deleted.
+
+The replica's thread competes with the engine stage for CPU on a machine with few cores, and \
+falls behind while it hashes or encodes a large state; it catches up when the run ends (its \
+work is then reported on standard error). If it fails, the run still releases its events and \
+writes its state, then exits with status 1 naming the failure.
+
+Recovery. On an existing journal, the snapshots in DIR/snapshots are tried newest first: one is \
+used only if it decodes (checksum, archive validation, rebuilt state hash) and its header's \
+journal hash and BLAKE3 attestation digest equal the journal's at its seq (the chain is \
+recomputed over the records). Each one that fails is named on standard error and skipped for \
+an older one, or for a full replay; the result equals a full replay. The attestations already \
+in DIR/attestations.jsonl must be signed by the genesis attest key and match the journal's \
+chain, and none may lie beyond the journal's end, else the run is refused (exit status 1): \
+appending would contradict what was attested. A torn last line of the log (a crash during an \
+append) is cut and reported; the replica restarts from the snapshot recovery used and writes \
+the attestations and snapshots a crash kept it from writing.";
 
 /// Transactions per journal commit (and event release) in the batch and async modes.
 pub const RELEASE_BATCH_TXS: u64 = 256;
