@@ -26,7 +26,6 @@
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -242,17 +241,18 @@ impl<I> Drop for IngressSender<I> {
     }
 }
 
-/// Returns verdicts in input order. Dropping it stops the workers.
+/// Returns verdicts in input order. Use it on another thread than the [`IngressSender`] (or
+/// interleave sends and receives): the channels are bounded. The workers exit once the sender
+/// is dropped, or as soon as they have a verdict to deliver after this receiver is dropped.
 pub struct IngressReceiver {
     from_workers: Vec<Receiver<Vec<Verdict>>>,
     next_worker: usize,
     current: std::vec::IntoIter<Verdict>,
-    workers: Vec<JoinHandle<()>>,
 }
 
 impl core::fmt::Debug for IngressReceiver {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("IngressReceiver").field("workers", &self.workers.len()).finish_non_exhaustive()
+        f.debug_struct("IngressReceiver").field("workers", &self.from_workers.len()).finish_non_exhaustive()
     }
 }
 
@@ -301,16 +301,6 @@ impl IngressReceiver {
     }
 }
 
-impl Drop for IngressReceiver {
-    fn drop(&mut self) {
-        // Workers blocked on a full output channel see it disconnected and exit.
-        self.from_workers.clear();
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
-    }
-}
-
 /// Starts the workers. `decode` turns one input into a signed tx (or says why not); it runs on
 /// the workers, in parallel, and a panic in it refuses that one input.
 ///
@@ -325,19 +315,18 @@ where
     let decode = Arc::new(decode);
     let mut to_workers = Vec::with_capacity(config.workers);
     let mut from_workers = Vec::with_capacity(config.workers);
-    let mut workers = Vec::with_capacity(config.workers);
     for index in 0..config.workers {
         let (chunk_tx, chunk_rx) = bounded::<Chunk<I>>(config.queue_chunks);
         let (verdict_tx, verdict_rx) = bounded::<Vec<Verdict>>(config.queue_chunks);
         let decode = Arc::clone(&decode);
         let verify = config.verify;
-        let worker = std::thread::Builder::new()
+        // Detached: a worker ends when its channels do (joining could wait on a live sender).
+        std::thread::Builder::new()
             .name(format!("verex-ingress-{index}"))
             .spawn(move || worker_loop(&chunk_rx, &verdict_tx, decode.as_ref(), verify))
             .map_err(|e| format!("cannot spawn ingress worker {index}: {e}"))?;
         to_workers.push(chunk_tx);
         from_workers.push(verdict_rx);
-        workers.push(worker);
     }
     let sender = IngressSender {
         to_workers,
@@ -346,7 +335,7 @@ where
         first_ticket: 0,
         chunk_inputs: config.chunk_inputs,
     };
-    let receiver = IngressReceiver { from_workers, next_worker: 0, current: Vec::new().into_iter(), workers };
+    let receiver = IngressReceiver { from_workers, next_worker: 0, current: Vec::new().into_iter() };
     Ok((sender, receiver))
 }
 
