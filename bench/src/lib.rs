@@ -6,6 +6,8 @@
 //! record each iteration without encoding or allocating.
 #![deny(missing_docs, clippy::unwrap_used)]
 
+pub mod workload;
+
 use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{DEV_CLOCK_START_NS, DEV_CLOCK_STEP_NS};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
