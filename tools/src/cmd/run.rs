@@ -32,7 +32,8 @@ use crate::manifest::{manifest_path, read_manifest, write_manifest, LimitsArg, M
 use crate::rebuild::{access_checked, open_reader};
 use crate::recover::{self, Source};
 use crate::replica::{
-    Replica, ReplicaConfig, ReplicaFeed, ReplicaReport, ReplicaStart, DEFAULT_ATTEST_EVERY, DEFAULT_SNAPSHOT_EVERY,
+    Replica, ReplicaConfig, ReplicaFeed, ReplicaReport, ReplicaStart, DEFAULT_ATTEST_EVERY, DEFAULT_REPLICA_NICE,
+    DEFAULT_SNAPSHOT_EVERY,
 };
 use crate::snapshots::DEFAULT_KEEP_SNAPSHOTS;
 
@@ -107,8 +108,8 @@ records all precede the oldest kept snapshot are moved into DIR/archive/ and a s
 is left under their name (the journal verifies its chain from segment 1 on every open); \
 journal segments are never deleted.
 
-The replica's thread competes with the engine stage for CPU on a machine with few cores, and \
-falls behind while it hashes or encodes a large state; it catches up when the run ends (its \
+The replica's thread runs at nice 10, so that on a machine with few cores the engine stage \
+gets most of a core they share; it falls behind while it hashes or encodes a large state; it catches up when the run ends (its \
 work is then reported on standard error). If it fails, the run still releases its events and \
 writes its state, then exits with status 1 naming the failure.
 
@@ -244,6 +245,7 @@ impl ReplicaArgs {
             keep_snapshots: self.keep_snapshots,
             archive_segments: self.archive_segments,
             sync_records,
+            nice: DEFAULT_REPLICA_NICE,
         }
     }
 }
