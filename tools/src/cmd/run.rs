@@ -122,7 +122,8 @@ in DIR/attestations.jsonl must be signed by the genesis attest key and match the
 chain, and none may lie beyond the journal's end, else the run is refused (exit status 1): \
 appending would contradict what was attested. A torn last line of the log (a crash during an \
 append) is cut and reported; the replica restarts from the snapshot recovery used and writes \
-the attestations and snapshots a crash kept it from writing.";
+the attestations and snapshots a crash kept it from writing (the replica trails the journal, so \
+a crash can leave the last ones unwritten: a run with an empty --input catches up).";
 
 /// Transactions per journal commit (and event release) in the batch and async modes.
 pub const RELEASE_BATCH_TXS: u64 = 256;
