@@ -177,33 +177,40 @@ fn ring_hop(c: &mut Criterion) {
     group.finish();
 }
 
-/// Prints ns per burst and per message, best of 5 passes, with ratios to the disruptor (only
-/// under `cargo bench`).
+/// Prints ns per burst and per message, best of 5 passes, with ratios to the disruptor, and
+/// the same as one JSON line (also written to `$VEREX_RING_JSON` if set); only under
+/// `cargo bench`.
 fn summary(_: &mut Criterion) {
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
     }
     println!("\nring hop summary (512-byte slots, {RING_SLOTS}-slot rings, yielding waits, best of 5 passes):");
     println!("{:>6} {:>24} {:>24} {:>24}", "burst", "disruptor_yield", "crossbeam_blocking", "crossbeam_yield");
+    let mut json = Vec::new();
     for size in BURSTS {
         let bursts = 200_000 / size;
         let mut cells = Vec::new();
-        let mut base = 0.0;
-        for (k, name) in CONTENDERS.iter().enumerate() {
+        let mut per_burst_ns = Vec::new();
+        for name in CONTENDERS {
             let mut hop = contender(name);
             time_bursts(hop.as_mut(), size, bursts / 10);
             let best = (0..5).map(|_| time_bursts(hop.as_mut(), size, bursts)).min().unwrap_or_default();
-            let per_burst = best.as_nanos() as f64 / bursts as f64;
-            if k == 0 {
-                base = per_burst;
-            }
-            cells.push(format!(
-                "{per_burst:>8.0} ns ({:>5.1} ns/msg) {:>4.2}x",
-                per_burst / size as f64,
-                per_burst / base
-            ));
+            per_burst_ns.push(best.as_nanos() as f64 / bursts as f64);
+        }
+        let base = per_burst_ns[0];
+        for ns in &per_burst_ns {
+            cells.push(format!("{ns:>8.0} ns ({:>6.1} ns/msg) {:>4.2}x", ns / size as f64, ns / base));
         }
         println!("{size:>6} {}", cells.join(" "));
+        let fields: Vec<String> =
+            CONTENDERS.iter().zip(&per_burst_ns).map(|(name, ns)| format!("\"{name}_ns\":{ns:.0}")).collect();
+        json.push(format!("\"{size}\":{{{}}}", fields.join(",")));
+    }
+    // One machine-readable line (perf/run can parse it): ns per burst by burst size.
+    let line = format!("{{{}}}", json.join(","));
+    println!("ring-hop-json: {line}");
+    if let Ok(path) = std::env::var("VEREX_RING_JSON") {
+        let _ = std::fs::write(path, line + "\n");
     }
 }
 

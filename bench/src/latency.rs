@@ -521,6 +521,7 @@ struct Args {
     warmup: u64,
     wait: WaitMode,
     verify: bool,
+    json: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -531,6 +532,7 @@ fn parse_args() -> Args {
         warmup: 100_000,
         wait: WaitMode::for_this_machine(),
         verify: false,
+        json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -555,11 +557,54 @@ fn parse_args() -> Args {
                 }
             }
             "--verify" => args.verify = true,
+            "--json" => args.json = Some(PathBuf::from(value())),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
     }
     args
+}
+
+/// Applies the same stream straight through `Engine::apply` on one thread (records encoded
+/// beforehand): the ceiling the pipeline is compared with.
+fn direct_apply_rate(txs: usize) -> f64 {
+    let (mut engine, mut stream) = fixture();
+    let mut sequencer = Sequencer::new(engine.seq(), Clock::Deterministic);
+    let records: Vec<RecordBytes> =
+        (0..txs).map(|_| RecordBytes::encode(&sequencer.stamp(stream.next(), None))).collect();
+    let mut buf = engine.event_buf();
+    let start = Instant::now();
+    for record in &records {
+        engine.apply(record.archived(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
+    }
+    per_second(txs, start.elapsed())
+}
+
+fn write_json(path: &PathBuf, rows: &[Row], wait: WaitMode, cores: usize, apply_per_s: f64) {
+    let max_memory = rows.iter().find(|r| r.rate.is_none() && r.sink == "memory").map(|r| r.achieved_per_s);
+    let mut out = format!(
+        "{{\"cores\":{cores},\"wait\":\"{wait}\",\"apply_per_s\":{apply_per_s:.0},\"pipeline_vs_apply\":{},\"rows\":[",
+        max_memory.map_or_else(|| "null".to_string(), |m| format!("{:.3}", m / apply_per_s))
+    );
+    for (k, row) in rows.iter().enumerate() {
+        let p = row.percentiles_ns;
+        out.push_str(&format!(
+            "{}{{\"rate\":{},\"sink\":\"{}\",\"measured\":{},\"achieved_per_s\":{:.0},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"p9999_ns\":{},\"max_ns\":{}}}",
+            if k == 0 { "" } else { "," },
+            row.rate.map_or_else(|| "null".to_string(), |r| r.to_string()),
+            row.sink,
+            row.measured,
+            row.achieved_per_s,
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            p[5]
+        ));
+    }
+    out.push_str("]}\n");
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 fn main() {
@@ -586,4 +631,9 @@ fn main() {
         }
     }
     print_table(&rows, args.wait);
+    let apply_per_s = direct_apply_rate(1_000_000);
+    println!("\nThe same stream through `Engine::apply` on one thread: {:.0}k tx/s.", apply_per_s / 1_000.0);
+    if let Some(path) = &args.json {
+        write_json(path, &rows, args.wait, cores, apply_per_s);
+    }
 }

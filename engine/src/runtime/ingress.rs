@@ -178,6 +178,10 @@ struct Chunk<I> {
 }
 
 /// Feeds inputs to the workers. Dropping it flushes and closes the ingress.
+///
+/// `send`, `flush` and the flush in `drop` wait while the workers' queues are full, which lasts
+/// as long as nobody reads the [`IngressReceiver`]: keep reading it, or drop it (then they
+/// return [`IngressClosed`] at once), before waiting for the sending thread.
 pub struct IngressSender<I> {
     to_workers: Vec<Sender<Chunk<I>>>,
     next_worker: usize,
