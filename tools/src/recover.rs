@@ -20,7 +20,7 @@
 //! one. An explicitly named snapshot (`--snapshot FILE`) that fails a check is an error, not
 //! a fallback.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -64,7 +64,7 @@ pub struct ChainScan {
     /// The last record.
     pub last: Option<RecordPos>,
     /// The chain values at each wanted seq present in the journal (seq 0 included if wanted).
-    pub points: std::collections::BTreeMap<u64, ChainPoint>,
+    pub points: BTreeMap<u64, ChainPoint>,
 }
 
 impl ChainScan {

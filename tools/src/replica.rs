@@ -207,11 +207,12 @@ impl Replica {
         let seq = start.engine.seq();
         shared.durable_seq.store(seq, Ordering::Relaxed);
         shared.applied_seq.store(seq, Ordering::Relaxed);
+        let dir = config.dir.clone();
         let worker = Worker::new(config, start, writer, Arc::clone(&shared));
         let handle = thread::Builder::new()
             .name("verex-replica".into())
             .spawn(move || worker.run())
-            .map_err(|e| CliError::io("spawn the replica thread for", &PathBuf::from("the journal"), e))?;
+            .map_err(|e| CliError::io("start the replica thread for", &dir, e))?;
         let feed = ReplicaFeed { shared, thread: handle.thread().clone() };
         Ok(Self { feed, handle })
     }

@@ -57,7 +57,10 @@ pub fn snapshot_path(dir: &Path, seq: u64) -> PathBuf {
 /// The seq a snapshot file name carries, if it is one (20 digits, `.snap`).
 pub fn parse_snapshot_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SNAPSHOT_SUFFIX)?;
-    (digits.len() == SEQ_DIGITS && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+    if digits.len() != SEQ_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The snapshots of the journal in `dir`, oldest first; none if there is no snapshot

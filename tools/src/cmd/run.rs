@@ -358,25 +358,9 @@ fn build_runner(args: &RunArgs, engine: Engine, signer: DevSigner) -> Result<Tex
 /// last seq.
 fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<(TextRunner, Sink), CliError> {
     let key_file = args.replica.attest_key.as_deref().map(read_key_file).transpose()?;
-    let config =
-        JournalConfig { dir: dir.to_path_buf(), segment_bytes: args.segment_bytes, durability: args.durability.into() };
-    let (writer, report) = JournalWriter::open(config).map_err(|e| match e {
-        JournalError::InvalidSegmentBytes { .. } => CliError::Usage(format!("--segment-bytes: {e}")),
-        other => other.into(),
-    })?;
-    if let Some(torn) = &report.torn_at {
-        warn(&format!(
-            "journal {}: recovery cut a torn tail: seq {} at offset {} of {} ({} bytes): {}",
-            dir.display(),
-            torn.seq,
-            torn.offset,
-            torn.file.display(),
-            report.truncated_bytes,
-            torn.reason
-        ));
-    }
+    let (writer, report) = open_writer(args, dir)?;
     let manifest = settle_manifest(args, dir, genesis, &report)?;
-    let attest_key = settle_attest_key(args, key_file, &manifest)?;
+    let attest_key = settle_attest_key(args, dir, key_file, &manifest)?;
     let log = open_attestation_log(dir)?;
     let replica_wanted = args.replica.wants_replica(attest_key.is_some());
     let mut signer_state = DevSignerState::default();
@@ -433,6 +417,28 @@ fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<
     Ok((runner, Sink::Journal(Box::new(gate))))
 }
 
+/// Opens the journal for appending (recovery cuts a torn tail, reported here).
+fn open_writer(args: &RunArgs, dir: &Path) -> Result<(JournalWriter, RecoveryReport), CliError> {
+    let config =
+        JournalConfig { dir: dir.to_path_buf(), segment_bytes: args.segment_bytes, durability: args.durability.into() };
+    let (writer, report) = JournalWriter::open(config).map_err(|e| match e {
+        JournalError::InvalidSegmentBytes { .. } => CliError::Usage(format!("--segment-bytes: {e}")),
+        other => other.into(),
+    })?;
+    if let Some(torn) = &report.torn_at {
+        warn(&format!(
+            "journal {}: recovery cut a torn tail: seq {} at offset {} of {} ({} bytes): {}",
+            dir.display(),
+            torn.seq,
+            torn.offset,
+            torn.file.display(),
+            report.truncated_bytes,
+            torn.reason
+        ));
+    }
+    Ok((writer, report))
+}
+
 /// Says where the state came from, when the journal had records.
 fn note_recovery(dir: &Path, recovered: &recover::Recovered) {
     let next = recovered.engine.seq() + 1;
@@ -457,6 +463,7 @@ fn note_recovery(dir: &Path, recovered: &recover::Recovered) {
 /// `--dev`; it must be the genesis attest key.
 fn settle_attest_key(
     args: &RunArgs,
+    dir: &Path,
     key_file: Option<SigningKey>,
     manifest: &Manifest,
 ) -> Result<Option<SigningKey>, CliError> {
@@ -473,7 +480,7 @@ fn settle_attest_key(
             "--attest-key: its public key {} is not the genesis attest key {} (recorded in {})",
             hex(&public),
             hex(&manifest.genesis.attest),
-            manifest_path(&args.journal.clone().unwrap_or_default()).display()
+            manifest_path(dir).display()
         )));
     }
     Ok(Some(key))
