@@ -743,3 +743,59 @@ fn the_attestation_export_is_the_log_and_snapshot_writes_a_recoverable_file() {
         assert!(run_help.contains(needle), "run --help lacks {needle:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The replica as a library: tailing a journal while it is written
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_replica_tails_a_live_journal_across_segments_attests_and_snapshots_on_time() {
+    use verex_engine::{Engine, Genesis, Limits};
+    use verex_journal::{Durability, JournalConfig, JournalWriter};
+    use verex_tools::replica::{Replica, ReplicaConfig, ReplicaStart};
+
+    let fx = journaled_run(300, 9, ONE_SEGMENT_BYTES, &["--snapshot-every", "0", "--attest-every", "0"]);
+    let payloads: Vec<Vec<u8>> = {
+        let reader = JournalReader::open(&fx.journal).expect("open");
+        reader.iter().map(|r| r.expect("record").payload.to_vec()).collect()
+    };
+    let live = fx.dir.path().join("live");
+    let config = JournalConfig { dir: live.clone(), segment_bytes: SMALL_SEGMENT_BYTES, durability: Durability::Async };
+    let (mut writer, _) = JournalWriter::open(config).expect("writer");
+    std::fs::copy(fx.journal.join("verex.json"), live.join("verex.json")).expect("manifest");
+    let config = ReplicaConfig {
+        dir: live.clone(),
+        attest_every: 50,
+        attest_key: Some(dev_role_key(Role::Attest)),
+        snapshot_every: 0,
+        snapshot_interval: Some(std::time::Duration::from_millis(1)),
+        keep_snapshots: 2,
+        archive_segments: false,
+        sync_records: true,
+        nice: 0,
+    };
+    let engine = Engine::new(Genesis::dev(), Limits::small()).expect("engine");
+    let start = ReplicaStart { engine, digest: Default::default(), journal_hash: 0, attestations: Default::default() };
+    let replica = Replica::spawn(config, start).expect("spawn");
+    let feed = replica.feed();
+    for (index, payload) in payloads.iter().enumerate() {
+        writer.append(index as u64 + 1, payload).expect("append");
+        if (index + 1) % 25 == 0 {
+            feed.durable(writer.commit().expect("commit"));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let report = replica.finish(writer.commit().expect("commit")).expect("replica");
+    drop(writer);
+    assert_eq!(report.seq, 300);
+    assert_eq!(report.attestations_written, 6);
+    assert!(report.snapshots_written >= 1, "time-based snapshots: {report:?}");
+    assert!(placements(&live).last().expect("records").segment_index > 1, "the journal rolled while tailed");
+    let snapshots = snapshot_seqs(&live);
+    assert!(!snapshots.is_empty() && snapshots.len() <= 2 && snapshots.iter().all(|&s| s <= 300), "{snapshots:?}");
+    assert_success(&verify(&live), "verify the live journal and its attestations");
+    let (recovered, err) = replay(&live, &["--snapshots"]);
+    assert_eq!(recovered, replay(&live, &[]).0);
+    assert_eq!(snapshot_used(&err), snapshots.last().copied());
+}
