@@ -51,7 +51,7 @@ use crate::snapshots::{archive_segments, oldest_snapshot, remove_stale_tmp_files
 use crate::tail::segment_file;
 
 /// Default `--attest-every`.
-pub const DEFAULT_ATTEST_EVERY: u64 = 1000;
+pub const DEFAULT_ATTEST_EVERY: u64 = 10_000;
 /// Default `--snapshot-every`.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
 /// The nice value `verex run` gives the replica's thread: when it and the engine stage share a
