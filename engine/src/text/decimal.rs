@@ -1,7 +1,8 @@
 //! Decimal strings: the only text form of numbers in verex (`"0.015"`, `"-1.5"`, `"100"`).
 //!
 //! Parsing is strict: optional `-`, digits, optional `.` and digits; no `+`, no exponent, no
-//! spaces, at most 18 decimal places, and the digits must fit an `i64` mantissa. Formatting is
+//! spaces, at most 18 decimal places, and the digits must fit an `i64` mantissa. A parsed value is
+//! canonical: trailing fractional zeros are dropped (`"1.50"` is `Dec { 15, 1 }`). Formatting is
 //! normalised: no trailing zeros, no exponent, `-` only for negative values.
 
 use crate::tx::Dec;
@@ -57,7 +58,13 @@ pub fn parse_dec(text: &str) -> Result<Dec, DecimalError> {
             .and_then(|m| m.checked_add(i64::from(b - b'0')))
             .ok_or_else(|| DecimalError::OutOfRange(text.to_string()))?;
     }
-    let scale = u8::try_from(fraction_text.len()).map_err(|_| DecimalError::TooPrecise(text.to_string()))?;
+    let mut scale = u8::try_from(fraction_text.len()).map_err(|_| DecimalError::TooPrecise(text.to_string()))?;
+    // Canonical form: no trailing fractional zeros, so "1.50" and "1.5" are the same bytes
+    // on the wire (a signature covers the value, not its spelling) and rendering round-trips.
+    while scale > 0 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
     Ok(Dec::new(if negative { -mantissa } else { mantissa }, scale))
 }
 
@@ -97,7 +104,9 @@ mod tests {
         assert_eq!(parse_dec("0.015"), Ok(Dec::new(15, 3)));
         assert_eq!(parse_dec("100"), Ok(Dec::new(100, 0)));
         assert_eq!(parse_dec("-1.5"), Ok(Dec::new(-15, 1)));
-        assert_eq!(parse_dec("1.50"), Ok(Dec::new(150, 2)));
+        assert_eq!(parse_dec("1.50"), Ok(Dec::new(15, 1)));
+        assert_eq!(parse_dec("100.00"), Ok(Dec::new(100, 0)));
+        assert_eq!(parse_dec("-0.0"), Ok(Dec::new(0, 0)));
     }
 
     #[test]
