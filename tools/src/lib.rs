@@ -7,6 +7,7 @@
 pub mod attestations;
 pub mod cmd;
 pub mod error;
+pub mod gen;
 pub mod io;
 pub mod keys;
 pub mod manifest;

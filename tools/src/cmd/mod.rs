@@ -1,6 +1,7 @@
 //! One module per subcommand; each holds its clap arguments and its `execute`.
 
 pub mod attestations;
+pub mod gen;
 pub mod inspect;
 pub mod keygen;
 pub mod replay;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Print journal records as JSON lines.
     #[command(after_help = EXIT_HELP, long_about = inspect::LONG_ABOUT)]
     Inspect(inspect::InspectArgs),
+    /// Generate a deterministic, realistic workload of signed JSON-lines transactions.
+    #[command(after_help = EXIT_HELP, long_about = gen::LONG_ABOUT)]
+    Gen(gen::GenArgs),
     /// Generate a new ed25519 key from the operating system's random number generator.
     #[command(after_help = EXIT_HELP, long_about = keygen::LONG_ABOUT)]
     Keygen(keygen::KeygenArgs),
@@ -56,6 +60,7 @@ impl Command {
             Self::Snapshot(args) => snapshot::execute(&args),
             Self::Attestations(args) => attestations::execute(&args),
             Self::Inspect(args) => inspect::execute(&args),
+            Self::Gen(args) => gen::execute(&args),
             Self::Keygen(args) => keygen::execute(&args),
             Self::Sign(args) => sign::execute(&args),
         }
