@@ -54,6 +54,15 @@ struct Taker {
     lock_per_lot: u64,
 }
 
+/// The new terms of a re-priced order.
+#[derive(Clone, Copy)]
+struct Repriced {
+    price: i64,
+    qty: u64,
+    per_lot: u64,
+    need: u64,
+}
+
 /// Why matching stopped with quantity left.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -766,7 +775,8 @@ impl Engine {
         if new_qty > order.remaining || (new_qty == order.remaining && new_price == order.price) {
             return Err(RejectReason::InvalidAmend);
         }
-        let new_need = lock_need(&market, order.side, new_price, new_qty).ok_or(RejectReason::Overflow)?;
+        let new_per_lot = lock_per_lot(&market, order.side, new_price).ok_or(RejectReason::Overflow)?;
+        let new_need = new_per_lot.checked_mul(new_qty / market.step_units).ok_or(RejectReason::Overflow)?;
         let lock_in = lock_asset(&market, order.side);
         if new_price == order.price {
             crate::book::Book::reduce(&mut self.orders, &mut self.levels, slot, order.remaining - new_qty);
@@ -782,39 +792,71 @@ impl Engine {
             });
             return Ok(());
         }
-        self.reprice(slot, order, &market, new_price, new_qty, new_need, out)
+        self.reprice(
+            slot,
+            order,
+            &market,
+            Repriced { price: new_price, qty: new_qty, per_lot: new_per_lot, need: new_need },
+            out,
+        )
     }
 
-    /// The price-changing half of `amend`.
-    #[allow(clippy::too_many_arguments)]
+    /// The price-changing half of `amend`. A new price that does not cross moves the order
+    /// in place (same slot, back of its new level, end of its account's list); one that crosses
+    /// re-enters as a taker and may trade. Both emit `amended` first; the events are the same
+    /// as a cancel-and-replace that keeps the order id.
     fn reprice(
         &mut self,
         slot: u32,
         order: Order,
         market: &Market,
-        new_price: i64,
-        new_qty: u64,
-        new_need: u64,
+        new: Repriced,
         out: &mut EventBuf,
     ) -> Result<(), RejectReason> {
         let lock_in = lock_asset(market, order.side);
         let book = &self.books[usize::from(order.market)];
-        if order.tif == TimeInForce::PostOnly {
-            if let Some(best) = book.side(order.side.opposite()).best() {
-                if crosses(order.side, Some(new_price), self.levels.get(best).price) {
-                    return Err(RejectReason::WouldTake);
-                }
-            }
+        let crosses_now = book
+            .side(order.side.opposite())
+            .best()
+            .is_some_and(|best| crosses(order.side, Some(new.price), self.levels.get(best).price));
+        if order.tif == TimeInForce::PostOnly && crosses_now {
+            return Err(RejectReason::WouldTake);
         }
         let frees_a_level = self.levels.get(order.level).count == 1;
-        let needs_a_level = !book.side(order.side).has_level(new_price);
+        let needs_a_level = !book.side(order.side).has_level(new.price);
         let pool_short = needs_a_level && self.levels.is_full() && !frees_a_level;
-        if !book.side(order.side).has_room_for(new_price) && !frees_a_level || pool_short {
+        if !book.side(order.side).has_room_for(new.price) && !frees_a_level || pool_short {
             return Err(RejectReason::LimitReached);
         }
         let available = self.accounts.balance(order.account, lock_in).available;
-        if new_need > available + order.locked {
+        if new.need > available + order.locked {
             return Err(RejectReason::InsufficientBalance);
+        }
+        let amended = |status, remaining| Event::Order {
+            order_id: order.id,
+            account: u64::from(order.account) + 1,
+            market: order.market,
+            status,
+            remaining,
+            price: if status == OrderStatus::Amended { new.price } else { 0 },
+        };
+        if !crosses_now {
+            let m = usize::from(order.market);
+            self.books[m].unlink(&mut self.orders, &mut self.levels, slot);
+            self.unlock(order.account, lock_in, order.locked);
+            self.lock(order.account, lock_in, new.need);
+            let moved = self.orders.get_mut(slot);
+            moved.price = new.price;
+            moved.remaining = new.qty;
+            moved.locked = new.need;
+            moved.lock_per_lot = new.per_lot;
+            self.books[m].rest(&mut self.orders, &mut self.levels, slot);
+            self.unlink_account_order(slot);
+            self.link_account_order(order.account, slot);
+            out.push(amended(OrderStatus::Amended, new.qty));
+            out.push(amended(OrderStatus::Rested, new.qty));
+            debug_assert!(self.books[m].is_uncrossed(&self.levels), "a non-crossing re-price keeps the book uncrossed");
+            return Ok(());
         }
         self.retire(slot);
         let mut taker = Taker {
@@ -822,14 +864,14 @@ impl Engine {
             market: order.market,
             side: order.side,
             order_id: order.id,
-            limit: Some(new_price),
-            remaining: new_qty,
+            limit: Some(new.price),
+            remaining: new.qty,
             locked: 0,
-            lock_per_lot: lock_per_lot(market, order.side, new_price).unwrap_or(0),
+            lock_per_lot: new.per_lot,
         };
-        self.emit_status(out, &taker, OrderStatus::Amended, new_qty, new_price);
-        self.lock(order.account, lock_in, new_need);
-        taker.locked = new_need;
+        out.push(amended(OrderStatus::Amended, new.qty));
+        self.lock(order.account, lock_in, new.need);
+        taker.locked = new.need;
         let stop = self.match_taker(&mut taker, market, out);
         self.finish_taker(taker, market, order.tif, order.client_id, order.reduce_only, stop, out);
         Ok(())
