@@ -4,7 +4,7 @@
 
 mod pipeline_support;
 
-use pipeline_support::{config, direct, direct_from, memory, signed, through_pipeline, workload, Collect};
+use pipeline_support::{config, direct, direct_from, memory, signed, through_pipeline, workload, Collect, Deadline};
 use verex_engine::record::RecordBytes;
 use verex_engine::runtime::{MemorySink, Pipeline, SignedTxBytes, WaitMode};
 use verex_engine::sequencer::{Clock, Sequencer};
@@ -46,6 +46,35 @@ fn pipeline_equals_direct_apply_with_the_yielding_wait() {
 fn pipeline_equals_direct_apply_with_busy_spin() {
     // Four spinning threads on a small machine: correct, only slow (time slices), so fewer txs.
     assert_equivalent(600, WaitMode::BusySpin);
+}
+
+#[test]
+fn pipeline_equals_direct_apply_with_the_blocking_wait() {
+    assert_equivalent(4_000, WaitMode::Blocking);
+}
+
+#[test]
+fn blocking_stages_are_woken_not_left_to_time_out() {
+    // One tx at a time, each waited for until its events are out: every stage parks between
+    // txs and must be woken by the one handing it work (journal and engine by the sequencer,
+    // output by the engine and the journal). A lost wake would cost a park timeout each.
+    let txs = signed(&workload(300));
+    let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let mut pipeline =
+        Pipeline::start(engine, memory(), Collect::default(), config(WaitMode::Blocking)).expect("start");
+    let deadline = Deadline::in_secs(20);
+    for (tx, ts) in &txs {
+        let seq = pipeline.submit_signed(tx, *ts, 0).expect("submit");
+        while pipeline.released_seq() < seq {
+            deadline.check("a tx was never released");
+            std::thread::yield_now();
+        }
+        // Let the stages fall asleep before the next tx.
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let stopped = pipeline.shutdown().expect("shutdown");
+    assert_eq!(stopped.engine.state_hash(), direct(&txs).state_hash);
+    assert!(stopped.report.late_wakes <= 3, "{:?}", stopped.report);
 }
 
 #[test]

@@ -52,13 +52,22 @@ fn assert_poisoned_at_durable_point(
 
 #[test]
 fn a_failed_append_poisons_the_pipeline() {
+    failed_append_poisons(WaitMode::Yielding);
+}
+
+#[test]
+fn a_failed_append_poisons_a_blocking_pipeline() {
+    failed_append_poisons(WaitMode::Blocking);
+}
+
+fn failed_append_poisons(wait: WaitMode) {
     let fail_at = 700;
     let txs = signed(&workload(1_200));
     let reference = direct(&txs);
     let mut sink = GatedSink::new(1);
     sink.fail_append_at = Some(fail_at);
     let subscriber = Collect { durable: Some(Arc::clone(&sink.durable)), ..Collect::default() };
-    let mut pipeline = Pipeline::start(fresh_engine(), sink, subscriber, config(WaitMode::Yielding)).expect("start");
+    let mut pipeline = Pipeline::start(fresh_engine(), sink, subscriber, config(wait)).expect("start");
     let error = submit_until_poisoned(&mut pipeline, &txs);
     assert!(error.to_string().contains(&format!("journal append of seq {fail_at} failed")), "{error}");
     assert!(pipeline.is_poisoned());
@@ -101,6 +110,15 @@ fn a_failed_commit_poisons_the_pipeline_and_keeps_the_durable_point() {
 
 #[test]
 fn events_wait_until_their_tx_is_durable() {
+    events_wait_for_durability(WaitMode::Yielding);
+}
+
+#[test]
+fn events_wait_until_their_tx_is_durable_in_a_blocking_pipeline() {
+    events_wait_for_durability(WaitMode::Blocking);
+}
+
+fn events_wait_for_durability(wait: WaitMode) {
     // The sink makes records durable only 7 at a time (the rest at `finish`), and reports
     // each durable point before returning it: the subscriber checks every released event.
     let txs = signed(&workload(1_500));
@@ -109,7 +127,7 @@ fn events_wait_until_their_tx_is_durable() {
     let subscriber = Collect { durable: Some(Arc::clone(&sink.durable)), ..Collect::default() };
     // An input ring that holds the whole workload: the journal is never blocked by the
     // engine, so the sink sees every record before shutdown.
-    let config = verex_engine::runtime::PipelineConfig { ring_slots: 4096, ..config(WaitMode::Yielding) };
+    let config = verex_engine::runtime::PipelineConfig { ring_slots: 4096, ..config(wait) };
     let stopped = through_pipeline(&txs, sink, subscriber, config);
     assert!(stopped.subscriber.early.is_empty(), "released before durable: {:?}", stopped.subscriber.early);
     assert_eq!(stopped.subscriber.events, reference.events, "all released after the final commit");
@@ -161,11 +179,20 @@ impl RecordSink for BlockingSink {
 
 #[test]
 fn a_full_ring_makes_the_producer_wait() {
+    full_ring_backpressure(WaitMode::Yielding);
+}
+
+#[test]
+fn a_full_ring_makes_the_producer_of_a_blocking_pipeline_wait() {
+    full_ring_backpressure(WaitMode::Blocking);
+}
+
+fn full_ring_backpressure(wait: WaitMode) {
     let txs = signed(&workload(400));
     let reference = direct(&txs);
     let open = Arc::new(AtomicBool::new(false));
     let sink = BlockingSink { open: Arc::clone(&open), inner: memory() };
-    let tiny = verex_engine::runtime::PipelineConfig { ring_slots: 2, output_slots: 2, ..config(WaitMode::Yielding) };
+    let tiny = verex_engine::runtime::PipelineConfig { ring_slots: 2, output_slots: 2, ..config(wait) };
     let mut pipeline = Pipeline::start(fresh_engine(), sink, Collect::default(), tiny).expect("start");
     // The journal stage holds slot 1 (blocked in append); one more fits; then the ring is full.
     let mut accepted = 0;

@@ -64,14 +64,14 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// Defaults for this machine: [`WaitMode::for_this_machine`], and with busy-spin the
-    /// engine stage pinned to the last core.
+    /// Defaults for this machine: [`WaitMode::for_this_machine`] (busy-spin with a core per
+    /// stage, blocking otherwise), and with busy-spin the engine stage pinned to the last core.
     #[must_use]
     pub fn for_this_machine(clock: Clock) -> Self {
         let wait = WaitMode::for_this_machine();
         let engine_core = match wait {
             WaitMode::BusySpin => core_affinity::get_core_ids().and_then(|ids| ids.last().map(|id| id.id)),
-            WaitMode::Yielding => None,
+            WaitMode::Yielding | WaitMode::Blocking => None,
         };
         Self { wait, engine_core, ..Self::yielding(clock) }
     }
@@ -217,6 +217,9 @@ pub struct StopReport {
     pub released_seq: u64,
     /// Events and notes never released (past the durable seq of a poisoned pipeline).
     pub withheld: u64,
+    /// [`WaitMode::Blocking`] diagnostics: parks that ran out their timeout although work was
+    /// waiting (a wake that came late or never). Expected 0, or a handful.
+    pub late_wakes: u64,
     /// Why the pipeline was poisoned, if it was.
     pub poison: Option<PoisonReason>,
 }
@@ -303,7 +306,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
         config.validate().map_err(StartError::Config)?;
         let layout = RecordLayout::probe()?;
         let start_seq = engine.seq();
-        let shared = Arc::new(Shared::new(start_seq));
+        let shared = Arc::new(Shared::new(start_seq, config.wait));
         let wait = config.wait;
 
         let (journal_poller, builder) =
@@ -471,6 +474,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
             slot.tag = tag;
             slot.published_ns = published_ns;
         })?;
+        self.shared.wake_input_consumers();
         Ok(())
     }
 
@@ -533,6 +537,9 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
             applied_seq: shared.applied_seq.load(std::sync::atomic::Ordering::Acquire),
             released_seq: shared.released_seq.load(std::sync::atomic::Ordering::Acquire),
             withheld: shared.withheld.load(std::sync::atomic::Ordering::Acquire),
+            late_wakes: shared.journal_sleeper.late_wakes()
+                + shared.engine_sleeper.late_wakes()
+                + shared.output_sleeper.late_wakes(),
             poison: Arc::try_unwrap(shared).ok().and_then(Shared::into_reason),
         };
         Ok(Stopped { engine, sink, subscriber, report })
@@ -541,6 +548,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
     /// Drops the producer (the rings shut down once drained) and takes the thread handles.
     fn stop(&mut self) -> Option<Threads<K, S>> {
         drop(self.producer.take());
+        self.shared.wake_input_consumers();
         self.threads.take()
     }
 }
@@ -548,6 +556,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
 impl<K, S> Drop for Pipeline<K, S> {
     fn drop(&mut self) {
         drop(self.producer.take());
+        self.shared.wake_input_consumers();
         if let Some(threads) = self.threads.take() {
             let _ = threads.journal.join();
             let _ = threads.engine.join();

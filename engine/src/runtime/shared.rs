@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use crossbeam::utils::CachePadded;
 
 use super::sink::SinkError;
+use super::wait::{Sleeper, WaitMode};
 use crate::EngineError;
 
 /// Why the pipeline stopped accepting transactions. Set once, by the first failure.
@@ -72,10 +73,16 @@ pub(crate) struct Shared {
     reason: OnceLock<PoisonReason>,
     /// The journal stage has finished (shut down or poisoned): `durable_seq` is final.
     journal_done: AtomicBool,
+    /// Whether stages park when idle ([`WaitMode::Blocking`]): then work is handed over with
+    /// a wake.
+    blocking: bool,
+    pub(crate) journal_sleeper: Sleeper,
+    pub(crate) engine_sleeper: Sleeper,
+    pub(crate) output_sleeper: Sleeper,
 }
 
 impl Shared {
-    pub(crate) fn new(start_seq: u64) -> Self {
+    pub(crate) fn new(start_seq: u64, wait: WaitMode) -> Self {
         Self {
             durable_seq: CachePadded::new(AtomicU64::new(start_seq)),
             applied_seq: CachePadded::new(AtomicU64::new(start_seq)),
@@ -84,6 +91,28 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             reason: OnceLock::new(),
             journal_done: AtomicBool::new(false),
+            blocking: wait == WaitMode::Blocking,
+            journal_sleeper: Sleeper::default(),
+            engine_sleeper: Sleeper::default(),
+            output_sleeper: Sleeper::default(),
+        }
+    }
+
+    /// New slots in the input ring (or its shutdown): wake its consumers if they sleep.
+    #[inline]
+    pub(crate) fn wake_input_consumers(&self) {
+        if self.blocking {
+            self.journal_sleeper.wake();
+            self.engine_sleeper.wake();
+        }
+    }
+
+    /// New output slots, a new durable seq, the journal's end or a poison: wake the output
+    /// stage if it sleeps.
+    #[inline]
+    pub(crate) fn wake_output(&self) {
+        if self.blocking {
+            self.output_sleeper.wake();
         }
     }
 
@@ -92,6 +121,8 @@ impl Shared {
     pub(crate) fn poison(&self, reason: PoisonReason) {
         let _ = self.reason.set(reason);
         self.poisoned.store(true, Ordering::Release);
+        self.wake_input_consumers();
+        self.wake_output();
     }
 
     #[inline]
@@ -110,6 +141,7 @@ impl Shared {
 
     pub(crate) fn set_journal_done(&self) {
         self.journal_done.store(true, Ordering::Release);
+        self.wake_output();
     }
 
     #[inline]

@@ -63,6 +63,7 @@ pub(crate) struct JournalStage<K> {
 
 impl<K: RecordSink> JournalStage<K> {
     pub(crate) fn run(mut self, mut poller: InputPoller) -> K {
+        self.shared.journal_sleeper.register_current_thread();
         let outcome = catch_unwind(AssertUnwindSafe(|| self.pump(&mut poller)));
         if outcome.is_err() {
             self.failed = true;
@@ -91,15 +92,15 @@ impl<K: RecordSink> JournalStage<K> {
                     drop(guard);
                     self.commit();
                     backoff.reset();
+                    continue;
                 }
-                Err(Polling::NoEvents) => {
-                    if self.durable < self.appended {
-                        self.commit();
-                    }
-                    backoff.snooze();
-                }
+                Err(Polling::NoEvents) => {}
                 Err(Polling::Shutdown) => return,
             }
+            if self.durable < self.appended {
+                self.commit();
+            }
+            backoff.idle(&self.shared.journal_sleeper, || poller.has_available());
         }
     }
 
@@ -133,6 +134,7 @@ impl<K: RecordSink> JournalStage<K> {
         let durable = durable.min(self.appended).max(self.durable);
         self.durable = durable;
         self.shared.durable_seq.store(durable, Ordering::Release);
+        self.shared.wake_output();
     }
 
     #[cold]
@@ -173,14 +175,18 @@ struct OutMeta {
 
 impl EngineStage {
     pub(crate) fn run(mut self, mut poller: InputPoller) -> Engine {
+        self.shared.engine_sleeper.register_current_thread();
         let outcome = catch_unwind(AssertUnwindSafe(|| self.pump(&mut poller)));
         if outcome.is_err() {
             let seq = self.engine.seq() + 1;
             self.shared.poison(PoisonReason::Panicked { stage: "engine", seq });
             drain(&mut poller, self.wait);
         }
-        // Dropping `self.out` (with `self`) shuts the output ring down once drained.
-        self.engine
+        let Self { engine, out, shared, .. } = self;
+        // Dropping the producer shuts the output ring down once drained.
+        drop(out);
+        shared.wake_output();
+        engine
     }
 
     fn pump(&mut self, poller: &mut InputPoller) {
@@ -192,10 +198,12 @@ impl EngineStage {
                         self.handle(slot);
                     }
                     backoff.reset();
+                    continue;
                 }
-                Err(Polling::NoEvents) => backoff.snooze(),
+                Err(Polling::NoEvents) => {}
                 Err(Polling::Shutdown) => return,
             }
+            backoff.idle(&self.shared.engine_sleeper, || poller.has_available());
         }
     }
 
@@ -213,6 +221,7 @@ impl EngineStage {
         let meta = OutMeta { seq: slot.seq, tag: slot.tag, published_ns: slot.published_ns, listing: false };
         if slot.kind == SlotKind::Note {
             self.publish(meta, &[], OutItem::Note);
+            self.shared.wake_output();
             return;
         }
         debug_assert!(crate::record::access_record(&slot.record.0).is_ok(), "the sequencer writes valid records");
@@ -235,6 +244,7 @@ impl EngineStage {
         // Split borrows: the events stay in `buf` while `out` publishes them.
         let Self { buf, out, out_slots, wait, .. } = self;
         publish_events(out, *out_slots, *wait, meta, buf.events(), OutItem::TxEnd { events });
+        self.shared.wake_output();
     }
 
     fn publish(&mut self, meta: OutMeta, events: &[Event], last: OutItem) {
@@ -317,6 +327,7 @@ pub(crate) struct OutputStage<S> {
 
 impl<S: Subscriber> OutputStage<S> {
     pub(crate) fn run(mut self, mut poller: OutputPoller) -> S {
+        self.shared.output_sleeper.register_current_thread();
         let outcome = catch_unwind(AssertUnwindSafe(|| self.pump(&mut poller)));
         if outcome.is_err() {
             let seq = self.shared.released_seq.load(Ordering::Relaxed) + 1;
@@ -335,10 +346,12 @@ impl<S: Subscriber> OutputStage<S> {
                         self.handle(slot);
                     }
                     backoff.reset();
+                    continue;
                 }
-                Err(Polling::NoEvents) => backoff.snooze(),
+                Err(Polling::NoEvents) => {}
                 Err(Polling::Shutdown) => return,
             }
+            backoff.idle(&self.shared.output_sleeper, || poller.has_available());
         }
     }
 
@@ -382,7 +395,10 @@ impl<S: Subscriber> OutputStage<S> {
                 // `journal_done` is set after the final durable store: read it again.
                 return self.shared.durable();
             }
-            backoff.snooze();
+            let shared = &self.shared;
+            backoff.idle(&shared.output_sleeper, || {
+                shared.durable() >= seq || shared.is_poisoned() || shared.journal_done()
+            });
         }
     }
 }
