@@ -140,16 +140,7 @@ impl BookFixture {
         let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
         let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
-            let op = Op::AddAsset(AddAsset {
-                symbol: sym(symbol),
-                decimals,
-                collateral_weight: Dec::new(1, 0),
-                borrow_weight: Dec::new(1, 0),
-                rate_base: Dec::ZERO,
-                rate_kink_utilization: Dec::new(8, 1),
-                rate_at_kink: Dec::ZERO,
-                rate_max: Dec::ZERO,
-            });
+            let op = Op::AddAsset(AddAsset::new(sym(symbol), decimals));
             fixture.apply_op(0, admin, 0, op);
         }
         let market = Op::AddMarket(AddMarket {
@@ -272,16 +263,7 @@ impl PerpFixture {
         let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
         let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
-            let op = Op::AddAsset(AddAsset {
-                symbol: sym(symbol),
-                decimals,
-                collateral_weight: Dec::new(1, 0),
-                borrow_weight: Dec::new(1, 0),
-                rate_base: Dec::ZERO,
-                rate_kink_utilization: Dec::new(8, 1),
-                rate_at_kink: Dec::ZERO,
-                rate_max: Dec::ZERO,
-            });
+            let op = Op::AddAsset(AddAsset::new(sym(symbol), decimals));
             book.apply_op(0, admin, 0, op);
         }
         let market = Op::AddMarket(AddMarket {
