@@ -21,8 +21,8 @@
 //! Sinks: `memory` copies each record into a pre-allocated 64 MiB arena (a journal with free
 //! storage); `journal-batch` / `journal-async` append to a real `verex-journal` (mmap segments
 //! in the system temp directory), msync per commit or never. The wait strategy defaults to
-//! busy-spin only with a core per stage plus one (`WaitMode::for_this_machine`), else
-//! yielding. The injector waits for each planned time by yielding (`--pace spin` keeps its
+//! `WaitMode::for_this_machine` (busy-spin only with a core per stage plus one, else
+//! yielding). The injector waits for each planned time by yielding (`--pace spin` keeps its
 //! core instead). Besides the end-to-end percentiles, each row shows publish→release (from the
 //! sequencer's stamp: what the pipeline itself adds, which coordinated omission does bias),
 //! the injector's own lateness, and the CPU other processes used meanwhile (the machine is
@@ -626,10 +626,7 @@ fn parse_args() -> Args {
         sinks: vec!["memory".to_string()],
         seconds: 2.0,
         warmup: 100_000,
-        wait: match WaitMode::for_this_machine() {
-            WaitMode::BusySpin => WaitMode::BusySpin,
-            WaitMode::Yielding | WaitMode::Blocking => WaitMode::Yielding,
-        },
+        wait: WaitMode::for_this_machine(),
         verify: false,
         json: None,
         pace: Pace::Yield,

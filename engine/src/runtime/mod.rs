@@ -22,9 +22,11 @@
 //!    hash), the sink and the subscriber, with a [`StopReport`] (poison, withheld events).
 //!
 //! **Architecture Invariant: the engine stage does not allocate, lock, log or make system
-//! calls.** It applies records in place from ring slots and copies events into pre-allocated
-//! output slots. Its only waits are for output slots (spin, or `yield_now` in
-//! [`WaitMode::Yielding`]); its only allocation is a catalog copy on a listing (an admin tx).
+//! calls** while it has work. It applies records in place from ring slots and copies events
+//! into pre-allocated output slots. Idle, it spins, yields ([`WaitMode::Yielding`]) or parks
+//! ([`WaitMode::Blocking`]); its only allocation is a catalog copy on a listing (an admin
+//! tx); its only system call with work in hand is, in [`WaitMode::Blocking`] only, waking a
+//! parked output stage.
 //!
 //! **Architecture Invariant: no event is released before its tx is durable.** The output
 //! stage compares each event's seq with the durable seq the journal stage publishes after a
@@ -54,7 +56,9 @@ pub use sink::{MemorySink, RecordSink, SinkError};
 pub use slot::{LayoutError, OutItem, OutSlot, RecordLayout, SignedTxBytes, Slot, SlotKind, SIGNED_TX_BYTES};
 pub use stages::{ENGINE_POLL_SLOTS, OUTPUT_POLL_SLOTS};
 pub use subscriber::{Subscriber, TxEnd};
-pub use wait::{Backoff, WaitMode, YieldingWait, SPINNING_STAGES, SPINS_BEFORE_YIELD};
+pub use wait::{
+    Backoff, WaitMode, YieldingWait, PARK_TIMEOUT, SPINNING_STAGES, SPINS_BEFORE_YIELD, YIELDS_BEFORE_PARK,
+};
 
 /// Decodes one signed JSON line (SPEC section 13 with `signer`, `nonce`, `signature`).
 ///

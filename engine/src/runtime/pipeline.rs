@@ -65,7 +65,7 @@ pub struct PipelineConfig {
 
 impl PipelineConfig {
     /// Defaults for this machine: [`WaitMode::for_this_machine`] (busy-spin with a core per
-    /// stage, blocking otherwise), and with busy-spin the engine stage pinned to the last core.
+    /// stage, yielding otherwise), and with busy-spin the engine stage pinned to the last core.
     #[must_use]
     pub fn for_this_machine(clock: Clock) -> Self {
         let wait = WaitMode::for_this_machine();

@@ -15,8 +15,8 @@
 pub const SPINS_BEFORE_YIELD: u32 = 64;
 /// Yields of [`WaitMode::Blocking`] before it parks.
 pub const YIELDS_BEFORE_PARK: u32 = 16;
-/// Longest a parked stage sleeps without a wake (a safety net: wakes are never lost, see
-/// [`Sleeper`], but a bounded park costs nothing and bounds any bug).
+/// Longest a parked stage sleeps without a wake (a safety net: wakes are never lost, but a
+/// bounded park costs nothing and bounds the damage of a bug).
 pub const PARK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Threads that wait by spinning when the pipeline runs: the journal, engine and output stages.
@@ -32,15 +32,16 @@ pub enum WaitMode {
     Yielding,
     /// As [`WaitMode::Yielding`] for [`YIELDS_BEFORE_PARK`] yields, then park until woken.
     /// The stage that hands an asleep stage work pays one wake (a system call, also on the
-    /// engine stage when it wakes the output stage).
+    /// engine stage when it wakes the output stage). For machines shared with other work: no
+    /// CPU while idle, longer tails under load than yielding.
     Blocking,
 }
 
 impl WaitMode {
     /// [`WaitMode::BusySpin`] when this machine has a core for every stage and one for the
-    /// sequencer (`SPINNING_STAGES + 1`), [`WaitMode::Blocking`] otherwise (and when the core
-    /// count is unknown): see `perf/latency/README.md` for the yielding and blocking tails
-    /// on two cores.
+    /// sequencer (`SPINNING_STAGES + 1`), [`WaitMode::Yielding`] otherwise (and when the core
+    /// count is unknown). On two cores yielding has the better tails under load and blocking
+    /// uses no CPU while idle: see `perf/latency/README.md`.
     #[must_use]
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -53,7 +54,7 @@ impl WaitMode {
         if cores > SPINNING_STAGES {
             Self::BusySpin
         } else {
-            Self::Blocking
+            Self::Yielding
         }
     }
 
@@ -206,9 +207,9 @@ mod tests {
 
     #[test]
     fn busy_spin_needs_a_core_per_stage_and_one_for_the_sequencer() {
-        assert_eq!(WaitMode::for_cores(1), WaitMode::Blocking);
-        assert_eq!(WaitMode::for_cores(2), WaitMode::Blocking);
-        assert_eq!(WaitMode::for_cores(SPINNING_STAGES), WaitMode::Blocking);
+        assert_eq!(WaitMode::for_cores(1), WaitMode::Yielding);
+        assert_eq!(WaitMode::for_cores(2), WaitMode::Yielding);
+        assert_eq!(WaitMode::for_cores(SPINNING_STAGES), WaitMode::Yielding);
         assert_eq!(WaitMode::for_cores(SPINNING_STAGES + 1), WaitMode::BusySpin);
         assert_eq!(WaitMode::Yielding.to_string(), "yielding");
         for mode in [WaitMode::BusySpin, WaitMode::Yielding, WaitMode::Blocking] {
