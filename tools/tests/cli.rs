@@ -664,3 +664,17 @@ fn help_works_for_every_command() {
     let run_help = stdout(&verex(&["run", "--help"]));
     assert!(run_help.contains("stops the run"), "run --help documents the malformed-line choice");
 }
+
+#[test]
+fn demo_runs_the_pipeline_and_proves_the_replay() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verex"))
+        .args(["demo", "--txs", "3000", "--accounts", "40", "--rate", "0"])
+        .output()
+        .expect("run verex demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for needle in ["verifications/s", "tx/s end to end", "p99.99", "same state hash", "every step holds"] {
+        assert!(stderr.contains(needle), "demo output lacks {needle:?}:\n{stderr}");
+    }
+}

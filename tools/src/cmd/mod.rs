@@ -1,6 +1,7 @@
 //! One module per subcommand; each holds its clap arguments and its `execute`.
 
 pub mod attestations;
+pub mod demo;
 pub mod gen;
 pub mod inspect;
 pub mod keygen;
@@ -18,6 +19,10 @@ use crate::EXIT_HELP;
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The main job: generate a signed workload, run it through the pipeline into a journal,
+    /// report throughput and latency, replay and check the state hash.
+    #[command(after_help = EXIT_HELP, long_about = demo::LONG_ABOUT)]
+    Demo(demo::DemoArgs),
     /// Run JSON-lines transactions through the engine; write events and the final state.
     #[command(after_help = EXIT_HELP, long_about = run::LONG_ABOUT)]
     Run(run::RunArgs),
@@ -54,6 +59,7 @@ impl Command {
     /// [`CliError`] describing the first failure.
     pub fn execute(self) -> Result<(), CliError> {
         match self {
+            Self::Demo(args) => demo::execute(&args),
             Self::Run(args) => run::execute(&args),
             Self::Replay(args) => replay::execute(&args),
             Self::Verify(args) => verify::execute(&args),
