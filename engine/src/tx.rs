@@ -315,7 +315,7 @@ pub struct Tx {
     pub op: Op,
 }
 
-/// A transaction with its ed25519 signature over [`crate::signing::canonical_bytes`].
+/// A transaction with its ed25519 signature over its canonical bytes (see [`crate::signing`]).
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct SignedTx {
