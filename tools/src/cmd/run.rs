@@ -2,24 +2,32 @@
 //! with `--journal`, every sequenced transaction is journaled and its events are released only
 //! once the journal says it is durable.
 //!
-//! Today this drives [`TextRunner`] (parse, sign or verify, stamp, apply) directly and appends
-//! each record to the journal after it; the ring of SPEC section 2, with the journal and engine
-//! stages in parallel, replaces that with the pipeline issue.
+//! The lines go through the runtime's pipeline (SPEC section 2, `verex_engine::runtime`): this
+//! thread parses, signs or verifies and submits; the journal stage (a `JournalSink` newtype
+//! that also feeds the replica after each commit) and the engine stage run in parallel; the
+//! output stage writes each tx's events once durable, and refusals in input order.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ed25519_dalek::SigningKey;
-use verex_engine::record::RecordBytes;
+use verex_engine::catalog::Catalog;
+use verex_engine::runtime::{
+    MemorySink, Pipeline, PipelineConfig, PoisonReason, RecordSink, SinkError, Subscriber, DEFAULT_COMMIT_MAX_RECORDS,
+};
 use verex_engine::sequencer::Clock;
-use verex_engine::signing::{dev_role_key, hex, Role};
-use verex_engine::text::runner::{LineOutcome, RunError, Signing, TextRunner};
+use verex_engine::signing::{dev_role_key, hex, verify, Role};
+use verex_engine::text::event_json::render_event;
 use verex_engine::text::state_json::render_state;
-use verex_engine::text::tx_json::DevSigner;
-use verex_engine::tx::{ArchivedOp, SequencedTx};
-use verex_engine::{Engine, Genesis};
+use verex_engine::text::tx_json::{parse_tx_line, signed_from_line, DevSigner, TxTextError};
+use verex_engine::tx::ArchivedOp;
+use verex_engine::{Engine, Event, Genesis};
 use verex_journal::{
     Durability, JournalConfig, JournalError, JournalWriter, Record, RecoveryReport, DEFAULT_SEGMENT_BYTES, GENESIS_HASH,
 };
@@ -74,15 +82,15 @@ Durability modes (--durability), and what each can lose:
 transaction whose events were written survives a crash and a power loss. One msync per \
 transaction: the slowest mode.
 
-  batch  (default) Records are msynced every 256 transactions and at the end of the run; a \
-batch's events are written only after its msync returns. Loss window: a process crash (kill -9) \
+  batch  (default) Records are msynced at the end of every batch the journal stage takes from \
+the ring (at most 256 transactions apart) and at the end of the run; a batch's events are written only after its msync returns. Loss window: a process crash (kill -9) \
 loses nothing that was appended, because the records sit in the page cache and recovery finds \
 them (their events may never have been written: replay re-derives them); a power loss or \
 kernel crash loses at most the transactions since the last msync, none of whose events were \
 written.
 
-  async  No msync while running: events are written as soon as a batch of 256 records is in the \
-page cache, and the kernel writes the pages back on its own schedule (typically within 30 s). \
+  async  No msync while running: events are written as soon as their batch (at most 256 records) is in \
+the page cache, and the kernel writes the pages back on its own schedule (typically within 30 s). \
 Loss window: a process crash loses nothing that was appended; a power loss or kernel crash can \
 lose every transaction since the kernel last wrote back, including ones whose events were \
 already written.
@@ -125,8 +133,9 @@ append) is cut and reported; the replica restarts from the snapshot recovery use
 the attestations and snapshots a crash kept it from writing (the replica trails the journal, so \
 a crash can leave the last ones unwritten: a run with an empty --input catches up).";
 
-/// Transactions per journal commit (and event release) in the batch and async modes.
-pub const RELEASE_BATCH_TXS: u64 = 256;
+/// Most transactions per journal commit (and event release) in the batch and async modes: the
+/// pipeline's commit cap.
+pub const RELEASE_BATCH_TXS: u64 = DEFAULT_COMMIT_MAX_RECORDS as u64;
 
 /// Where time stamps come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,7 +151,7 @@ pub enum ClockArg {
 pub enum DurabilityArg {
     /// msync every record before its events are written.
     Sync,
-    /// msync every 256 transactions, then write their events.
+    /// msync at most every 256 transactions, then write their events.
     Batch,
     /// never msync; the kernel writes pages back on its own schedule.
     Async,
@@ -262,6 +271,12 @@ struct Tally {
 
 /// Runs the input and writes the outputs.
 ///
+/// The lines go through the pipeline (`verex_engine::runtime`): this thread reads, parses,
+/// signs (`--dev`) or verifies each line and hands it to the sequencer; the journal stage
+/// (a `JournalSink`, or a `MemorySink` that keeps nothing without `--journal`) and the
+/// engine stage run in parallel; the output stage writes each transaction's events once its
+/// record is durable, and the bad-signature refusals in input order.
+///
 /// # Errors
 /// [`CliError::Line`] for a malformed line (after writing what came before it),
 /// [`CliError::Journal`] for a corrupt journal or a failed append or msync (after releasing
@@ -273,50 +288,31 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
     refuse_same_file(Some(&args.input), args.events.as_deref(), "--input and --events")?;
     refuse_same_file(Some(&args.input), args.state.as_deref(), "--input and --state")?;
     let mut input = LineReader::open(Some(&args.input))?;
-    let mut events = Output::create(args.events.as_deref())?;
+    let events = EventsOut::create(args.events.as_deref())?;
     let state = args.state.as_deref().map(|path| Output::create(Some(path))).transpose()?;
-    let (mut runner, mut sink) = match &args.journal {
-        None => {
-            let engine = Engine::new(
-                genesis.unwrap_or_else(Genesis::dev),
-                args.limits.unwrap_or(LimitsArg::Production).limits(),
-            )?;
-            (build_runner(args, engine, DevSigner::new(0))?, Sink::Direct)
-        }
-        Some(dir) => open_journal(args, dir, genesis)?,
+    let clock = match args.clock.unwrap_or(if args.dev { ClockArg::Deterministic } else { ClockArg::Wall }) {
+        ClockArg::Deterministic => Clock::Deterministic,
+        ClockArg::Wall => Clock::Wall,
     };
-    let mut tally = Tally::default();
-    let outcome = run_lines(&mut runner, &mut input, &mut events, &mut sink, &mut tally);
-    // After a journal failure nothing more is released and no state is written: the engine
-    // is ahead of what the journal holds. Whatever else stopped the run, what was applied is
-    // written out (released first), in the same state.
-    let journal_failed = matches!(outcome, Err(CliError::Journal(_)));
-    let released = if journal_failed { Ok(()) } else { sink.release(&mut events) };
-    let flushed = events.finish();
-    let state_written = match state {
-        Some(out) if !journal_failed && released.is_ok() => write_state(out, &runner.engine),
-        _ => Ok(()),
+    let Some(dir) = &args.journal else {
+        let engine =
+            Engine::new(genesis.unwrap_or_else(Genesis::dev), args.limits.unwrap_or(LimitsArg::Production).limits())?;
+        let signer = args.dev.then(|| DevSigner::new(0));
+        let mut run = drive(engine, MemorySink::discarding(), events, &mut input, signer, clock)?;
+        let failure = run.poison.take().map(poison_error);
+        return run.finish(failure, state);
     };
-    let replica = match &mut sink {
-        Sink::Journal(gate) => gate.replica.take().map(|replica| replica.finish(gate.writer.durable_seq())),
-        Sink::Direct => None,
-    };
-    outcome.and(released).and(flushed).and(state_written)?;
-    note(&format!(
-        "run: {} txs applied, {} refused (bad signature); seq {}, state hash {}",
-        tally.applied,
-        tally.refused,
-        runner.engine.seq(),
-        hex(&runner.engine.state_hash())
-    ));
-    if let Sink::Journal(gate) = &sink {
-        note(&format!(
-            "run: journal {} durable through seq {} ({} mode)",
-            gate.dir.display(),
-            gate.writer.durable_seq(),
-            format!("{:?}", gate.writer.durability()).to_lowercase()
-        ));
-    }
+    let (engine, signer, sink, replica) = open_journal(args, dir, genesis)?;
+    let mut run = drive(engine, sink, events, &mut input, args.dev.then_some(signer), clock)?;
+    // After a journal failure no event past the durable seq was released and no state is
+    // written: the engine is ahead of what the journal holds.
+    let failure =
+        run.poison.take().map(|poison| run.sink.error.take().map_or_else(|| poison_error(poison), CliError::Journal));
+    let durable_seq = run.sink.writer.durable_seq();
+    let mode = format!("{:?}", run.sink.writer.durability()).to_lowercase();
+    let replica = replica.map(|replica| replica.finish(durable_seq));
+    run.finish(failure, state)?;
+    note(&format!("run: journal {} durable through seq {durable_seq} ({mode} mode)", dir.display()));
     if let Some(finished) = replica {
         note_replica(&finished?);
     }
@@ -344,19 +340,14 @@ fn note_replica(report: &ReplicaReport) {
     note(&line);
 }
 
-fn build_runner(args: &RunArgs, engine: Engine, signer: DevSigner) -> Result<TextRunner, CliError> {
-    let clock = match args.clock.unwrap_or(if args.dev { ClockArg::Deterministic } else { ClockArg::Wall }) {
-        ClockArg::Deterministic => Clock::Deterministic,
-        ClockArg::Wall => Clock::Wall,
-    };
-    let signing = if args.dev { Signing::Dev(signer) } else { Signing::Signed };
-    Ok(TextRunner::new(engine, signing, clock)?)
-}
-
 /// Opens (recovering) the journal, rebuilds the engine (newest valid snapshot + the journal's
-/// suffix), starts the replica and wraps the engine in a runner that continues after the
-/// last seq.
-fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<(TextRunner, Sink), CliError> {
+/// suffix) and starts the replica. The engine continues after the last seq; the development
+/// signer continues the journal's nonces and account numbers.
+fn open_journal(
+    args: &RunArgs,
+    dir: &Path,
+    genesis: Option<Genesis>,
+) -> Result<(Engine, DevSigner, JournalSink, Option<Replica>), CliError> {
     let key_file = args.replica.attest_key.as_deref().map(read_key_file).transpose()?;
     let (writer, report) = open_writer(args, dir)?;
     let manifest = settle_manifest(args, dir, genesis, &report)?;
@@ -402,19 +393,9 @@ fn open_journal(args: &RunArgs, dir: &Path, genesis: Option<Genesis>) -> Result<
         }
         _ => None,
     };
-    let runner = build_runner(args, recovered.engine, signer_state.into_signer())?;
-    let release_every = if writer.durability() == Durability::Sync { 1 } else { RELEASE_BATCH_TXS };
     let feed = replica.as_ref().map(Replica::feed);
-    let gate = JournalGate {
-        dir: dir.to_path_buf(),
-        writer,
-        pending: Vec::new(),
-        unreleased_txs: 0,
-        release_every,
-        feed,
-        replica,
-    };
-    Ok((runner, Sink::Journal(Box::new(gate))))
+    let sink = JournalSink { writer, feed, error: None };
+    Ok((recovered.engine, signer_state.into_signer(), sink, replica))
 }
 
 /// Opens the journal for appending (recovery cuts a torn tail, reported here).
@@ -577,94 +558,203 @@ impl DevSignerState {
     }
 }
 
-/// Where events go.
-enum Sink {
-    /// Straight to the output (no journal).
-    Direct,
-    /// Held until the journal says their transactions are durable.
-    Journal(Box<JournalGate>),
-}
-
-/// Journals records and holds their events back until they are durable.
-struct JournalGate {
-    dir: PathBuf,
+/// The journal as the pipeline's record sink: a commit also tells the replica how far the
+/// journal is durable. The first journal error is kept (the pipeline only sees its message).
+struct JournalSink {
     writer: JournalWriter,
-    /// Rendered events not yet released, in order (bad-signature refusals included, so that
-    /// the output keeps input order).
-    pending: Vec<String>,
-    /// Transactions appended since the last release.
-    unreleased_txs: u64,
-    /// Transactions per release: 1 in sync mode (each append is durable), else a batch.
-    release_every: u64,
     /// Where durable seqs are published for the replica.
     feed: Option<ReplicaFeed>,
-    /// The replica, finished at the end of the run.
-    replica: Option<Replica>,
+    /// The error that poisoned the pipeline, if the journal failed.
+    error: Option<JournalError>,
 }
 
-impl Sink {
-    /// A sequenced transaction and its events.
-    fn applied(&mut self, record: &SequencedTx, rendered: Vec<String>, out: &mut Output) -> Result<(), CliError> {
-        let Sink::Journal(gate) = self else {
-            return rendered.iter().try_for_each(|event| out.write_line(event));
-        };
-        gate.writer.append(record.seq, &RecordBytes::encode(record).0)?;
-        gate.pending.extend(rendered);
-        gate.unreleased_txs += 1;
-        if gate.unreleased_txs >= gate.release_every {
-            return self.release(out);
-        }
-        Ok(())
+impl JournalSink {
+    fn failed(&mut self, error: JournalError) -> SinkError {
+        let sink_error = SinkError::new(error.to_string());
+        self.error.get_or_insert(error);
+        sink_error
+    }
+}
+
+impl RecordSink for JournalSink {
+    fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        self.writer.append(seq, bytes).map_err(|e| self.failed(e))
     }
 
-    /// A line refused before sequencing: nothing to journal.
-    fn refused(&mut self, rendered: String, out: &mut Output) -> Result<(), CliError> {
-        match self {
-            Sink::Direct => out.write_line(&rendered),
-            Sink::Journal(gate) => {
-                gate.pending.push(rendered);
-                Ok(())
-            }
-        }
-    }
-
-    /// Commits the journal, then writes the events it made durable.
-    fn release(&mut self, out: &mut Output) -> Result<(), CliError> {
-        let Sink::Journal(gate) = self else { return Ok(()) };
-        let durable_seq = gate.writer.commit()?;
-        debug_assert_eq!(durable_seq, gate.writer.last_seq(), "a commit covers every appended record");
-        if let Some(feed) = &gate.feed {
+    fn commit(&mut self) -> Result<u64, SinkError> {
+        let durable_seq = self.writer.commit().map_err(|e| self.failed(e))?;
+        if let Some(feed) = &self.feed {
             feed.durable(durable_seq);
         }
-        gate.unreleased_txs = 0;
-        gate.pending.drain(..).try_for_each(|event| out.write_line(&event))
+        Ok(durable_seq)
     }
 }
 
-fn run_lines(
-    runner: &mut TextRunner,
+/// The events output, written by the pipeline's output stage: each released transaction's
+/// events, and the bad-signature refusals in input order. Its first write error is kept (and
+/// flagged to the reading thread, which stops) and returned after the run.
+struct EventsOut {
+    name: String,
+    writer: Box<dyn Write + Send>,
+    error: Option<std::io::Error>,
+    failed: Arc<AtomicBool>,
+}
+
+impl EventsOut {
+    /// Creates (truncates) `path`, or writes to standard output for `None` and `-`.
+    fn create(path: Option<&Path>) -> Result<Self, CliError> {
+        let (name, writer): (String, Box<dyn Write + Send>) = match path {
+            Some(path) if path.as_os_str() != "-" => {
+                let file = File::create(path).map_err(|e| CliError::io("create", path, e))?;
+                (path.display().to_string(), Box::new(BufWriter::new(file)))
+            }
+            _ => ("<stdout>".to_string(), Box::new(BufWriter::new(std::io::stdout()))),
+        };
+        Ok(Self { name, writer, error: None, failed: Arc::new(AtomicBool::new(false)) })
+    }
+
+    fn write_line(&mut self, text: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.writer.write_all(text.as_bytes()).and_then(|()| self.writer.write_all(b"\n")) {
+            self.error = Some(e);
+            self.failed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Flushes; the first write error, if any.
+    fn finish(mut self) -> Result<(), CliError> {
+        let flushed = match self.error.take() {
+            Some(e) => Err(e),
+            None => self.writer.flush(),
+        };
+        flushed.map_err(|source| CliError::Io { action: "write", file: self.name.clone(), source })
+    }
+}
+
+impl Subscriber for EventsOut {
+    fn on_event(&mut self, seq: u64, event: &Event, catalog: &Catalog) {
+        self.write_line(&render_event(seq, event, catalog));
+    }
+
+    fn on_note(&mut self, _tag: u64, _after_seq: u64) {
+        // The only note `run` submits: a line whose signature does not verify.
+        self.write_line(BAD_SIGNATURE_EVENT);
+    }
+}
+
+/// What a refused line yields (no seq: it was never sequenced).
+const BAD_SIGNATURE_EVENT: &str = r#"{"event":"rejected","reason":"bad_signature"}"#;
+
+/// A run whose pipeline has stopped.
+struct Run<K> {
+    engine: Engine,
+    sink: K,
+    events: EventsOut,
+    poison: Option<PoisonReason>,
+    /// How feeding the lines ended (a malformed line, a read error).
+    outcome: Result<(), CliError>,
+    tally: Tally,
+}
+
+impl<K> Run<K> {
+    /// Flushes the events, writes the state (unless `failure`) and says what the run did.
+    fn finish(self, failure: Option<CliError>, state: Option<Output>) -> Result<(), CliError> {
+        let failed = failure.is_some();
+        let flushed = self.events.finish();
+        let state_written = match state {
+            Some(out) if !failed && flushed.is_ok() => write_state(out, &self.engine),
+            _ => Ok(()),
+        };
+        failure.map_or(Ok(()), Err).and(self.outcome).and(flushed).and(state_written)?;
+        note(&format!(
+            "run: {} txs applied, {} refused (bad signature); seq {}, state hash {}",
+            self.tally.applied,
+            self.tally.refused,
+            self.engine.seq(),
+            hex(&self.engine.state_hash())
+        ));
+        Ok(())
+    }
+}
+
+/// What stopped the pipeline, as an error of the run.
+fn poison_error(poison: PoisonReason) -> CliError {
+    match poison {
+        PoisonReason::Engine { error, .. } => CliError::Engine(error),
+        other => pipeline_error(other),
+    }
+}
+
+fn pipeline_error(error: impl std::fmt::Display) -> CliError {
+    CliError::Io { action: "run", file: "the pipeline".to_string(), source: std::io::Error::other(error.to_string()) }
+}
+
+/// Starts the pipeline on `engine`, feeds it the input's lines, and stops it.
+fn drive<K: RecordSink>(
+    engine: Engine,
+    sink: K,
+    events: EventsOut,
     input: &mut LineReader,
-    events: &mut Output,
-    sink: &mut Sink,
+    signer: Option<DevSigner>,
+    clock: Clock,
+) -> Result<Run<K>, CliError> {
+    let events_failed = Arc::clone(&events.failed);
+    let mut pipeline =
+        Pipeline::start(engine, sink, events, PipelineConfig::for_this_machine(clock)).map_err(pipeline_error)?;
+    if std::io::stderr().is_terminal() {
+        note(&format!("run: {}", pipeline.info()));
+    }
+    let mut tally = Tally::default();
+    let outcome = feed_lines(&mut pipeline, input, signer, &events_failed, &mut tally);
+    let stopped = pipeline.shutdown().map_err(pipeline_error)?;
+    Ok(Run {
+        engine: stopped.engine,
+        sink: stopped.sink,
+        events: stopped.subscriber,
+        poison: stopped.report.poison,
+        outcome,
+        tally,
+    })
+}
+
+/// Parses each line, signs it (`--dev`) or checks its signature, and submits it; a line whose
+/// signature does not verify becomes an in-order note. Stops at the first malformed line, when
+/// the pipeline is poisoned (reported from its stop report) or when writing events failed.
+fn feed_lines<K: RecordSink>(
+    pipeline: &mut Pipeline<K, EventsOut>,
+    input: &mut LineReader,
+    mut signer: Option<DevSigner>,
+    events_failed: &AtomicBool,
     tally: &mut Tally,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new("run");
-    while let Some(line) = input.next_line()? {
+    while !events_failed.load(Ordering::Acquire) {
+        let Some(line) = input.next_line()? else { break };
         let number = line.number;
-        match runner.run_line(line.text) {
-            Ok(LineOutcome::Applied { record, events: rendered }) => {
-                tally.applied += 1;
-                sink.applied(&record, rendered, events)?;
-            }
-            Ok(LineOutcome::Refused(rendered)) => {
-                tally.refused += 1;
-                sink.refused(rendered, events)?;
-            }
-            Err(RunError::Text(e)) => {
-                let stopped = format!("{e} (the run stopped here, after seq {})", runner.engine.seq());
-                return Err(input.line_error(number, stopped));
-            }
-            Err(RunError::Engine(e)) => return Err(CliError::Engine(e)),
+        let stopped = |e: TxTextError, seq: u64| format!("{e} (the run stopped here, after seq {seq})");
+        let parsed = match parse_tx_line(line.text) {
+            Ok(parsed) => parsed,
+            Err(e) => return Err(input.line_error(number, stopped(e, pipeline.last_seq()))),
+        };
+        let signed = match &mut signer {
+            Some(signer) => signer.sign(&parsed),
+            None => match signed_from_line(&parsed) {
+                Ok(signed) => signed,
+                Err(e) => return Err(input.line_error(number, stopped(e, pipeline.last_seq()))),
+            },
+        };
+        let submitted = if signer.is_none() && verify(&signed).is_err() {
+            tally.refused += 1;
+            pipeline.submit_note(number)
+        } else {
+            tally.applied += 1;
+            pipeline.submit_signed(&signed, parsed.ts, number).map(drop)
+        };
+        if submitted.is_err() {
+            // Poisoned: the stop report says why.
+            break;
         }
         progress.update(tally.applied + tally.refused, input.progress());
     }
