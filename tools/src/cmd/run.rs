@@ -2,14 +2,16 @@
 //! with `--journal`, every sequenced transaction is journaled and its events are released only
 //! once the journal says it is durable.
 //!
-//! The lines go through the runtime's pipeline (SPEC section 2, `verex_engine::runtime`): this
-//! thread parses, signs or verifies and submits; the journal stage (a `JournalSink` newtype
+//! The lines go through the runtime's pipeline (SPEC section 2, `verex_engine::runtime`): with
+//! `--dev` the reading thread parses, signs and submits; without, the ingress' workers decode
+//! and verify signatures in parallel and a sequencer thread submits in input order; the journal stage (a `JournalSink` newtype
 //! that also feeds the replica after each commit) and the engine stage run in parallel; the
 //! output stage writes each tx's events once durable, and refusals in input order.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,13 +21,14 @@ use clap::{Args, ValueEnum};
 use ed25519_dalek::SigningKey;
 use verex_engine::catalog::Catalog;
 use verex_engine::runtime::{
-    MemorySink, Pipeline, PipelineConfig, PoisonReason, RecordSink, SinkError, Subscriber, DEFAULT_COMMIT_MAX_RECORDS,
+    decode_json_line, feed, start_ingress, IngressConfig, MemorySink, Pipeline, PipelineConfig, PoisonReason,
+    RecordSink, RefusalReason, SinkError, Subscriber, DEFAULT_COMMIT_MAX_RECORDS,
 };
 use verex_engine::sequencer::Clock;
-use verex_engine::signing::{dev_role_key, hex, verify, Role};
+use verex_engine::signing::{dev_role_key, hex, Role};
 use verex_engine::text::event_json::render_event;
 use verex_engine::text::state_json::render_state;
-use verex_engine::text::tx_json::{parse_tx_line, signed_from_line, DevSigner, TxTextError};
+use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
 use verex_engine::tx::ArchivedOp;
 use verex_engine::{Engine, Event, Genesis};
 use verex_journal::{
@@ -271,8 +274,10 @@ struct Tally {
 
 /// Runs the input and writes the outputs.
 ///
-/// The lines go through the pipeline (`verex_engine::runtime`): this thread reads, parses,
-/// signs (`--dev`) or verifies each line and hands it to the sequencer; the journal stage
+/// The lines go through the pipeline (`verex_engine::runtime`). With `--dev` this thread
+/// reads, parses and signs each line and hands it to the sequencer; without, it reads and the
+/// ingress' workers decode and verify, a sequencer thread submitting their verdicts in input
+/// order (bad signatures as in-order notes). The journal stage
 /// (a `JournalSink`, or a `MemorySink` that keeps nothing without `--journal`) and the
 /// engine stage run in parallel; the output stage writes each transaction's events once its
 /// record is durable, and the bad-signature refusals in input order.
@@ -707,7 +712,10 @@ fn drive<K: RecordSink>(
         note(&format!("run: {}", pipeline.info()));
     }
     let mut tally = Tally::default();
-    let outcome = feed_lines(&mut pipeline, input, signer, &events_failed, &mut tally);
+    let outcome = match signer {
+        Some(signer) => feed_signing(&mut pipeline, input, signer, &events_failed, &mut tally),
+        None => feed_verified(&mut pipeline, input, &events_failed, &mut tally),
+    };
     let stopped = pipeline.shutdown().map_err(pipeline_error)?;
     Ok(Run {
         engine: stopped.engine,
@@ -719,13 +727,13 @@ fn drive<K: RecordSink>(
     })
 }
 
-/// Parses each line, signs it (`--dev`) or checks its signature, and submits it; a line whose
-/// signature does not verify becomes an in-order note. Stops at the first malformed line, when
+/// With `--dev`: parses each line, signs it with the development keys (in input order: the
+/// signer numbers nonces and accounts) and submits it. Stops at the first malformed line, when
 /// the pipeline is poisoned (reported from its stop report) or when writing events failed.
-fn feed_lines<K: RecordSink>(
+fn feed_signing<K: RecordSink>(
     pipeline: &mut Pipeline<K, EventsOut>,
     input: &mut LineReader,
-    mut signer: Option<DevSigner>,
+    mut signer: DevSigner,
     events_failed: &AtomicBool,
     tally: &mut Tally,
 ) -> Result<(), CliError> {
@@ -733,32 +741,90 @@ fn feed_lines<K: RecordSink>(
     while !events_failed.load(Ordering::Acquire) {
         let Some(line) = input.next_line()? else { break };
         let number = line.number;
-        let stopped = |e: TxTextError, seq: u64| format!("{e} (the run stopped here, after seq {seq})");
         let parsed = match parse_tx_line(line.text) {
             Ok(parsed) => parsed,
-            Err(e) => return Err(input.line_error(number, stopped(e, pipeline.last_seq()))),
+            Err(e) => {
+                let reason = format!("{e} (the run stopped here, after seq {})", pipeline.last_seq());
+                return Err(input.line_error(number, reason));
+            }
         };
-        let signed = match &mut signer {
-            Some(signer) => signer.sign(&parsed),
-            None => match signed_from_line(&parsed) {
-                Ok(signed) => signed,
-                Err(e) => return Err(input.line_error(number, stopped(e, pipeline.last_seq()))),
-            },
-        };
-        let submitted = if signer.is_none() && verify(&signed).is_err() {
-            tally.refused += 1;
-            pipeline.submit_note(number)
-        } else {
-            tally.applied += 1;
-            pipeline.submit_signed(&signed, parsed.ts, number).map(drop)
-        };
-        if submitted.is_err() {
+        if pipeline.submit_signed(&signer.sign(&parsed), parsed.ts, number).is_err() {
             // Poisoned: the stop report says why.
             break;
         }
-        progress.update(tally.applied + tally.refused, input.progress());
+        tally.applied += 1;
+        progress.update(tally.applied, input.progress());
     }
     Ok(())
+}
+
+/// Without `--dev`: this thread reads the lines and hands them to the ingress, whose workers
+/// decode them and verify their signatures in parallel; a sequencer thread feeds the verdicts
+/// to the pipeline in input order (a bad signature becomes an in-order note). A line that is
+/// not a signed transaction stops the run there; lines after it are never sequenced.
+fn feed_verified<K: RecordSink>(
+    pipeline: &mut Pipeline<K, EventsOut>,
+    input: &mut LineReader,
+    events_failed: &AtomicBool,
+    tally: &mut Tally,
+) -> Result<(), CliError> {
+    let decode = |(number, line): (u64, String)| decode_json_line(line).map_err(|e| format!("{number}:{e}"));
+    let (mut sender, mut receiver) =
+        start_ingress(IngressConfig::for_this_machine(), decode).map_err(pipeline_error)?;
+    let start_seq = pipeline.last_seq();
+    let sequencer_done = AtomicBool::new(false);
+    let (fed, read) = std::thread::scope(|scope| {
+        let sequencer = scope.spawn(|| {
+            let mut refused = 0u64;
+            let mut malformed = None;
+            let fed = feed(&mut receiver, pipeline, |_, reason| match reason {
+                RefusalReason::Decode(message) => {
+                    malformed = Some(message.clone());
+                    ControlFlow::Break(())
+                }
+                RefusalReason::BadKey | RefusalReason::BadSignature => {
+                    refused += 1;
+                    ControlFlow::Continue(())
+                }
+            });
+            // Unblocks the reading thread's sends at once (they fail from now on).
+            drop(receiver);
+            sequencer_done.store(true, Ordering::Release);
+            (fed.is_ok(), refused, malformed)
+        });
+        let mut progress = Progress::new("run");
+        let mut lines = 0u64;
+        let read = loop {
+            if events_failed.load(Ordering::Acquire) || sequencer_done.load(Ordering::Acquire) {
+                break Ok(());
+            }
+            let line = match input.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            if sender.send((line.number, line.text.to_string())).is_err() {
+                break Ok(());
+            }
+            lines += 1;
+            progress.update(lines, input.progress());
+        };
+        // Flushes the last chunk and lets the sequencer thread finish.
+        drop(sender);
+        let fed = sequencer.join().unwrap_or((false, 0, Some("the sequencer thread panicked".to_string())));
+        (fed, read)
+    });
+    let (_, refused, malformed) = fed;
+    tally.refused = refused;
+    tally.applied = pipeline.last_seq() - start_seq;
+    if let Some(message) = malformed {
+        let stopped = |reason: &str| format!("{reason} (the run stopped here, after seq {})", pipeline.last_seq());
+        return Err(match message.split_once(':').and_then(|(n, m)| Some((n.parse::<u64>().ok()?, m))) {
+            Some((number, reason)) => input.line_error(number, stopped(reason)),
+            None => pipeline_error(stopped(&message)),
+        });
+    }
+    read
 }
 
 fn write_state(mut out: Output, engine: &Engine) -> Result<(), CliError> {
