@@ -306,6 +306,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
         config.validate().map_err(StartError::Config)?;
         let layout = RecordLayout::probe()?;
         let start_seq = engine.seq();
+        let start_ts = engine.last_ts();
         let shared = Arc::new(Shared::new(start_seq, config.wait));
         let wait = config.wait;
 
@@ -365,7 +366,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
         }
         Ok(Self {
             producer: Some(producer),
-            sequencer: Sequencer::new(start_seq, config.clock),
+            sequencer: Sequencer::resume(start_seq, start_ts, config.clock),
             layout,
             shared,
             epoch: epoch_now(),
