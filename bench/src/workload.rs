@@ -26,31 +26,15 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-/// Order side, as the stream states it (each adapter maps it to its contender's type).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// Buys base.
-    Buy,
-    /// Sells base.
-    Sell,
-}
+/// Order side, as the stream states it: verex's own wire type (each adapter maps it to its
+/// contender's type).
+pub use verex_engine::tx::Side;
 
-impl Side {
-    /// The other side.
-    #[must_use]
-    pub fn opposite(self) -> Self {
-        match self {
-            Self::Buy => Self::Sell,
-            Self::Sell => Self::Buy,
-        }
-    }
-
-    /// +1 for a buy (a higher price is more aggressive), -1 for a sell.
-    fn sign(self) -> i64 {
-        match self {
-            Self::Buy => 1,
-            Self::Sell => -1,
-        }
+/// +1 for a buy (a higher price is more aggressive), -1 for a sell.
+fn sign(side: Side) -> i64 {
+    match side {
+        Side::Buy => 1,
+        Side::Sell => -1,
     }
 }
 
@@ -448,7 +432,7 @@ impl Generator {
             for i in 0..self.config.orders_per_symbol {
                 let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
                 let distance = 1 + i64::try_from(self.rng.below(self.config.spread_ticks as u64)).unwrap_or(0);
-                let price_ticks = CENTER_TICKS - side.sign() * distance;
+                let price_ticks = CENTER_TICKS - sign(side) * distance;
                 let qty_lots = 1 + self.rng.below(MAX_RESTING_LOTS);
                 let (command, outcome) = self.place(symbol, CommandKind::Gtc, side, price_ticks, qty_lots);
                 debug_assert_eq!(outcome.fills, 0, "the prefill never crosses");
@@ -544,7 +528,7 @@ impl Generator {
     fn crossing(&mut self, symbol: u16, side: Side, qty_lots: u64) -> Option<(i64, u64)> {
         let best = self.sessions[usize::from(symbol)].best(side.opposite())?;
         let beyond = i64::try_from(self.rng.below(MAX_CROSS_TICKS + 1)).unwrap_or(0);
-        let limit_ticks = (best + side.sign() * beyond).max(1);
+        let limit_ticks = (best + sign(side) * beyond).max(1);
         let available = self.liquidity(symbol, side, limit_ticks, qty_lots);
         Some((limit_ticks, qty_lots.min(available)))
     }
@@ -556,10 +540,10 @@ impl Generator {
         let anchor = session.last_trade_ticks;
         let opposite = session.best(side.opposite());
         let distance = i64::try_from(self.rng.below(self.config.spread_ticks as u64)).unwrap_or(0);
-        let mut price = anchor - side.sign() * distance;
+        let mut price = anchor - sign(side) * distance;
         if let Some(opposite) = opposite {
             if crosses(side, price, opposite) {
-                price = opposite - side.sign();
+                price = opposite - sign(side);
             }
         }
         price.max(1)
@@ -587,11 +571,11 @@ impl Generator {
         if let Some(opposite) = self.sessions[usize::from(symbol)].best(order.side.opposite()) {
             let available = self.liquidity(symbol, order.side, price_ticks, order.remaining_lots);
             if crosses(order.side, price_ticks, opposite) && available < order.remaining_lots {
-                price_ticks = opposite - order.side.sign();
+                price_ticks = opposite - sign(order.side);
             }
         }
         if price_ticks == order.price_ticks {
-            price_ticks = order.price_ticks - order.side.sign();
+            price_ticks = order.price_ticks - sign(order.side);
         }
         let price_ticks = price_ticks.max(1);
         debug_assert_ne!(price_ticks, order.price_ticks, "an amend changes the price");
