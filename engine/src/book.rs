@@ -3,11 +3,22 @@
 //!
 //! A side stores `(key, level)` pairs sorted ascending by key, where the key is the price for
 //! bids and the negated price for asks, so that on both sides the best price is the last
-//! element: taking the best is O(1), inserting near the top of the book moves few elements.
+//! element: taking the best is O(1), inserting near the top of the book moves few elements,
+//! and a removed level leaves a vacancy instead of shifting the array (see [`BookSide`]).
 
 use crate::accounts::NIL;
 use crate::orders::OrderPool;
 use crate::tx::Side;
+
+/// Does a taker of `side` with this limit (`None`: a market order) trade against a resting
+/// order at `resting`?
+pub(crate) fn crosses(side: Side, limit: Option<i64>, resting: i64) -> bool {
+    match (side, limit) {
+        (_, None) => true,
+        (Side::Buy, Some(limit)) => resting <= limit,
+        (Side::Sell, Some(limit)) => resting >= limit,
+    }
+}
 
 /// One price level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,17 +72,32 @@ impl LevelPool {
     }
 }
 
-/// One side of one book.
+/// How far [`BookSide`] looks on either side of an insertion point for a vacant entry to
+/// shift into before it shifts the tail of the array instead.
+const VACANCY_SCAN: usize = 32;
+/// Below this many entries a side never compacts.
+const COMPACT_MIN_ENTRIES: usize = 64;
+
+/// One side of one book: `(key, level)` entries sorted ascending by key, best last.
+///
+/// Removing a level leaves a vacant entry (level `NIL`) that keeps its key, so removal moves
+/// nothing; a level that returns to the same price takes its entry back, and an insertion
+/// shifts entries only as far as the nearest vacancy (or the end of the array). Vacancies
+/// at the end are dropped at once, so the last entry is always live, and the array is
+/// compacted when vacancies outnumber live levels. None of this shows outside the type: every
+/// query sees the live levels only.
 #[derive(Clone, Debug)]
 pub(crate) struct BookSide {
     side: Side,
-    levels: Vec<(i64, u32)>,
+    entries: Vec<(i64, u32)>,
+    /// Live levels (entries whose level is not `NIL`).
+    live: usize,
     max_levels: usize,
 }
 
 impl BookSide {
     fn new(side: Side, max_levels: usize) -> Self {
-        Self { side, levels: Vec::with_capacity(max_levels), max_levels }
+        Self { side, entries: Vec::with_capacity(max_levels), live: 0, max_levels }
     }
 
     fn key(&self, price: i64) -> i64 {
@@ -83,32 +109,135 @@ impl BookSide {
 
     /// The best level, if any.
     pub(crate) fn best(&self) -> Option<u32> {
-        self.levels.last().map(|(_, level)| *level)
+        self.entries.last().map(|(_, level)| *level)
     }
 
     /// Levels from best to worst.
     pub(crate) fn iter_best_first(&self) -> impl Iterator<Item = u32> + '_ {
-        self.levels.iter().rev().map(|(_, level)| *level)
+        self.entries.iter().rev().map(|(_, level)| *level).filter(|level| *level != NIL)
     }
 
     /// Number of price levels.
     pub(crate) fn depth(&self) -> usize {
-        self.levels.len()
+        self.live
+    }
+
+    /// Does the side hold its most levels?
+    pub(crate) fn is_full(&self) -> bool {
+        self.live >= self.max_levels
     }
 
     /// Can an order at `price` rest here without a new level beyond the side's limit?
     pub(crate) fn has_room_for(&self, price: i64) -> bool {
-        self.levels.len() < self.max_levels || self.find(price).is_ok()
+        self.live < self.max_levels || self.has_level(price)
     }
 
     /// Is there a level at `price` already?
     pub(crate) fn has_level(&self, price: i64) -> bool {
-        self.find(price).is_ok()
+        self.level_at(price).is_some()
     }
 
+    /// The level at `price`, if there is one.
+    pub(crate) fn level_at(&self, price: i64) -> Option<u32> {
+        let at = self.find(price).ok()?;
+        let level = self.entries[at].1;
+        (level != NIL).then_some(level)
+    }
+
+    /// Where `price`'s key is (`Ok`) or would sort (`Err`): a galloping search down from the
+    /// best end (the prices orders move to and trade at are mostly near the top of the book,
+    /// so the search costs the logarithm of the distance from the top), then a binary search
+    /// in the bracket it found.
     fn find(&self, price: i64) -> Result<usize, usize> {
         let key = self.key(price);
-        self.levels.binary_search_by(|(k, _)| k.cmp(&key))
+        // Every entry at `hi..` sorts after `key`.
+        let mut hi = self.entries.len();
+        let mut step = 1;
+        let lo = loop {
+            if hi < step {
+                break 0;
+            }
+            let probe = hi - step;
+            if self.entries[probe].0 <= key {
+                break probe;
+            }
+            hi = probe;
+            step *= 2;
+        };
+        match self.entries[lo..hi].binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(at) => Ok(lo + at),
+            Err(at) => Err(lo + at),
+        }
+    }
+
+    /// The level at `price`, taking one from `levels` if there is none (the caller checked
+    /// room on the side and in the pool).
+    fn level_for(&mut self, price: i64, levels: &mut LevelPool) -> u32 {
+        let at = match self.find(price) {
+            Ok(at) if self.entries[at].1 != NIL => return self.entries[at].1,
+            Ok(at) => {
+                let level = levels.alloc(price);
+                self.entries[at].1 = level;
+                self.live += 1;
+                return level;
+            }
+            Err(at) => at,
+        };
+        let level = levels.alloc(price);
+        self.insert_at(at, price, level);
+        level
+    }
+
+    /// Adds `level` at `price`, whose key sorts at `at` and has no entry; the caller checked
+    /// room.
+    fn insert_at(&mut self, at: usize, price: i64, level: u32) {
+        debug_assert!(self.live < self.max_levels, "caller checks room");
+        let key = self.key(price);
+        self.live += 1;
+        let len = self.entries.len();
+        if at == len && len < self.max_levels {
+            self.entries.push((key, level));
+            return;
+        }
+        let vacancies = len - (self.live - 1);
+        let scan = if len < self.max_levels { VACANCY_SCAN.min(len - at) } else { len };
+        if vacancies > 0 {
+            for distance in 0..scan {
+                if at + distance < len && self.entries[at + distance].1 == NIL {
+                    self.entries.copy_within(at..at + distance, at + 1);
+                    self.entries[at] = (key, level);
+                    return;
+                }
+                if distance < at && self.entries[at - 1 - distance].1 == NIL {
+                    let vacant = at - 1 - distance;
+                    self.entries.copy_within(vacant + 1..at, vacant);
+                    self.entries[at - 1] = (key, level);
+                    return;
+                }
+            }
+        }
+        assert!(len < self.max_levels, "invariant: a full side with a free level has a vacancy");
+        self.entries.insert(at, (key, level));
+    }
+
+    /// Removes the level at `price`.
+    fn remove(&mut self, price: i64) {
+        // A level that empties may be anywhere in the book: a plain binary search.
+        let key = self.key(price);
+        let Ok(at) = self.entries.binary_search_by(|(k, _)| k.cmp(&key)) else {
+            debug_assert!(false, "removed level {price} is on the side");
+            return;
+        };
+        debug_assert_ne!(self.entries[at].1, NIL, "removed level is live");
+        self.entries[at].1 = NIL;
+        self.live -= 1;
+        while self.entries.last().is_some_and(|(_, level)| *level == NIL) {
+            self.entries.pop();
+        }
+        let vacancies = self.entries.len() - self.live;
+        if vacancies > self.live && self.entries.len() >= COMPACT_MIN_ENTRIES {
+            self.entries.retain(|(_, level)| *level != NIL);
+        }
     }
 }
 
@@ -147,16 +276,7 @@ impl Book {
             let order = orders.get(slot);
             (order.side, order.price, order.remaining)
         };
-        let book_side = self.side_mut(side);
-        let level = match book_side.find(price) {
-            Ok(at) => book_side.levels[at].1,
-            Err(at) => {
-                let level = levels.alloc(price);
-                let key = book_side.key(price);
-                book_side.levels.insert(at, (key, level));
-                level
-            }
-        };
+        let level = self.side_mut(side).level_for(price, levels);
         let tail = levels.get(level).tail;
         {
             let order = orders.get_mut(slot);
@@ -194,10 +314,7 @@ impl Book {
         level.count -= 1;
         if level.count == 0 {
             let price = level.price;
-            let book_side = self.side_mut(order.side);
-            if let Ok(at) = book_side.find(price) {
-                book_side.levels.remove(at);
-            }
+            self.side_mut(order.side).remove(price);
             levels.release(order.level);
         }
         let order = orders.get_mut(slot);
@@ -215,6 +332,13 @@ impl Book {
         levels.get_mut(level).total_qty -= by;
     }
 
+    /// The order a taker of `taker_side` with this limit trades against next: the head of the
+    /// best opposite level, if that level crosses the limit.
+    pub(crate) fn crossing_head(&self, levels: &LevelPool, taker_side: Side, limit: Option<i64>) -> Option<u32> {
+        let level = levels.get(self.side(taker_side.opposite()).best()?);
+        crosses(taker_side, limit, level.price).then_some(level.head)
+    }
+
     /// Best bid and best ask prices.
     pub(crate) fn top(&self, levels: &LevelPool) -> (Option<i64>, Option<i64>) {
         let bid = self.bids.best().map(|l| levels.get(l).price);
@@ -227,6 +351,58 @@ impl Book {
         match self.top(levels) {
             (Some(bid), Some(ask)) => bid < ask,
             _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id_table::mix64;
+
+    /// A side under random churn (levels added and removed at random prices, the side kept
+    /// near full so that insertions must find vacancies) always lists exactly the model's
+    /// levels, best first, with the best entry last.
+    #[test]
+    fn a_side_with_vacancies_lists_exactly_its_live_levels() {
+        for side in [Side::Buy, Side::Sell] {
+            let max = 200;
+            let mut book_side = BookSide::new(side, max);
+            let mut model = std::collections::BTreeMap::new();
+            let mut pool = LevelPool::new(u32::try_from(max).unwrap_or(u32::MAX));
+            let mut x = 99u64;
+            for step in 0..50_000u32 {
+                x = mix64(x);
+                let price = i64::try_from(1 + x % 400).unwrap_or(1);
+                match (book_side.level_at(price), model.contains_key(&price)) {
+                    (Some(level), true) => {
+                        assert_eq!(model.get(&price), Some(&level));
+                        if x & (1 << 20) != 0 {
+                            book_side.remove(price);
+                            pool.release(level);
+                            model.remove(&price);
+                        }
+                    }
+                    (None, false) if !book_side.is_full() => {
+                        let level = book_side.level_for(price, &mut pool);
+                        model.insert(price, level);
+                    }
+                    (None, false) => assert_eq!(model.len(), max),
+                    (found, in_model) => panic!("step {step}: side has {found:?}, model has it: {in_model}"),
+                }
+                assert_eq!(book_side.depth(), model.len());
+                assert!(book_side.entries.len() <= max);
+                assert!(book_side.entries.windows(2).all(|w| w[0].0 < w[1].0), "keys stay sorted");
+                if step % 97 == 0 {
+                    let listed: Vec<u32> = book_side.iter_best_first().collect();
+                    let expected: Vec<u32> = match side {
+                        Side::Buy => model.values().rev().copied().collect(),
+                        Side::Sell => model.values().copied().collect(),
+                    };
+                    assert_eq!(listed, expected);
+                    assert_eq!(book_side.best(), expected.first().copied());
+                }
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 //! Every rule is checked before the first change: a rejected order changes nothing.
 
 use crate::accounts::NIL;
+use crate::book::crosses;
 use crate::catalog::Market;
 use crate::engine::Engine;
 use crate::events::{CancelReason, Event, EventBuf, OrderStatus, RejectReason};
@@ -85,15 +86,6 @@ fn native_tif(tif: &ArchivedTimeInForce) -> TimeInForce {
         ArchivedTimeInForce::Ioc => TimeInForce::Ioc,
         ArchivedTimeInForce::Fok => TimeInForce::Fok,
         ArchivedTimeInForce::PostOnly => TimeInForce::PostOnly,
-    }
-}
-
-/// Does a taker with this limit trade against a resting price?
-fn crosses(side: Side, limit: Option<i64>, resting: i64) -> bool {
-    match (side, limit) {
-        (_, None) => true,
-        (Side::Buy, Some(limit)) => resting <= limit,
-        (Side::Sell, Some(limit)) => resting >= limit,
     }
 }
 
@@ -472,14 +464,9 @@ impl Engine {
         let book_index = usize::from(taker.market);
         let mut fills = 0u32;
         while taker.remaining > 0 {
-            let Some(level) = self.books[book_index].side(taker.side.opposite()).best() else {
+            let Some(maker_slot) = self.books[book_index].crossing_head(&self.levels, taker.side, taker.limit) else {
                 return Stop::Exhausted;
             };
-            let level = *self.levels.get(level);
-            if !crosses(taker.side, taker.limit, level.price) {
-                return Stop::Exhausted;
-            }
-            let maker_slot = level.head;
             let maker = *self.orders.get(maker_slot);
             if maker.account == taker.account {
                 self.retire(maker_slot);
@@ -823,9 +810,9 @@ impl Engine {
             return Err(RejectReason::WouldTake);
         }
         let frees_a_level = self.levels.get(order.level).count == 1;
-        let needs_a_level = !book.side(order.side).has_level(new.price);
-        let pool_short = needs_a_level && self.levels.is_full() && !frees_a_level;
-        if !book.side(order.side).has_room_for(new.price) && !frees_a_level || pool_short {
+        // Cheap tests first: the level lookup only matters when a pool is full.
+        let short_of_levels = (self.levels.is_full() || book.side(order.side).is_full()) && !frees_a_level;
+        if short_of_levels && !book.side(order.side).has_level(new.price) {
             return Err(RejectReason::LimitReached);
         }
         let available = self.accounts.balance(order.account, lock_in).available;
