@@ -2,8 +2,11 @@
 //! exchange-core's benchmark shape (see `verex_bench::workload`), single-symbol and
 //! multi-symbol, one criterion group each, `Throughput::Elements` = commands.
 //!
-//! - `verex`: the full `Engine::apply` on pre-encoded records (validation, nonces, locks,
-//!   fees, matching, events). verex has no book-only entry point; this is what it costs.
+//! - `verex`: verex's matching alone, `verex_engine::matcher::Matcher` (the engine's order
+//!   books and price-time rules without money) on plain integer commands: the like-for-like
+//!   contender of the peers' bare books.
+//! - `verex-apply`: the full `Engine::apply` on pre-encoded records (validation, nonces,
+//!   locks, fees, matching, events): what a verex deployment pays per transaction.
 //! - `matchcore`: matchcore 0.4 `OrderBook::execute` (single-threaded, deterministic).
 //! - `orderbook-rs`: orderbook-rs 0.15 `OrderBook<()>` in its default configuration.
 //!
@@ -19,6 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Samp
 use verex_bench::peers::matchcore::Matchcore;
 use verex_bench::peers::orderbook_rs::OrderbookRs;
 use verex_bench::peers::verex::Verex;
+use verex_bench::peers::verex_apply::VerexApply;
 use verex_bench::peers::{check, run, Contender};
 use verex_bench::workload::{Workload, WorkloadConfig};
 
@@ -69,6 +73,7 @@ fn bench_workload(c: &mut Criterion, name: &str, config: WorkloadConfig) {
     group.throughput(Throughput::Elements(u64::from(config.commands)));
     group.sampling_mode(SamplingMode::Flat);
     bench_contender::<Verex>(&mut group, &workload);
+    bench_contender::<VerexApply>(&mut group, &workload);
     bench_contender::<Matchcore>(&mut group, &workload);
     bench_contender::<OrderbookRs>(&mut group, &workload);
     group.finish();

@@ -11,6 +11,7 @@
 //! - [`catalog`]: assets, markets and the symbol table;
 //! - `accounts`, `orders`, `book`: accounts and balances, the order pool, price levels;
 //! - `matching`: place, cancel, amend; `engine`: `apply` and the non-order ops;
+//! - [`matcher`]: the same order books and price-time rules on their own, without money;
 //! - `perp`: positions, settlement to the mark, funding; [`risk`]: margin, risk bands, liquidation;
 //! - `state_hash`, `invariants`: the canonical digest and the SPEC section 7 checks;
 //! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path).
@@ -27,6 +28,7 @@ pub mod genesis;
 mod id_table;
 mod invariants;
 pub mod limits;
+pub mod matcher;
 mod matching;
 mod orders;
 mod perp;

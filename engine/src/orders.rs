@@ -37,7 +37,8 @@ pub(crate) struct Order {
 }
 
 impl Order {
-    const EMPTY: Order = Order {
+    /// A vacant slot's contents: no links, nothing locked.
+    pub(crate) const EMPTY: Order = Order {
         id: 0,
         client_id: 0,
         account: 0,

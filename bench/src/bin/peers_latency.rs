@@ -5,7 +5,7 @@
 //! cargo run --release -p verex-bench --bin peers_latency -- [--commands N] [--rounds R] [--out FILE]
 //! ```
 //!
-//! `--profile verex|matchcore|orderbook-rs [--multi]` only runs that contender's stream
+//! `--profile verex|verex-apply|matchcore|orderbook-rs [--multi]` only runs that contender's stream
 //! `rounds` times (no clocks, no histogram), for `perf record` or instruction counts:
 //!
 //! ```text
@@ -40,6 +40,7 @@ use hdrhistogram::Histogram;
 use verex_bench::peers::matchcore::Matchcore;
 use verex_bench::peers::orderbook_rs::OrderbookRs;
 use verex_bench::peers::verex::Verex;
+use verex_bench::peers::verex_apply::VerexApply;
 use verex_bench::peers::{check, run, Contender};
 use verex_bench::workload::{Shape, Totals, Workload, WorkloadConfig};
 
@@ -262,6 +263,7 @@ fn measure(name: &str, config: WorkloadConfig, rounds: usize) -> String {
     let workload = Workload::generate(config);
     let mut runners: Vec<Box<dyn Runner>> = vec![
         Box::new(Timed::<Verex>::new(&workload)),
+        Box::new(Timed::<VerexApply>::new(&workload)),
         Box::new(Timed::<Matchcore>::new(&workload)),
         Box::new(Timed::<OrderbookRs>::new(&workload)),
     ];
@@ -335,9 +337,10 @@ fn main() {
         let workload = Workload::generate(config);
         match name {
             "verex" => profile::<Verex>(&workload, args.rounds),
+            "verex-apply" => profile::<VerexApply>(&workload, args.rounds),
             "matchcore" => profile::<Matchcore>(&workload, args.rounds),
             "orderbook-rs" => profile::<OrderbookRs>(&workload, args.rounds),
-            _ => panic!("--profile takes verex, matchcore or orderbook-rs"),
+            _ => panic!("--profile takes verex, verex-apply, matchcore or orderbook-rs"),
         }
         return;
     }

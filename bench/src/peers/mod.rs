@@ -7,7 +7,8 @@
 //!
 //! | contender | what one command costs |
 //! | --- | --- |
-//! | [`verex::Verex`] | the full `Engine::apply`: seq/stamp/nonce checks, decimal conversion, lock rule and balance check, matching, fee settlement, events |
+//! | [`verex::Verex`] | `Matcher::place` / `cancel` / `amend`: verex's order books and matching alone (no money) |
+//! | [`verex_apply::VerexApply`] | the full `Engine::apply`: seq/stamp/nonce checks, decimal conversion, lock rule and balance check, matching, fee settlement, events |
 //! | [`matchcore::Matchcore`] | `OrderBook::execute`: seq/stamp checks, matching, the returned outcome |
 //! | [`orderbook_rs::OrderbookRs`] | `add_limit_order` / `update_order` / `cancel_order` on a concurrent book |
 //!
@@ -17,6 +18,7 @@
 pub mod matchcore;
 pub mod orderbook_rs;
 pub mod verex;
+pub mod verex_apply;
 
 use crate::workload::{Outcome, Totals, Workload};
 
@@ -91,9 +93,11 @@ mod tests {
 
     fn check_all(workload: &Workload) {
         let verex = check(&verex::Verex::new(workload), workload).unwrap_or_else(|e| panic!("{e}"));
+        let apply = check(&verex_apply::VerexApply::new(workload), workload).unwrap_or_else(|e| panic!("{e}"));
         let matchcore = check(&matchcore::Matchcore::new(workload), workload).unwrap_or_else(|e| panic!("{e}"));
         let orderbook_rs = check(&orderbook_rs::OrderbookRs::new(workload), workload).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(verex, workload.shape.totals);
+        assert_eq!(apply, verex);
         assert_eq!(matchcore, verex);
         assert_eq!(orderbook_rs, verex);
         assert!(verex.fills > 0);

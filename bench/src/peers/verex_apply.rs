@@ -1,6 +1,7 @@
-//! verex on the stream: every command becomes an archived, sequenced record applied with
-//! `Engine::apply`, the engine's one entry point (risk checks, locks, fees and events
-//! included: the engine offers no book-only path, by design).
+//! verex's whole state machine on the stream: every command becomes an archived, sequenced
+//! record applied with `Engine::apply`, what a verex deployment runs per transaction
+//! (nonce and stamp checks, decimal conversion, lock rule and balance check, matching, fee
+//! settlement, events). [`super::verex`] is the matching alone.
 //!
 //! The records are encoded before timing, with seq, stamp and per-account nonce, and a zero
 //! signature (the engine trusts its ingress, which verified it). Order ids are verex's own:
@@ -179,7 +180,7 @@ impl Encoder {
 }
 
 /// verex driven through `Engine::apply` on pre-encoded records.
-pub struct Verex {
+pub struct VerexApply {
     limits: Limits,
     /// Setup and prefill, then the stream.
     records: Vec<RecordBytes>,
@@ -197,7 +198,7 @@ pub struct VerexBook {
     pub events: EventBuf,
 }
 
-impl Verex {
+impl VerexApply {
     /// Bytes of all stream records (what a timed run reads).
     #[must_use]
     pub fn stream_bytes(&self) -> usize {
@@ -205,8 +206,8 @@ impl Verex {
     }
 }
 
-impl Contender for Verex {
-    const NAME: &'static str = "verex";
+impl Contender for VerexApply {
+    const NAME: &'static str = "verex-apply";
     type Book = VerexBook;
 
     fn new(workload: &Workload) -> Self {
