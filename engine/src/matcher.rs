@@ -390,7 +390,7 @@ impl Matcher {
         // Cheap tests first: the level lookup only matters when a pool is full.
         let short_of_levels = (self.levels.is_full() || book_side.is_full()) && !frees_a_level;
         let orders_short = self.orders.is_full() && !moving;
-        !orders_short && !(short_of_levels && !book_side.has_level(price))
+        !orders_short && (!short_of_levels || book_side.has_level(price))
     }
 
     /// How much of `order` would trade now, within the per-order limit (a dry run).
