@@ -339,6 +339,14 @@ impl Book {
         crosses(taker_side, limit, level.price).then_some(level.head)
     }
 
+    /// The levels of `side`, best first, as `(price, total qty, orders)`.
+    pub(crate) fn depth<'a>(&'a self, levels: &'a LevelPool, side: Side) -> impl Iterator<Item = (i64, u64, u32)> + 'a {
+        self.side(side).iter_best_first().map(|level| {
+            let level = levels.get(level);
+            (level.price, level.total_qty, level.count)
+        })
+    }
+
     /// Best bid and best ask prices.
     pub(crate) fn top(&self, levels: &LevelPool) -> (Option<i64>, Option<i64>) {
         let bid = self.bids.best().map(|l| levels.get(l).price);

@@ -253,12 +253,7 @@ impl Matcher {
 
     /// The levels of one side of a book, best first: `(price, total qty, orders)`.
     pub fn depth(&self, book: u16, side: Side) -> impl Iterator<Item = (i64, u64, u32)> + '_ {
-        self.books.get(usize::from(book)).into_iter().flat_map(move |book| book.side(side).iter_best_first()).map(
-            |level| {
-                let level = self.levels.get(level);
-                (level.price, level.total_qty, level.count)
-            },
-        )
+        self.books.get(usize::from(book)).into_iter().flat_map(move |book| book.depth(&self.levels, side))
     }
 
     /// Places a limit order: it trades with what crosses it, then rests (`Gtc`, `PostOnly`)

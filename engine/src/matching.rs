@@ -888,11 +888,6 @@ impl Engine {
 
     /// The levels of one side of a market's book, best first: `(price, total qty, orders)`.
     pub fn depth(&self, market: u16, side: Side) -> impl Iterator<Item = (i64, u64, u32)> + '_ {
-        self.books.get(usize::from(market)).into_iter().flat_map(move |book| book.side(side).iter_best_first()).map(
-            |level| {
-                let level = self.levels.get(level);
-                (level.price, level.total_qty, level.count)
-            },
-        )
+        self.books.get(usize::from(market)).into_iter().flat_map(move |book| book.depth(&self.levels, side))
     }
 }

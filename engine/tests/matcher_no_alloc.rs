@@ -2,42 +2,12 @@
 //! 50,000 random commands (places of every time in force, cancels, amends that shrink, move
 //! and cross, self-trades, the fill limit, full pools) on small pools.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 use verex_engine::matcher::{MatchError, MatchEvent, Matcher, NewOrder};
 use verex_engine::tx::{Side, TimeInForce};
 use verex_engine::Limits;
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// xorshift64: a fixed pseudo-random stream.
 fn next(x: &mut u64) -> u64 {
@@ -49,12 +19,6 @@ fn next(x: &mut u64) -> u64 {
 
 #[test]
 fn the_matcher_does_not_allocate() {
-    COUNTING.store(true, Ordering::SeqCst);
-    let probe: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
-    COUNTING.store(false, Ordering::SeqCst);
-    drop(probe);
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1, "the counting allocator must count");
-
     let limits = Limits {
         max_orders: 300,
         max_price_levels: 120,
@@ -67,7 +31,7 @@ fn the_matcher_does_not_allocate() {
     let tifs = [TimeInForce::Gtc, TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Fok, TimeInForce::PostOnly];
     let (mut x, mut next_id) = (0x9e37_79b9_7f4a_7c15u64, 1u64);
     let (mut trades, mut self_trades, mut refused) = (0u64, 0u64, 0u64);
-    COUNTING.store(true, Ordering::SeqCst);
+    counting_alloc::start();
     for _ in 0..50_000 {
         let r = next(&mut x);
         let result = match r % 10 {
@@ -107,8 +71,7 @@ fn the_matcher_does_not_allocate() {
             Err(other) => panic!("unexpected {other}"),
         }
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    let allocations = counting_alloc::stop();
     assert!(trades > 5_000 && self_trades > 100, "trades {trades}, self-trades {self_trades}");
     assert!(refused > 0, "the pools must fill up at least once");
     assert_eq!(allocations, 0, "the matcher allocated {allocations} times");

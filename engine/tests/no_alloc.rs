@@ -3,43 +3,13 @@
 //! settlement and liquidations, funding) after the listings and accounts exist. Records are
 //! encoded before the measured loop: encoding is the ingress' job, not the engine's.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
 use verex_engine::{Engine, Event, Genesis, Limits};
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn setup_lines() -> Vec<String> {
     let mut lines = vec![
@@ -116,12 +86,6 @@ fn workload_lines(count: usize) -> Vec<String> {
 
 #[test]
 fn apply_does_not_allocate() {
-    // The counter itself must see an allocation, or this test proves nothing.
-    COUNTING.store(true, Ordering::SeqCst);
-    let probe: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
-    COUNTING.store(false, Ordering::SeqCst);
-    drop(probe);
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1, "the counting allocator must count");
     let mut engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
     let mut buf = engine.event_buf();
     let mut signer = DevSigner::default();
@@ -137,7 +101,7 @@ fn apply_does_not_allocate() {
     }
     let records: Vec<RecordBytes> = workload_lines(20_000).iter().map(|l| encode(l, &mut signer)).collect();
     let (mut fills, mut liquidations, mut settlements) = (0, 0, 0);
-    COUNTING.store(true, Ordering::SeqCst);
+    counting_alloc::start();
     for record in &records {
         engine.apply(record.archived(), &mut buf).expect("seq");
         for event in buf.events() {
@@ -149,8 +113,7 @@ fn apply_does_not_allocate() {
             }
         }
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    let allocations = counting_alloc::stop();
     assert_eq!(engine.check_invariants(), Ok(()));
     assert!(fills > 1_000 && settlements > 1_000, "fills {fills}, settlements {settlements}");
     assert!(liquidations > 0, "the workload must liquidate someone");
