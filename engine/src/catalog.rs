@@ -66,9 +66,28 @@ pub struct Market {
     pub notional_exp: i32,
     /// Perp: last mark price in price units (0 = none yet).
     pub last_mark: i64,
+    /// The notional of one lot at one price unit, in quote units, when it is a whole number
+    /// (`step_units × 10^notional_exp`), else 0: derived from the two at listing (see
+    /// [`Market::whole_lot_notional`]); it lets a lot's lock be computed without a division.
+    pub lot_notional: u64,
 }
 
 impl Market {
+    /// `step_units × 10^notional_exp` when it is a whole number that fits, else 0.
+    #[must_use]
+    pub fn whole_lot_notional(step_units: u64, notional_exp: i32) -> u64 {
+        let Some(pow) = 10u64.checked_pow(notional_exp.unsigned_abs()) else {
+            return 0;
+        };
+        if notional_exp >= 0 {
+            step_units.checked_mul(pow).unwrap_or(0)
+        } else if step_units.is_multiple_of(pow) {
+            step_units / pow
+        } else {
+            0
+        }
+    }
+
     /// The largest fee rate an order may pay, for locking the worst case (never negative).
     #[must_use]
     pub fn max_fee(&self) -> i64 {

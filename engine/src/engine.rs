@@ -376,6 +376,7 @@ impl Engine {
             funding_interval_ns: op.funding_interval_ns.to_native(),
             notional_exp,
             last_mark: 0,
+            lot_notional: Market::whole_lot_notional(step_units, notional_exp),
         })
     }
 

@@ -13,7 +13,7 @@ use crate::book::crosses;
 use crate::catalog::Market;
 use crate::engine::Engine;
 use crate::events::{CancelReason, Event, EventBuf, OrderStatus, RejectReason};
-use crate::fixed::{mul_ratio, scale_pow10, Round, UnitsError};
+use crate::fixed::{mul_ratio, scale_pow10, Round, UnitsError, RATIO_ONE};
 use crate::limits::{MAX_PRICE_UNITS, MAX_QTY_UNITS};
 use crate::orders::Order;
 use crate::tx::{
@@ -110,6 +110,32 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
 /// A perp order (either side) locks per lot its initial margin at `price` (notional × IMF)
 /// plus the larger fee, each rounded up, in the settle asset.
 pub(crate) fn lock_per_lot(market: &Market, side: Side, price: i64) -> Option<u64> {
+    if market.lot_notional != 0 {
+        if let Some(per_lot) = lock_per_lot_whole(market, side, price) {
+            return Some(per_lot);
+        }
+    }
+    lock_per_lot_exact(market, side, price)
+}
+
+/// [`lock_per_lot`] when a lot's notional at one price unit is the whole number
+/// `market.lot_notional`: the notional is exact, and each rounded-up ratio of it is one 64-bit
+/// division by the constant `RATIO_ONE`. The same value as [`lock_per_lot_exact`]; `None` when
+/// a product leaves `u64` (the exact path then decides).
+fn lock_per_lot_whole(market: &Market, side: Side, price: i64) -> Option<u64> {
+    const ONE: u64 = RATIO_ONE.unsigned_abs();
+    let notional = u64::try_from(price).ok()?.checked_mul(market.lot_notional)?;
+    let ratio_of =
+        |ratio: i64| -> Option<u64> { Some(notional.checked_mul(u64::try_from(ratio).ok()?)?.div_ceil(ONE)) };
+    match (market.kind, side) {
+        (MarketKind::Perp, _) => ratio_of(market.imf)?.checked_add(ratio_of(market.max_fee())?),
+        (MarketKind::Spot, Side::Sell) => Some(market.step_units),
+        (MarketKind::Spot, Side::Buy) => notional.checked_add(ratio_of(market.max_fee())?),
+    }
+}
+
+/// [`lock_per_lot`] for any market, in `i128` with explicit rounding.
+fn lock_per_lot_exact(market: &Market, side: Side, price: i64) -> Option<u64> {
     match (market.kind, side) {
         (MarketKind::Perp, _) => {
             let per_lot_product = i128::from(price).checked_mul(i128::from(market.step_units))?;
@@ -889,5 +915,60 @@ impl Engine {
     /// The levels of one side of a market's book, best first: `(price, total qty, orders)`.
     pub fn depth(&self, market: u16, side: Side) -> impl Iterator<Item = (i64, u64, u32)> + '_ {
         self.books.get(usize::from(market)).into_iter().flat_map(move |book| book.depth(&self.levels, side))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id_table::mix64;
+    use crate::tx::Symbol;
+
+    fn market(kind: MarketKind, step_units: u64, notional_exp: i32, maker_fee: i64, taker_fee: i64) -> Market {
+        Market {
+            symbol: Symbol::default(),
+            kind,
+            base: 1,
+            quote: 0,
+            price_decimals: 2,
+            tick_units: 1,
+            step_units,
+            maker_fee,
+            taker_fee,
+            imf: 10_000_000,
+            mmf: 5_000_000,
+            funding_interval_ns: 0,
+            notional_exp,
+            last_mark: 1,
+            lot_notional: Market::whole_lot_notional(step_units, notional_exp),
+        }
+    }
+
+    /// The division-free lock of a lot equals the exact one wherever it applies.
+    #[test]
+    fn whole_lot_locks_equal_the_exact_ones() {
+        let mut x = 7u64;
+        let mut compared = 0;
+        for (step, exp) in [(10_000, -4), (100_000, -4), (1, 0), (5, 2), (1_000, -3), (30_000, -4), (7, -1)] {
+            for (maker, taker) in [(100_000, 500_000), (-10_000, 50_000), (0, 0), (10_000_000, 3)] {
+                for kind in [MarketKind::Spot, MarketKind::Perp] {
+                    let m = market(kind, step, exp, maker, taker);
+                    assert_eq!(m.lot_notional == 0, step == 7, "7 units is not a whole lot notional at 10^-1");
+                    for _ in 0..2_000 {
+                        x = mix64(x);
+                        let price = i64::try_from(1 + x % (1 << (x >> 58))).unwrap_or(1);
+                        for side in [Side::Buy, Side::Sell] {
+                            let exact = lock_per_lot_exact(&m, side, price);
+                            if let Some(whole) = lock_per_lot_whole(&m, side, price).filter(|_| m.lot_notional != 0) {
+                                assert_eq!(Some(whole), exact, "{kind:?} {side:?} step {step} exp {exp} price {price}");
+                                compared += 1;
+                            }
+                            assert_eq!(lock_per_lot(&m, side, price), exact);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 100_000, "{compared}");
     }
 }

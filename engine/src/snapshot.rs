@@ -415,6 +415,7 @@ impl Engine {
                 funding_interval_ns: m.funding_interval_ns,
                 notional_exp: m.notional_exp,
                 last_mark,
+                lot_notional: Market::whole_lot_notional(m.step_units, m.notional_exp),
             });
         }
         Ok(())
