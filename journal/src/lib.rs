@@ -41,6 +41,8 @@
 //! * [`frame`](crate::frame): frame encoding, decoding, verification and the rolling hash.
 //! * [`writer`](crate::writer): [`JournalWriter`], [`JournalConfig`], [`Durability`].
 //! * [`recovery`](crate::recovery): the scan on open, torn tail versus corruption.
+//! * `roller`: the writer's helper thread, preparing the next segment and retiring the
+//!   finished one off the writer's thread.
 //! * [`reader`](crate::reader): [`JournalReader`], [`Record`], seeking and tailing.
 //! * [`error`](crate::error): [`JournalError`].
 
@@ -51,6 +53,7 @@ pub mod error;
 pub mod frame;
 pub mod reader;
 pub mod recovery;
+mod roller;
 pub mod segment;
 pub mod writer;
 

@@ -18,8 +18,10 @@
 //! ```
 //!
 //! A segment becomes visible under its final name only once its header is durable: it is
-//! created as `NAME.seg.tmp`, preallocated, its header written and fsynced, then renamed and
-//! the directory fsynced. So a `.seg` file with a bad header is damage, never a crash artefact.
+//! created as `NAME.seg.tmp` and preallocated (ahead of time, on the writer's roller thread),
+//! then at the roll its header is written and fsynced, and it is
+//! renamed and the directory fsynced. So a `.seg` file with a bad header is damage, never a
+//! crash artefact.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -160,7 +162,8 @@ pub(crate) fn segment_path(dir: &Path, segment_index: u64) -> PathBuf {
     dir.join(format!("{segment_index:0INDEX_DIGITS$}{SEGMENT_SUFFIX}"))
 }
 
-fn tmp_path(dir: &Path, segment_index: u64) -> PathBuf {
+/// `DIR/00000000000000000001.seg.tmp`: segment 1 while it is prepared.
+pub(crate) fn tmp_path(dir: &Path, segment_index: u64) -> PathBuf {
     dir.join(format!("{segment_index:0INDEX_DIGITS$}{TMP_SUFFIX}"))
 }
 
@@ -206,21 +209,54 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates segment `header.segment_index` in `dir` durably and returns it opened read-write.
 ///
-/// Steps: create `NAME.seg.tmp`, preallocate `segment_bytes` of real (non-sparse) zeroed
-/// blocks, write the header, fsync, rename to `NAME.seg`, fsync the directory.
+/// Steps: [`prepare_segment`] (create `NAME.seg.tmp`, preallocate, fsync), then
+/// [`publish_segment`] (write the header, fsync, rename to `NAME.seg`, fsync the directory).
+/// The writer runs the two halves on different threads (see `roller`); tests run both here.
+#[cfg(test)]
 pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> io::Result<(File, PathBuf)> {
-    let path = segment_path(dir, header.segment_index);
+    let (file, tmp) = prepare_segment(dir, header.segment_index, header.segment_bytes)?;
+    let path = publish_segment(dir, &file, &tmp, header)?;
+    Ok((file, path))
+}
+
+/// The first half of creating segment `segment_index`: `NAME.seg.tmp`, preallocated to
+/// `segment_bytes` of real zeroed blocks and fsynced, with no header yet (its first seq and
+/// previous hash are known only at the roll). Invisible to recovery and readers, which remove
+/// and ignore `.seg.tmp` files. Returns the file opened read-write and its path.
+pub(crate) fn prepare_segment(dir: &Path, segment_index: u64, segment_bytes: u64) -> io::Result<(File, PathBuf)> {
+    let path = segment_path(dir, segment_index);
     if path.exists() {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("segment {} already exists", path.display())));
     }
-    let tmp = tmp_path(dir, header.segment_index);
+    let tmp = tmp_path(dir, segment_index);
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
-    preallocate(&file, header.segment_bytes)?;
-    file.write_all_at(&header.encode(), 0)?;
+    preallocate(&file, segment_bytes)?;
     file.sync_all()?;
-    fs::rename(&tmp, &path)?;
+    Ok((file, tmp))
+}
+
+/// The second half: writes `header` into the prepared `tmp` file, makes it durable, renames
+/// the file to its final name and fsyncs the directory. Only then is the segment visible, so a
+/// `.seg` file with a bad header is damage, never a crash artefact. Returns the final path.
+pub(crate) fn publish_segment(dir: &Path, file: &File, tmp: &Path, header: &SegmentHeader) -> io::Result<PathBuf> {
+    let path = segment_path(dir, header.segment_index);
+    if tmp != tmp_path(dir, header.segment_index) {
+        let reason = format!("{} is not the prepared file of segment {}", tmp.display(), header.segment_index);
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, reason));
+    }
+    if path.exists() {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("segment {} already exists", path.display())));
+    }
+    let len = file.metadata()?.len();
+    if len != header.segment_bytes {
+        let reason = format!("prepared file is {len} bytes, the header says {}", header.segment_bytes);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
+    }
+    file.write_all_at(&header.encode(), 0)?;
+    file.sync_data()?;
+    fs::rename(tmp, &path)?;
     sync_dir(dir)?;
-    Ok((file, path))
+    Ok(path)
 }
 
 /// Gives `file` `len` bytes of allocated, zeroed blocks (extending it if needed).

@@ -13,6 +13,7 @@ use memmap2::{MmapMut, MmapOptions};
 use crate::error::JournalError;
 use crate::frame::{self, MAX_PAYLOAD_BYTES};
 use crate::recovery::{self, RecoveryReport};
+use crate::roller::{Retired, Roller};
 use crate::segment::{
     self, SegmentHeader, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
 };
@@ -22,9 +23,12 @@ pub const LOCK_FILE_NAME: &str = "journal.lock";
 
 /// When appended records are made durable, and what a crash can lose.
 ///
-/// "Durable" means `msync(MS_SYNC)` of the record's pages returned successfully. Whatever the
-/// mode, a segment is msynced completely before the next segment is created, and the writer
-/// msyncs all recovered records when it opens.
+/// "Durable" means `msync(MS_SYNC)` of the record's pages returned successfully. The writer
+/// msyncs all recovered records when it opens. In `Sync` and `Batch` a segment is msynced
+/// completely before the next one is published (its header durable, renamed into place); in
+/// `Async` the finished segment is msynced completely in the background (by the writer's
+/// roller thread), and the writer waits for that msync before the roll
+/// after it, so at most one finished segment is ever not yet synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// `append` msyncs the record before it returns; `durable_seq()` equals `last_seq()` after
@@ -39,10 +43,14 @@ pub enum Durability {
     #[default]
     Batch,
     /// No msync on the hot path; the OS writes dirty pages back on its own schedule (typically
-    /// within ~30 s). `commit` only advances `durable_seq`, which here means "written to the
-    /// page cache". Loss window: a process crash loses nothing; power loss or a kernel crash
-    /// loses everything appended since the OS last flushed (at worst since the segment was
-    /// created or the writer opened).
+    /// within ~30 s), and a finished segment is msynced in the background after its roll.
+    /// `commit` only advances `durable_seq`, which here means "written to the page cache".
+    /// Loss window: a process crash loses nothing; power loss or a kernel crash loses
+    /// everything appended since the OS last flushed (at worst since the previous segment was
+    /// created or the writer opened). A power loss that leaves dirty pages written out of
+    /// order (a hole followed by intact records, within a segment or in a finished segment
+    /// whose background msync had not completed while the next one already had records) is
+    /// refused by recovery as corruption, naming the seq, never silently truncated.
     Async,
 }
 
@@ -83,6 +91,10 @@ struct ActiveSegment {
 /// first segment's header. Seq 0 means "none" and `u64::MAX` is never valid, so `seq + 1`
 /// cannot overflow anywhere.
 pub struct JournalWriter {
+    /// Prepares the next segment and retires the finished one off this thread. Declared
+    /// first so that it is dropped (its jobs finished, an unused prepared file deleted)
+    /// while the writer still holds the directory's lock.
+    roller: Roller,
     dir: PathBuf,
     segment_bytes: u64,
     durability: Durability,
@@ -143,7 +155,10 @@ impl JournalWriter {
             active.synced_off = active.write_off;
         }
         let report = recovered.report;
+        let mut roller = Roller::spawn(&dir, config.segment_bytes)?;
+        roller.request(active.as_ref().map_or(1, |active| active.index + 1));
         let writer = JournalWriter {
+            roller,
             dir,
             segment_bytes: config.segment_bytes,
             durability: config.durability,
@@ -204,6 +219,10 @@ impl JournalWriter {
         if self.durability == Durability::Batch {
             self.sync_active()?;
         }
+        if let Err(err) = self.roller.check_retired() {
+            self.poisoned = true;
+            return Err(err);
+        }
         self.durable_seq = self.last_seq();
         Ok(self.durable_seq)
     }
@@ -239,33 +258,46 @@ impl JournalWriter {
         self.fail_next_sync = true;
     }
 
-    /// Closes the active segment (msynced completely) and creates the next one, whose first
-    /// record will be `first_seq`. Any failure poisons the writer.
+    /// Leaves the active segment for the next one, whose first record will be `first_seq`.
+    /// Any failure poisons the writer.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
-        // Recovery relies on this: only the last segment can ever hold a torn tail.
-        self.sync_active()?;
-        self.durable_seq = self.last_seq();
+        let rolled = self.roll_to_prepared(first_seq);
+        if rolled.is_err() {
+            self.poisoned = true;
+        }
+        rolled
+    }
+
+    /// The roll: the finished segment's records are durable first (Sync and Batch; Async hands
+    /// the whole segment to the roller to msync), the previous finished segment's background
+    /// msync has completed, and the prepared next segment gets its header and its final name.
+    fn roll_to_prepared(&mut self, first_seq: u64) -> Result<(), JournalError> {
+        if self.durability != Durability::Async {
+            // Recovery relies on this: only the last segment can ever hold a torn tail.
+            self.sync_active()?;
+        }
+        // At most one finished segment is ever waiting for its msync.
+        self.roller.wait_retired()?;
         let index = self.active.as_ref().map_or(1, |active| active.index + 1);
-        self.active = None;
+        let prepared = self.roller.take(index)?;
         let header = SegmentHeader {
             segment_index: index,
             first_seq,
             segment_bytes: self.segment_bytes,
             prev_hash: self.last_hash,
         };
-        let created = segment::create_segment(&self.dir, &header)
-            .map_err(|e| JournalError::io(segment::segment_path(&self.dir, index), e))
-            .and_then(|(_, path)| map_segment(&path, &header, SEGMENT_HEADER_BYTES as usize));
-        match created {
-            Ok(active) => {
-                self.active = Some(active);
-                Ok(())
-            }
-            Err(err) => {
-                self.poisoned = true;
-                Err(err)
-            }
+        let path = segment::publish_segment(&self.dir, &prepared.file, &prepared.tmp, &header)
+            .map_err(|e| JournalError::io(&prepared.tmp, e))?;
+        let write_off = SEGMENT_HEADER_BYTES as usize;
+        let next = ActiveSegment { index, path, map: prepared.map, write_off, synced_off: write_off };
+        if let Some(finished) = self.active.replace(next) {
+            let sync = finished.synced_off < finished.write_off;
+            let inject_failure = sync && std::mem::take(&mut self.fail_next_sync);
+            self.roller.retire(Retired { map: finished.map, path: finished.path, sync, inject_failure });
         }
+        self.durable_seq = self.last_seq();
+        self.roller.request(index + 1);
+        Ok(())
     }
 
     /// msyncs the active segment up to `write_off`; a failure poisons the writer.

@@ -57,7 +57,8 @@ fn async_mode_commit_advances_the_written_mark_without_syncing() {
     // No msync happens in an Async commit, so the injected failure does not fire...
     assert_eq!(writer.commit().unwrap(), 10);
     assert!(!writer.is_poisoned());
-    // ...until the writer really syncs: at the roll.
+    // ...until the writer really syncs: the finished segment, on the roller thread after the
+    // roll. The failure surfaces at the next roll (or commit) at the latest.
     let mut seq = 11;
     let err = loop {
         match writer.append(seq, &[1u8; 2000]) {
