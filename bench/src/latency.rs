@@ -15,6 +15,7 @@
 //! cargo run --release -p verex-bench --bin latency -- [--rates 100000,500000,1000000,2000000,max]
 //!     [--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000]
 //!     [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE]
+//!     [--commit-max-records 8192] [--commit-max-delay-us 2000]
 //! cargo run --release -p verex-bench --bin latency -- --verify
 //! ```
 //!
@@ -411,7 +412,12 @@ fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
         measured: 0,
         events: 0,
     };
-    let config = PipelineConfig { wait, ..PipelineConfig::yielding(Clock::Wall) };
+    let config = PipelineConfig {
+        wait,
+        commit_max_records: args.commit_max_records,
+        commit_max_delay: args.commit_max_delay,
+        ..PipelineConfig::yielding(Clock::Wall)
+    };
     let mut lag = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
     let cpu_before = cpu_sample();
     let recorder = match sink_name {
@@ -618,6 +624,10 @@ struct Args {
     json: Option<PathBuf>,
     pace: Pace,
     repeat: usize,
+    /// `PipelineConfig::commit_max_records` (group commit's record cap).
+    commit_max_records: u32,
+    /// `PipelineConfig::commit_max_delay` (group commit's time bound).
+    commit_max_delay: Duration,
 }
 
 fn parse_args() -> Args {
@@ -631,6 +641,8 @@ fn parse_args() -> Args {
         json: None,
         pace: Pace::Yield,
         repeat: 1,
+        commit_max_records: verex_engine::runtime::DEFAULT_COMMIT_MAX_RECORDS,
+        commit_max_delay: verex_engine::runtime::DEFAULT_COMMIT_MAX_DELAY,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -662,6 +674,13 @@ fn parse_args() -> Args {
                 }
             }
             "--json" => args.json = Some(PathBuf::from(value())),
+            "--commit-max-records" => {
+                args.commit_max_records = value().parse().unwrap_or_else(|e| panic!("--commit-max-records: {e}"));
+            }
+            "--commit-max-delay-us" => {
+                let us = value().parse().unwrap_or_else(|e| panic!("--commit-max-delay-us: {e}"));
+                args.commit_max_delay = Duration::from_micros(us);
+            }
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }

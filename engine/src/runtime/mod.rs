@@ -48,13 +48,13 @@ pub use ingress::{
 };
 pub use pipeline::{
     Pipeline, PipelineConfig, PipelineInfo, ShutdownError, StartError, StopReport, Stopped, SubmitError,
-    TrySubmitError, DEFAULT_COMMIT_MAX_RECORDS, DEFAULT_OUTPUT_SLOTS, DEFAULT_RING_SLOTS, MAX_OUTPUT_SLOTS,
-    MAX_RING_SLOTS, MIN_RING_SLOTS,
+    TrySubmitError, DEFAULT_COMMIT_MAX_DELAY, DEFAULT_COMMIT_MAX_RECORDS, DEFAULT_OUTPUT_SLOTS, DEFAULT_RING_SLOTS,
+    MAX_COMMIT_DELAY, MAX_OUTPUT_SLOTS, MAX_RING_SLOTS, MIN_RING_SLOTS,
 };
 pub use shared::PoisonReason;
 pub use sink::{MemorySink, RecordSink, SinkError};
 pub use slot::{LayoutError, OutItem, OutSlot, RecordLayout, SignedTxBytes, Slot, SlotKind, SIGNED_TX_BYTES};
-pub use stages::{ENGINE_POLL_SLOTS, OUTPUT_POLL_SLOTS};
+pub use stages::{ENGINE_POLL_SLOTS, JOURNAL_POLL_SLOTS, OUTPUT_POLL_SLOTS};
 pub use subscriber::{Subscriber, TxEnd};
 pub use wait::{
     Backoff, WaitMode, YieldingWait, PARK_TIMEOUT, SPINNING_STAGES, SPINS_BEFORE_YIELD, YIELDS_BEFORE_PARK,

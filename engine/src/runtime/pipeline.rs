@@ -3,7 +3,7 @@
 //! ```text
 //!  submit ─► sequencer: seq + ts, record written in place into a ring slot
 //!              │ input ring (disruptor, single producer, pre-allocated `Slot`s)
-//!              ├──► journal stage: sink.append(seq, bytes); sink.commit() per batch ─► durable_seq
+//!              ├──► journal stage: sink.append(seq, bytes); sink.commit() per group ─► durable_seq
 //!              └──► engine stage (pinned): Engine::apply in place ─► events
 //!                         │ output ring (pre-allocated `OutSlot`s)
 //!                         ▼
@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use disruptor::{build_single_producer, BusySpin, MultiConsumerBarrier, Producer, RingBufferFull, SingleProducer};
 
@@ -42,8 +42,12 @@ pub const MIN_RING_SLOTS: usize = 2;
 pub const MAX_RING_SLOTS: usize = 1 << 22;
 /// Largest output ring.
 pub const MAX_OUTPUT_SLOTS: usize = 1 << 24;
-/// Default cap on appends between two commits.
-pub const DEFAULT_COMMIT_MAX_RECORDS: u32 = 256;
+/// Default cap on the records of one commit group.
+pub const DEFAULT_COMMIT_MAX_RECORDS: u32 = 8192;
+/// Default time bound of one commit group: from its first append to the start of its commit.
+pub const DEFAULT_COMMIT_MAX_DELAY: Duration = Duration::from_millis(2);
+/// Largest allowed [`PipelineConfig::commit_max_delay`].
+pub const MAX_COMMIT_DELAY: Duration = Duration::from_secs(1);
 
 /// How to run the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,9 +62,15 @@ pub struct PipelineConfig {
     pub engine_core: Option<usize>,
     /// Where the sequencer's stamps come from.
     pub clock: Clock,
-    /// The journal stage commits at the end of each batch it takes from the ring, and a batch
-    /// holds at most this many records: it bounds how long a tx waits for its commit.
+    /// Group commit's record cap: the journal stage appends everything the ring holds and
+    /// commits once the ring is empty, or once the group holds this many records, or once
+    /// [`PipelineConfig::commit_max_delay`] has passed since its first append. Idle, every
+    /// record is committed at once; saturated, one commit covers a whole group.
     pub commit_max_records: u32,
+    /// Group commit's time bound: a record's commit starts at most this long after the group's
+    /// first append (plus the appends of one poll, at most `JOURNAL_POLL_SLOTS` records). The
+    /// commit itself (an msync with `Durability::Batch`) takes what the disk takes on top.
+    pub commit_max_delay: Duration,
 }
 
 impl PipelineConfig {
@@ -86,6 +96,7 @@ impl PipelineConfig {
             engine_core: None,
             clock,
             commit_max_records: DEFAULT_COMMIT_MAX_RECORDS,
+            commit_max_delay: DEFAULT_COMMIT_MAX_DELAY,
         }
     }
 
@@ -105,6 +116,12 @@ impl PipelineConfig {
         ring("output_slots", self.output_slots, MAX_OUTPUT_SLOTS)?;
         if self.commit_max_records == 0 {
             return Err("commit_max_records must be at least 1".to_string());
+        }
+        if self.commit_max_delay > MAX_COMMIT_DELAY {
+            return Err(format!(
+                "commit_max_delay {:?} is longer than the limit {MAX_COMMIT_DELAY:?}",
+                self.commit_max_delay
+            ));
         }
         Ok(())
     }
@@ -133,8 +150,13 @@ impl core::fmt::Display for PipelineInfo {
         }
         write!(
             f,
-            ", ring {} × {SLOT_BYTES} B slots, output ring {} events, commit every ≤ {} records, after seq {}",
-            c.ring_slots, c.output_slots, c.commit_max_records, self.start_seq
+            ", ring {} × {SLOT_BYTES} B slots, output ring {} events, group commit of ≤ {} records or ≤ {} µs, \
+             after seq {}",
+            c.ring_slots,
+            c.output_slots,
+            c.commit_max_records,
+            c.commit_max_delay.as_micros(),
+            self.start_seq
         )?;
         for warning in &self.warnings {
             write!(f, "\nwarning: {warning}")?;
@@ -334,6 +356,9 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
             shared: Arc::clone(&shared),
             wait,
             commit_max_records: u64::from(config.commit_max_records),
+            commit_max_delay: config.commit_max_delay,
+            group_records: 0,
+            group_started: None,
             appended: start_seq,
             durable: start_seq,
             failed: false,

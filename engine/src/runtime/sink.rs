@@ -28,8 +28,9 @@ impl SinkError {
 /// An append-only store of records, made durable by `commit`.
 ///
 /// The journal stage calls [`RecordSink::append`] for every record in seq order (gap-free,
-/// starting right after the engine's seq at start), then [`RecordSink::commit`] at the end of
-/// each ring batch (at most `PipelineConfig::commit_max_records` appends apart). Events are
+/// starting right after the engine's seq at start), then [`RecordSink::commit`] once per
+/// group: when the ring is empty, or after `PipelineConfig::commit_max_records` appends, or
+/// `PipelineConfig::commit_max_delay` after the group's first append. Events are
 /// released only up to the seq the last successful commit returned. After any error the
 /// pipeline is poisoned and calls the sink no more: a failed sync is never retried and assumed
 /// durable.

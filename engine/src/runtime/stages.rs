@@ -9,6 +9,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
 use disruptor::{EventPoller, Polling, Producer, SingleConsumerBarrier, SingleProducer, SingleProducerBarrier};
@@ -27,10 +28,20 @@ use crate::Engine;
 pub const ENGINE_POLL_SLOTS: u64 = 64;
 /// Most output slots the output stage takes per poll.
 pub const OUTPUT_POLL_SLOTS: u64 = 256;
+/// Most input slots the journal stage takes per poll: it hands slots back to the sequencer
+/// at least this often, whatever the size of the group it is building for one commit.
+pub const JOURNAL_POLL_SLOTS: u64 = 256;
 
 pub(crate) type InputPoller = EventPoller<Slot, SingleProducerBarrier>;
 pub(crate) type OutputPoller = EventPoller<OutSlot, SingleProducerBarrier>;
 pub(crate) type OutputProducer = SingleProducer<OutSlot, SingleConsumerBarrier>;
+
+/// The journal stage's clock: the start of a commit group, for its time bound (never part of a
+/// record, and not on the engine stage).
+#[allow(clippy::disallowed_methods)]
+fn clock_now() -> Instant {
+    Instant::now()
+}
 
 /// Consumes and discards every remaining slot until the producer shuts the ring down.
 fn drain<E>(poller: &mut EventPoller<E, SingleProducerBarrier>, wait: WaitMode) {
@@ -47,12 +58,23 @@ fn drain<E>(poller: &mut EventPoller<E, SingleProducerBarrier>, wait: WaitMode) 
     }
 }
 
-/// Appends records to the sink, commits per batch, publishes the durable seq.
+/// Appends records to the sink, group-commits them, publishes the durable seq.
+///
+/// Group commit: the stage appends everything the ring holds, [`JOURNAL_POLL_SLOTS`] at a
+/// time, and commits once the ring is empty, or once `commit_max_records` records or
+/// `commit_max_delay` have gone by since the group's first append, whichever comes first. Idle,
+/// a group is one record and commits at once; under load one commit (one msync with
+/// `Durability::Batch`) covers everything that arrived during the previous one.
 pub(crate) struct JournalStage<K> {
     pub(crate) sink: K,
     pub(crate) shared: Arc<Shared>,
     pub(crate) wait: WaitMode,
     pub(crate) commit_max_records: u64,
+    pub(crate) commit_max_delay: Duration,
+    /// Records appended since the last commit.
+    pub(crate) group_records: u64,
+    /// When the group's first record was appended (its time bound runs from here).
+    pub(crate) group_started: Option<Instant>,
     /// Last seq appended.
     pub(crate) appended: u64,
     /// Last seq the sink reported durable.
@@ -83,14 +105,21 @@ impl<K: RecordSink> JournalStage<K> {
     fn pump(&mut self, poller: &mut InputPoller) {
         let mut backoff = Backoff::new(self.wait);
         loop {
-            match poller.take(self.commit_max_records) {
+            // Never past the cap: the group is committed as soon as it reaches it.
+            let room = self.commit_max_records.saturating_sub(self.group_records).clamp(1, JOURNAL_POLL_SLOTS);
+            match poller.take(room) {
                 Ok(mut guard) => {
+                    if self.group_started.is_none() {
+                        self.group_started = Some(clock_now());
+                    }
                     for slot in &mut guard {
                         self.append(slot);
                     }
                     // Releases the slots to the sequencer before the (slow) commit.
                     drop(guard);
-                    self.commit();
+                    if self.group_is_due() {
+                        self.commit();
+                    }
                     backoff.reset();
                     continue;
                 }
@@ -111,7 +140,10 @@ impl<K: RecordSink> JournalStage<K> {
         }
         debug_assert_eq!(slot.seq, self.appended + 1, "the sequencer's seqs are gap-free");
         match self.sink.append(slot.seq, &slot.record.0) {
-            Ok(()) => self.appended = slot.seq,
+            Ok(()) => {
+                self.appended = slot.seq;
+                self.group_records += 1;
+            }
             Err(error) => {
                 self.failed = true;
                 self.shared.poison(PoisonReason::Append { seq: slot.seq, error });
@@ -119,7 +151,15 @@ impl<K: RecordSink> JournalStage<K> {
         }
     }
 
+    /// Whether the group has reached its record cap or its time bound.
+    fn group_is_due(&self) -> bool {
+        self.group_records >= self.commit_max_records
+            || self.group_started.is_some_and(|started| started.elapsed() >= self.commit_max_delay)
+    }
+
     fn commit(&mut self) {
+        self.group_records = 0;
+        self.group_started = None;
         if self.failed || self.durable == self.appended {
             return;
         }

@@ -85,15 +85,18 @@ Durability modes (--durability), and what each can lose:
 transaction whose events were written survives a crash and a power loss. One msync per \
 transaction: the slowest mode.
 
-  batch  (default) Records are msynced at the end of every batch the journal stage takes from \
-the ring (at most 256 transactions apart) and at the end of the run; a batch's events are written only after its msync returns. Loss window: a process crash (kill -9) \
+  batch  (default) Records are msynced once per commit group: everything the journal stage found \
+in the ring, closed when the ring is empty, at 8192 transactions or 2 ms after the group's first \
+append (group commit: idle, each transaction is msynced at once; saturated, one msync covers \
+thousands), and at the end of the run; a batch's events are written only after its msync returns. Loss window: a process crash (kill -9) \
 loses nothing that was appended, because the records sit in the page cache and recovery finds \
 them (their events may never have been written: replay re-derives them); a power loss or \
 kernel crash loses at most the transactions since the last msync, none of whose events were \
 written.
 
-  async  No msync while running: events are written as soon as their batch (at most 256 records) is in \
-the page cache, and the kernel writes the pages back on its own schedule (typically within 30 s). \
+  async  No msync while running: events are written as soon as their commit group is in \
+the page cache, and the kernel writes the pages back on its own schedule (typically within 30 s); \
+a finished segment is msynced completely in the background after the journal rolls to the next. \
 Loss window: a process crash loses nothing that was appended; a power loss or kernel crash can \
 lose every transaction since the kernel last wrote back, including ones whose events were \
 already written.
@@ -137,7 +140,8 @@ the attestations and snapshots a crash kept it from writing (the replica trails 
 a crash can leave the last ones unwritten: a run with an empty --input catches up).";
 
 /// Most transactions per journal commit (and event release) in the batch and async modes: the
-/// pipeline's commit cap.
+/// pipeline's group-commit cap (groups also close when the ring is empty and after
+/// `DEFAULT_COMMIT_MAX_DELAY`).
 pub const RELEASE_BATCH_TXS: u64 = DEFAULT_COMMIT_MAX_RECORDS as u64;
 
 /// Where time stamps come from.
@@ -154,7 +158,7 @@ pub enum ClockArg {
 pub enum DurabilityArg {
     /// msync every record before its events are written.
     Sync,
-    /// msync at most every 256 transactions, then write their events.
+    /// msync once per commit group (at most 8192 transactions or 2 ms), then write their events.
     Batch,
     /// never msync; the kernel writes pages back on its own schedule.
     Async,
