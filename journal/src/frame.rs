@@ -221,7 +221,9 @@ pub(crate) fn write_frame(bytes: &mut [u8], off: usize, seq: u64, segment_index:
     store_u64(region, 8, head_word(len as u64), Ordering::Relaxed);
     region[16..24].copy_from_slice(&seq.to_le_bytes());
     region[body..body + len].copy_from_slice(payload);
-    region[body + len..body + padded].fill(0);
+    if padded > len {
+        region[body + len..body + padded].fill(0);
+    }
     region[body + padded..body + padded + 8].copy_from_slice(&segment_index.to_le_bytes());
     let hash = xxh3_64(&region[..body + padded + 8]);
     store_u64(region, body + padded + 8, hash, Ordering::Release);
