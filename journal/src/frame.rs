@@ -209,6 +209,7 @@ const fn head_word(payload_len: u64) -> u64 {
 /// Writes a frame for `payload` at `off` and returns its hash. The caller guarantees that
 /// `off >= 16` is a multiple of 16, that the 8 bytes before `off` hold `h[n-1]`, that
 /// `payload.len() <= MAX_PAYLOAD_BYTES` and that the frame fits in `bytes`.
+#[inline(always)]
 pub(crate) fn write_frame(bytes: &mut [u8], off: usize, seq: u64, segment_index: u64, payload: &[u8]) -> u64 {
     debug_assert!(off >= 16 && off.is_multiple_of(FRAME_ALIGN as usize), "frame offset {off} must be aligned");
     debug_assert!(payload.len() as u64 <= MAX_PAYLOAD_BYTES);
