@@ -10,7 +10,10 @@
 //! - `crossbeam_blocking`: `recv()` (crossbeam spins briefly, then parks on a futex);
 //! - `crossbeam_yield`: `try_recv()` with the runtime's yielding backoff (the disruptor's wait).
 //!
-//! Under `cargo bench` a summary prints ns per burst and the channel/disruptor ratios.
+//! Under `cargo bench` a summary prints ns per burst and the channel/disruptor ratios, and the
+//! distribution of single bursts (HDR histogram, p50 to p99.99 and max): each burst timed on
+//! its own after a warm-up, the next one sent only once the previous one was consumed
+//! (closed loop: service time, no coordinated omission to correct, none corrected).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use disruptor::{build_single_producer, Producer};
+use hdrhistogram::Histogram;
 use verex_engine::runtime::{Backoff, Slot, WaitMode, YieldingWait};
 
 const BURSTS: [u64; 3] = [1, 10, 100];
@@ -177,9 +181,25 @@ fn ring_hop(c: &mut Criterion) {
     group.finish();
 }
 
-/// Prints ns per burst and per message, best of 5 passes, with ratios to the disruptor, and
-/// the same as one JSON line (also written to `$VEREX_RING_JSON` if set); only under
-/// `cargo bench`.
+/// Bursts timed one at a time for the latency distribution, per burst size.
+const LATENCY_BURSTS: u64 = 20_000;
+
+/// The time of each of `bursts` single bursts, after `bursts / 10` untimed ones.
+fn burst_latencies(hop: &mut dyn Hop, size: u64, bursts: u64) -> Histogram<u64> {
+    let mut histogram = Histogram::new_with_bounds(1, 10_000_000_000, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
+    time_bursts(hop, size, bursts / 10);
+    for _ in 0..bursts {
+        let start = Instant::now();
+        hop.burst(size);
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        histogram.saturating_record(ns.max(1));
+    }
+    histogram
+}
+
+/// Prints ns per burst and per message, best of 5 passes, with ratios to the disruptor, then
+/// the latency distribution of single bursts, and both as one JSON line (also written to
+/// `$VEREX_RING_JSON` if set); only under `cargo bench`.
 fn summary(_: &mut Criterion) {
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
@@ -202,8 +222,31 @@ fn summary(_: &mut Criterion) {
             cells.push(format!("{ns:>8.0} ns ({:>6.1} ns/msg) {:>4.2}x", ns / size as f64, ns / base));
         }
         println!("{size:>6} {}", cells.join(" "));
-        let fields: Vec<String> =
+        let mut fields: Vec<String> =
             CONTENDERS.iter().zip(&per_burst_ns).map(|(name, ns)| format!("\"{name}_ns\":{ns:.0}")).collect();
+        for name in CONTENDERS {
+            let mut hop = contender(name);
+            let h = burst_latencies(hop.as_mut(), size, LATENCY_BURSTS);
+            let q = |p: f64| h.value_at_quantile(p);
+            println!(
+                "{size:>6} {name:<20} single bursts: p50 {} p99 {} p99.9 {} p99.99 {} max {} ns ({} bursts)",
+                q(0.5),
+                q(0.99),
+                q(0.999),
+                q(0.9999),
+                h.max(),
+                h.len()
+            );
+            fields.push(format!(
+                "\"{name}_latency\":{{\"p50\":{},\"p99\":{},\"p99.9\":{},\"p99.99\":{},\"max\":{},\"count\":{}}}",
+                q(0.5),
+                q(0.99),
+                q(0.999),
+                q(0.9999),
+                h.max(),
+                h.len()
+            ));
+        }
         json.push(format!("\"{size}\":{{{}}}", fields.join(",")));
     }
     // One machine-readable line (perf/run can parse it): ns per burst by burst size.
