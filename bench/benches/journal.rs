@@ -23,12 +23,13 @@
 //! with no coordinated omission to correct.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hdrhistogram::Histogram;
 use memmap2::MmapMut;
+use verex_bench::hdr::{elapsed_ns, histogram, percentiles_json, percentiles_row};
 use verex_journal::test_support::preallocated_file;
 use verex_journal::{frame_len, Durability, JournalConfig, JournalReader, JournalWriter, SEGMENT_HEADER_BYTES};
 
@@ -90,6 +91,13 @@ fn time_journal_appends(payload: &[u8], count: u64) -> Duration {
     elapsed
 }
 
+/// A writable mapping of a freshly preallocated scratch file of `bytes`.
+fn fresh_mapping(path: &Path, bytes: u64) -> MmapMut {
+    let file = preallocated_file(path, bytes).expect("preallocate");
+    // SAFETY: a private scratch file nobody else maps.
+    unsafe { MmapMut::map_mut(&file) }.expect("map")
+}
+
 /// Times `count` copies of `payload`, back to back, into fresh preallocated files.
 fn time_memcpy_fresh(payload: &[u8], count: u64) -> Duration {
     let per_file = (SEGMENT_BYTES - SEGMENT_HEADER_BYTES) / payload.len() as u64;
@@ -98,9 +106,7 @@ fn time_memcpy_fresh(payload: &[u8], count: u64) -> Duration {
     while left > 0 {
         let chunk = left.min(per_file);
         let scratch = Scratch::new("memcpy");
-        let file = preallocated_file(&scratch.0.join("baseline"), SEGMENT_BYTES).expect("preallocate");
-        // SAFETY: a private scratch file nobody else maps.
-        let mut map = unsafe { MmapMut::map_mut(&file) }.expect("map");
+        let mut map = fresh_mapping(&scratch.0.join("baseline"), SEGMENT_BYTES);
         let mut off = SEGMENT_HEADER_BYTES as usize;
         let start = Instant::now();
         for _ in 0..chunk {
@@ -195,18 +201,6 @@ fn replay_all(reader: &JournalReader) -> u64 {
 }
 
 fn replay(c: &mut Criterion) {
-    println!("\nsingle operations ({LATENCY_RECORDS} per size, 64 MiB segments and files, two clock reads each):");
-    let mut json = Vec::new();
-    for size in PAYLOAD_SIZES {
-        let payload = payload(size);
-        let (journal_json, journal_row) = latency_summary(&append_latencies(&payload));
-        let (memcpy_json, memcpy_row) = latency_summary(&memcpy_latencies(&payload));
-        println!("{size:>5}B journal append {journal_row}");
-        println!("{size:>5}B memcpy, fresh  {memcpy_row}");
-        json.push(format!("\"{size}\":{{\"journal_async\":{journal_json},\"memcpy_fresh_file\":{memcpy_json}}}"));
-    }
-    // One machine-readable line for perf/run.
-    println!("journal-latency-json: {{{}}}", json.join(","));
     for size in PAYLOAD_SIZES {
         let (_scratch, reader) = replay_fixture(size);
         let mut group = c.benchmark_group(format!("journal_replay/{size}B"));
@@ -222,14 +216,6 @@ const LATENCY_RECORDS: u64 = 2_000_000;
 /// Segment (and baseline file) size of the latency passes: small enough to roll several times.
 const LATENCY_SEGMENT_BYTES: u64 = 64 << 20;
 
-fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 10_000_000_000, 3).unwrap_or_else(|e| panic!("histogram: {e}"))
-}
-
-fn elapsed_ns(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1)
-}
-
 /// Each of `LATENCY_RECORDS` appends timed on its own, segment rolls included.
 fn append_latencies(payload: &[u8]) -> Histogram<u64> {
     let scratch = Scratch::new("latency");
@@ -237,35 +223,33 @@ fn append_latencies(payload: &[u8]) -> Histogram<u64> {
         JournalConfig { dir: scratch.0.clone(), segment_bytes: LATENCY_SEGMENT_BYTES, durability: Durability::Async };
     let (mut writer, _) = JournalWriter::open(config).expect("open journal");
     writer.append(1, payload).expect("append");
-    let mut histogram = latency_histogram();
+    let mut latencies = histogram();
     for seq in 2..LATENCY_RECORDS + 2 {
         let start = Instant::now();
         writer.append(seq, payload).expect("append");
-        histogram.saturating_record(elapsed_ns(start));
+        latencies.saturating_record(elapsed_ns(start));
     }
     writer.commit().expect("commit");
-    histogram
+    latencies
 }
 
 /// Each of `LATENCY_RECORDS` copies into fresh preallocated files timed on its own.
 fn memcpy_latencies(payload: &[u8]) -> Histogram<u64> {
     let scratch = Scratch::new("memcpy-latency");
     let per_file = (LATENCY_SEGMENT_BYTES - SEGMENT_HEADER_BYTES) / payload.len() as u64;
-    let mut histogram = latency_histogram();
+    let mut latencies = histogram();
     let mut left = LATENCY_RECORDS;
     let mut file_index = 0;
     while left > 0 {
         let chunk = left.min(per_file);
         let path = scratch.0.join(format!("baseline-{file_index}"));
-        let file = preallocated_file(&path, LATENCY_SEGMENT_BYTES).expect("preallocate");
-        // SAFETY: a private scratch file nobody else maps.
-        let mut map = unsafe { MmapMut::map_mut(&file) }.expect("map");
+        let mut map = fresh_mapping(&path, LATENCY_SEGMENT_BYTES);
         let mut off = SEGMENT_HEADER_BYTES as usize;
         for _ in 0..chunk {
             let start = Instant::now();
             map[off..off + payload.len()].copy_from_slice(payload);
             black_box(map.as_ptr());
-            histogram.saturating_record(elapsed_ns(start));
+            latencies.saturating_record(elapsed_ns(start));
             off += payload.len();
         }
         drop(map);
@@ -273,23 +257,7 @@ fn memcpy_latencies(payload: &[u8]) -> Histogram<u64> {
         file_index += 1;
         left -= chunk;
     }
-    histogram
-}
-
-/// `{"p50":…,…}` of a histogram, and its row for the printed table.
-fn latency_summary(h: &Histogram<u64>) -> (String, String) {
-    let q = |p: f64| h.value_at_quantile(p);
-    let json = format!(
-        "{{\"p50\":{},\"p99\":{},\"p99.9\":{},\"p99.99\":{},\"max\":{},\"count\":{}}}",
-        q(0.5),
-        q(0.99),
-        q(0.999),
-        q(0.9999),
-        h.max(),
-        h.len()
-    );
-    let row = format!("p50 {} p99 {} p99.9 {} p99.99 {} max {} ns", q(0.5), q(0.99), q(0.999), q(0.9999), h.max());
-    (json, row)
+    latencies
 }
 
 /// Prints records/s, GB/s and ratios from one timed pass of each (only under `cargo bench`).
@@ -328,11 +296,11 @@ fn summary(_: &mut Criterion) {
     let mut json = Vec::new();
     for size in PAYLOAD_SIZES {
         let payload = payload(size);
-        let (journal_json, journal_row) = latency_summary(&append_latencies(&payload));
-        let (memcpy_json, memcpy_row) = latency_summary(&memcpy_latencies(&payload));
-        println!("{size:>5}B journal append {journal_row}");
-        println!("{size:>5}B memcpy, fresh  {memcpy_row}");
-        json.push(format!("\"{size}\":{{\"journal_async\":{journal_json},\"memcpy_fresh_file\":{memcpy_json}}}"));
+        let (journal, memcpy) = (append_latencies(&payload), memcpy_latencies(&payload));
+        println!("{size:>5}B journal append {}", percentiles_row(&journal));
+        println!("{size:>5}B memcpy, fresh  {}", percentiles_row(&memcpy));
+        let (journal, memcpy) = (percentiles_json(&journal), percentiles_json(&memcpy));
+        json.push(format!("\"{size}\":{{\"journal_async\":{journal},\"memcpy_fresh_file\":{memcpy}}}"));
     }
     // One machine-readable line for perf/run.
     println!("journal-latency-json: {{{}}}", json.join(","));

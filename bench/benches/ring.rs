@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use disruptor::{build_single_producer, Producer};
 use hdrhistogram::Histogram;
+use verex_bench::hdr::{elapsed_ns, histogram, percentiles_json, percentiles_row};
 use verex_engine::runtime::{Backoff, Slot, WaitMode, YieldingWait};
 
 const BURSTS: [u64; 3] = [1, 10, 100];
@@ -186,15 +187,14 @@ const LATENCY_BURSTS: u64 = 20_000;
 
 /// The time of each of `bursts` single bursts, after `bursts / 10` untimed ones.
 fn burst_latencies(hop: &mut dyn Hop, size: u64, bursts: u64) -> Histogram<u64> {
-    let mut histogram = Histogram::new_with_bounds(1, 10_000_000_000, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
+    let mut latencies = histogram();
     time_bursts(hop, size, bursts / 10);
     for _ in 0..bursts {
         let start = Instant::now();
         hop.burst(size);
-        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        histogram.saturating_record(ns.max(1));
+        latencies.saturating_record(elapsed_ns(start));
     }
-    histogram
+    latencies
 }
 
 /// Prints ns per burst and per message, best of 5 passes, with ratios to the disruptor, then
@@ -227,25 +227,8 @@ fn summary(_: &mut Criterion) {
         for name in CONTENDERS {
             let mut hop = contender(name);
             let h = burst_latencies(hop.as_mut(), size, LATENCY_BURSTS);
-            let q = |p: f64| h.value_at_quantile(p);
-            println!(
-                "{size:>6} {name:<20} single bursts: p50 {} p99 {} p99.9 {} p99.99 {} max {} ns ({} bursts)",
-                q(0.5),
-                q(0.99),
-                q(0.999),
-                q(0.9999),
-                h.max(),
-                h.len()
-            );
-            fields.push(format!(
-                "\"{name}_latency\":{{\"p50\":{},\"p99\":{},\"p99.9\":{},\"p99.99\":{},\"max\":{},\"count\":{}}}",
-                q(0.5),
-                q(0.99),
-                q(0.999),
-                q(0.9999),
-                h.max(),
-                h.len()
-            ));
+            println!("{size:>6} {name:<20} single bursts: {}", percentiles_row(&h));
+            fields.push(format!("\"{name}_latency\":{}", percentiles_json(&h)));
         }
         json.push(format!("\"{size}\":{{{}}}", fields.join(",")));
     }

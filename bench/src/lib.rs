@@ -6,6 +6,7 @@
 //! record each iteration without encoding or allocating.
 #![deny(missing_docs, clippy::unwrap_used)]
 
+pub mod hdr;
 pub mod peers;
 pub mod workload;
 

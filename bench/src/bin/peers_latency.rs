@@ -37,6 +37,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use verex_bench::hdr::histogram;
 use verex_bench::peers::matchcore::Matchcore;
 use verex_bench::peers::orderbook_rs::OrderbookRs;
 use verex_bench::peers::verex::Verex;
@@ -46,8 +47,6 @@ use verex_bench::workload::{Shape, Totals, Workload, WorkloadConfig};
 
 /// Share of the stream run untimed on a fresh book before recording (per mille).
 const WARMUP_PER_MILLE: usize = 100;
-/// Highest recordable latency: 10 s in ns.
-const MAX_LATENCY_NS: u64 = 10_000_000_000;
 /// Percentiles reported in the table.
 const PERCENTILES: [(&str, f64); 7] = [
     ("p50", 50.0),
@@ -85,14 +84,6 @@ fn parse_args() -> Args {
         }
     }
     args
-}
-
-/// A histogram whose counts are already in memory: `reset` writes every count, so no page
-/// is first touched (and faulted in) while recording inside a measured loop.
-fn histogram() -> Histogram<u64> {
-    let mut h = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
-    h.reset();
-    h
 }
 
 fn ns(duration: std::time::Duration) -> u64 {
