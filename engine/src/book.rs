@@ -332,6 +332,16 @@ impl Book {
         levels.get_mut(level).total_qty -= by;
     }
 
+    /// Room, as far as levels go, for an order to rest at `price` on `side`: a new level is
+    /// needed only where none is at that price, and only a full level pool or a full side can
+    /// refuse it, unless the order moving there empties the level it leaves
+    /// (`frees_a_level`). Cheap tests first: the level lookup runs only when a pool is full.
+    pub(crate) fn has_level_room(&self, levels: &LevelPool, side: Side, price: i64, frees_a_level: bool) -> bool {
+        let book_side = self.side(side);
+        let short_of_levels = (levels.is_full() || book_side.is_full()) && !frees_a_level;
+        !short_of_levels || book_side.has_level(price)
+    }
+
     /// The order a taker of `taker_side` with this limit trades against next: the head of the
     /// best opposite level, if that level crosses the limit.
     pub(crate) fn crossing_head(&self, levels: &LevelPool, taker_side: Side, limit: Option<i64>) -> Option<u32> {

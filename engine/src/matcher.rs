@@ -381,11 +381,8 @@ impl Matcher {
     /// Room to rest an order at `price`? `moving`: it rests already (it holds its slot) and
     /// `frees_a_level` says whether leaving empties its level.
     fn has_room(&self, book: usize, side: Side, price: i64, moving: bool, frees_a_level: bool) -> bool {
-        let book_side = self.books[book].side(side);
-        // Cheap tests first: the level lookup only matters when a pool is full.
-        let short_of_levels = (self.levels.is_full() || book_side.is_full()) && !frees_a_level;
         let orders_short = self.orders.is_full() && !moving;
-        !orders_short && (!short_of_levels || book_side.has_level(price))
+        !orders_short && self.books[book].has_level_room(&self.levels, side, price, frees_a_level)
     }
 
     /// How much of `order` would trade now, within the per-order limit (a dry run).

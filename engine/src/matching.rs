@@ -110,20 +110,19 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
 /// A perp order (either side) locks per lot its initial margin at `price` (notional × IMF)
 /// plus the larger fee, each rounded up, in the settle asset.
 pub(crate) fn lock_per_lot(market: &Market, side: Side, price: i64) -> Option<u64> {
-    if market.lot_notional != 0 {
-        if let Some(per_lot) = lock_per_lot_whole(market, side, price) {
-            return Some(per_lot);
-        }
-    }
-    lock_per_lot_exact(market, side, price)
+    lock_per_lot_whole(market, side, price).or_else(|| lock_per_lot_exact(market, side, price))
 }
 
 /// [`lock_per_lot`] when a lot's notional at one price unit is the whole number
 /// `market.lot_notional`: the notional is exact, and each rounded-up ratio of it is one 64-bit
 /// division by the constant `RATIO_ONE`. The same value as [`lock_per_lot_exact`]; `None` when
-/// a product leaves `u64` (the exact path then decides).
+/// the market's lot notional is not whole or a product leaves `u64` (the exact path then
+/// decides).
 fn lock_per_lot_whole(market: &Market, side: Side, price: i64) -> Option<u64> {
     const ONE: u64 = RATIO_ONE.unsigned_abs();
+    if market.lot_notional == 0 {
+        return None;
+    }
     let notional = u64::try_from(price).ok()?.checked_mul(market.lot_notional)?;
     let ratio_of =
         |ratio: i64| -> Option<u64> { Some(notional.checked_mul(u64::try_from(ratio).ok()?)?.div_ceil(ONE)) };
@@ -836,9 +835,7 @@ impl Engine {
             return Err(RejectReason::WouldTake);
         }
         let frees_a_level = self.levels.get(order.level).count == 1;
-        // Cheap tests first: the level lookup only matters when a pool is full.
-        let short_of_levels = (self.levels.is_full() || book.side(order.side).is_full()) && !frees_a_level;
-        if short_of_levels && !book.side(order.side).has_level(new.price) {
+        if !book.has_level_room(&self.levels, order.side, new.price, frees_a_level) {
             return Err(RejectReason::LimitReached);
         }
         let available = self.accounts.balance(order.account, lock_in).available;
@@ -959,7 +956,7 @@ mod tests {
                         let price = i64::try_from(1 + x % (1 << (x >> 58))).unwrap_or(1);
                         for side in [Side::Buy, Side::Sell] {
                             let exact = lock_per_lot_exact(&m, side, price);
-                            if let Some(whole) = lock_per_lot_whole(&m, side, price).filter(|_| m.lot_notional != 0) {
+                            if let Some(whole) = lock_per_lot_whole(&m, side, price) {
                                 assert_eq!(Some(whole), exact, "{kind:?} {side:?} step {step} exp {exp} price {price}");
                                 compared += 1;
                             }
