@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use verex_engine::catalog::Catalog;
-use verex_engine::record::RecordBytes;
 use verex_engine::runtime::{
     start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, RecordSink, SignedTxBytes, SinkError, Subscriber,
     TxEnd, Verdict, VerifyMode, WaitMode,
@@ -47,6 +46,7 @@ use verex_engine::tx::{
     AddAsset, AddMarket, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place, Side, SignedTx, Symbol, TimeInForce,
     Tx,
 };
+use verex_engine::verified::{VerifiedRecordBytes, VerifiedTx};
 use verex_engine::{Engine, Event, Genesis, Limits};
 use verex_journal::{Durability, JournalConfig, JournalWriter};
 
@@ -201,8 +201,9 @@ fn fixture() -> (Engine, OrderStream) {
     let mut buf = engine.event_buf();
     let mut sequencer = Sequencer::new(0, Clock::Deterministic);
     let mut apply = |engine: &mut Engine, signed: SignedTx| {
-        let record = RecordBytes::encode(&sequencer.stamp(signed, None));
-        engine.apply(record.archived(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
+        let tx = VerifiedTx::assume_verified(SignedTxBytes::encode(&signed));
+        let record = sequencer.stamp(&tx, None).unwrap_or_else(|e| panic!("{e}"));
+        engine.apply(record.verified(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
         assert!(buf.rejection().is_none(), "fixture tx rejected: {:?}", buf.events());
     };
     let operators = [dev_role_key(Role::Admin), dev_role_key(Role::Custody)].map(|k| k.verifying_key().to_bytes());
@@ -497,7 +498,7 @@ fn inject<K: RecordSink>(
         }
         let measured = i >= warmup;
         let tag = (planned_ns << 1) | u64::from(measured);
-        pipeline.submit(tx, None, tag).unwrap_or_else(|e| panic!("submit: {e}"));
+        pipeline.submit(&VerifiedTx::assume_verified(*tx), None, tag).unwrap_or_else(|e| panic!("submit: {e}"));
         if measured {
             let lag = (epoch.elapsed().as_nanos() as u64).saturating_sub(planned_ns);
             let _ = send_lag.record(lag.clamp(1, MAX_LATENCY_NS));
@@ -693,12 +694,16 @@ fn parse_args() -> Args {
 fn direct_apply_rate(txs: usize) -> f64 {
     let (mut engine, mut stream) = fixture();
     let mut sequencer = Sequencer::new(engine.seq(), Clock::Deterministic);
-    let records: Vec<RecordBytes> =
-        (0..txs).map(|_| RecordBytes::encode(&sequencer.stamp(stream.next(), None))).collect();
+    let records: Vec<VerifiedRecordBytes> = (0..txs)
+        .map(|_| {
+            let tx = VerifiedTx::assume_verified(SignedTxBytes::encode(&stream.next()));
+            sequencer.stamp(&tx, None).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
     let mut buf = engine.event_buf();
     let start = Instant::now();
     for record in &records {
-        engine.apply(record.archived(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
+        engine.apply(record.verified(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
     }
     per_second(txs, start.elapsed())
 }

@@ -17,6 +17,7 @@ use verex_engine::tx::{
     AddAsset, AddMarket, ArchivedOp, ArchivedSequencedTx, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place,
     SequencedTx, Side, SignedTx, Symbol, TimeInForce, Tx,
 };
+use verex_engine::verified::VerifiedRecord;
 use verex_engine::{Engine, EventBuf, Genesis, Limits};
 
 /// Market used by the book benchmarks: tick 0.01, step 0.0001, maker 0.0001, taker 0.0005.
@@ -176,7 +177,9 @@ impl BookFixture {
         let seq = self.engine.seq() + 1;
         let ts = DEV_CLOCK_START_NS + seq * DEV_CLOCK_STEP_NS;
         let bytes = RecordBytes::encode(&SequencedTx { seq, ts, signed: SignedTx { tx, signature: [0; 64] } });
-        self.engine.apply(bytes.archived(), &mut self.events).unwrap_or_else(|e| panic!("{e}"));
+        self.engine
+            .apply(VerifiedRecord::assume_verified(bytes.archived()), &mut self.events)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(self.events.rejection().is_none(), "fixture op rejected: {:?}", self.events.events());
     }
 
@@ -186,7 +189,8 @@ impl BookFixture {
         self.nonces[slot] += 1;
         let seq = self.engine.seq() + 1;
         let archived = template.stamp(seq, self.nonces[slot]);
-        self.engine.apply(archived, &mut self.events).is_ok() && self.events.rejection().is_none()
+        self.engine.apply(VerifiedRecord::assume_verified(archived), &mut self.events).is_ok()
+            && self.events.rejection().is_none()
     }
 
     /// Fills the book to the exchange-core benchmark shape: `orders` resting orders spread
@@ -310,6 +314,7 @@ impl PerpFixture {
         self.oracle_nonce += 1;
         let seq = self.book.engine.seq() + 1;
         let archived = template.stamp(seq, self.oracle_nonce);
-        self.book.engine.apply(archived, &mut self.book.events).is_ok() && self.book.events.rejection().is_none()
+        self.book.engine.apply(VerifiedRecord::assume_verified(archived), &mut self.book.events).is_ok()
+            && self.book.events.rejection().is_none()
     }
 }

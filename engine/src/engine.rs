@@ -13,11 +13,13 @@ use crate::fixed::{ratio_units, UnitsError, RATIO_ONE};
 use crate::genesis::Genesis;
 use crate::limits::{Limits, MAX_ASSET_DECIMALS, MAX_FEE_RATIO, MAX_PRICE_DECIMALS, MAX_SUPPLY_UNITS};
 use crate::orders::OrderPool;
+use crate::sequencer::MAX_TS_NS;
 use crate::signing::Role;
 use crate::tx::{
     ArchivedAddAsset, ArchivedAddMarket, ArchivedAssetAmount, ArchivedDeposit, ArchivedFunding, ArchivedMark,
-    ArchivedOp, ArchivedSequencedTx, ArchivedTx, MarketKind, MAX_MARK_PRICES,
+    ArchivedOp, ArchivedTx, MarketKind, MAX_MARK_PRICES,
 };
+use crate::verified::VerifiedRecord;
 
 /// A failure of the caller, not of the transaction: the engine refuses to go on.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -33,6 +35,14 @@ pub enum EngineError {
     /// The limits are out of range.
     #[error("invalid limits: {0}")]
     InvalidLimits(String),
+    /// A genesis key cannot sign under the rule (small order, not canonical, not a point).
+    #[error("genesis {role} key is refused: {fault}")]
+    InvalidGenesis {
+        /// The role whose key is refused.
+        role: &'static str,
+        /// Why.
+        fault: crate::signature_rule::SignatureFault,
+    },
 }
 
 /// Who is acting, once authenticated.
@@ -88,6 +98,7 @@ impl Engine {
     /// [`EngineError::InvalidLimits`] when a limit is out of range.
     pub fn new(genesis: Genesis, limits: Limits) -> Result<Self, EngineError> {
         limits.validate().map_err(EngineError::InvalidLimits)?;
+        genesis.validate().map_err(|(role, fault)| EngineError::InvalidGenesis { role: role.name(), fault })?;
         let assets = usize::from(limits.max_assets);
         Ok(Self {
             limits,
@@ -137,9 +148,14 @@ impl Engine {
 
     /// Applies one sequenced transaction, appending its events to `out` (cleared first).
     ///
+    /// Only a record whose signature was verified can be applied (see [`crate::verified`]).
+    /// Its stamp is the engine's clock: a stamp before the last one is rejected (`stale_ts`),
+    /// one not below [`MAX_TS_NS`] too (`invalid_ts`); neither moves the clock.
+    ///
     /// # Errors
     /// [`EngineError::SeqGap`] if `tx.seq` is not the next seq; nothing changes then.
-    pub fn apply(&mut self, stx: &ArchivedSequencedTx, out: &mut EventBuf) -> Result<(), EngineError> {
+    pub fn apply(&mut self, tx: VerifiedRecord<'_>, out: &mut EventBuf) -> Result<(), EngineError> {
+        let stx = tx.record();
         let seq = stx.seq.to_native();
         if seq != self.seq + 1 {
             return Err(EngineError::SeqGap { expected: self.seq + 1, got: seq });
@@ -147,6 +163,10 @@ impl Engine {
         out.begin(seq);
         self.seq = seq;
         let ts = stx.ts.to_native();
+        if ts >= MAX_TS_NS {
+            out.push(Event::Rejected { reason: RejectReason::InvalidTs });
+            return Ok(());
+        }
         if ts < self.last_ts {
             out.push(Event::Rejected { reason: RejectReason::StaleTs });
             return Ok(());

@@ -15,6 +15,9 @@ pub enum RejectReason {
     StaleNonce,
     /// The stamp is before the last applied one.
     StaleTs,
+    /// The stamp is beyond [`crate::sequencer::MAX_TS_NS`] (a development line's own `ts`):
+    /// rejected without moving the engine's clock.
+    InvalidTs,
     /// No such account, or the signer is not the account's key.
     UnknownAccount,
     /// No such asset.
@@ -71,6 +74,7 @@ impl RejectReason {
             Self::BadSignature => "bad_signature",
             Self::StaleNonce => "stale_nonce",
             Self::StaleTs => "stale_ts",
+            Self::InvalidTs => "invalid_ts",
             Self::UnknownAccount => "unknown_account",
             Self::UnknownAsset => "unknown_asset",
             Self::UnknownMarket => "unknown_market",

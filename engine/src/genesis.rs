@@ -1,5 +1,6 @@
 //! Genesis configuration: the operator keys that sign admin, custody, oracle and attest ops.
 
+use crate::signature_rule::{check_public_key, SignatureFault};
 use crate::signing::{dev_role_key, Role};
 
 /// The operator public keys named at genesis.
@@ -25,6 +26,18 @@ impl Genesis {
             oracle: dev_role_key(Role::Oracle).verifying_key().to_bytes(),
             attest: dev_role_key(Role::Attest).verifying_key().to_bytes(),
         }
+    }
+
+    /// Checks that every role's key can sign under the rule (SPEC section 4: no small-order,
+    /// non-canonical or off-curve key, for which a signature could verify for any message).
+    ///
+    /// # Errors
+    /// The first refused role and why.
+    pub fn validate(&self) -> Result<(), (Role, SignatureFault)> {
+        for role in Role::ALL {
+            check_public_key(self.key(role)).map_err(|fault| (role, fault))?;
+        }
+        Ok(())
     }
 
     /// The key of a role.

@@ -6,7 +6,8 @@
 //!
 //! Modules, one concept each:
 //! - [`tx`]: the wire transaction types (fixed size, `rkyv`-archived, signed);
-//! - [`signing`]: canonical bytes, ed25519, development keys;
+//! - [`signing`]: canonical bytes, ed25519, development keys; [`signature_rule`]: the one
+//!   verification rule; [`verified`]: the verified-by-construction types `apply` takes;
 //! - [`fixed`]: integer fixed-point arithmetic with explicit rounding;
 //! - [`catalog`]: assets, markets and the symbol table;
 //! - `accounts`, `orders`, `book`: accounts and balances, the order pool, price levels;
@@ -36,11 +37,13 @@ pub mod record;
 pub mod risk;
 pub mod runtime;
 pub mod sequencer;
+pub mod signature_rule;
 pub mod signing;
 pub mod snapshot;
 mod state_hash;
 pub mod text;
 pub mod tx;
+pub mod verified;
 
 pub use accounts::Balance;
 pub use engine::{Engine, EngineError};

@@ -1,14 +1,18 @@
 //! Canonical bytes, ed25519 signatures, and the deterministic development keys.
 //!
+//! Every signature check goes through [`crate::signature_rule`], the one verification rule of
+//! SPEC section 4 (no small-order or non-canonical points, `S < ℓ`, the cofactored equation).
+//!
 //! The canonical bytes of a transaction are the bytes of its archived [`Tx`] (fixed size,
 //! little-endian, zeroed padding), prefixed by a domain tag so that a signature over a verex
 //! transaction can never be replayed as a signature over anything else. Because the archived
 //! `Tx` sits inside every journal record, a third party verifies a record's signature over the
 //! record's own bytes, with no re-encoding.
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use rkyv::rancor;
 
+use crate::signature_rule::{verify_message, SignatureFault};
 use crate::tx::{ArchivedSignedTx, ArchivedTx, SignedTx, Tx};
 
 /// Domain separation tag prepended to the archived tx before signing.
@@ -17,15 +21,26 @@ pub const TX_SIGNING_DOMAIN: &[u8; 12] = b"verex-tx-v1\0";
 /// Bytes of an archived [`Tx`].
 pub const TX_BYTES: usize = core::mem::size_of::<ArchivedTx>();
 
-/// Why a signature does not check out.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SignatureError {
-    /// The signer field is not a valid ed25519 public key.
-    #[error("signer {0} is not a valid ed25519 public key")]
-    BadKey(String),
-    /// The signature does not verify over the canonical bytes.
-    #[error("signature does not verify for signer {0}")]
-    BadSignature(String),
+/// Why a transaction's signature is refused: the signer and the step of the rule it fails.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+#[error("signature by {} refused: {fault}", hex(signer))]
+pub struct SignatureError {
+    /// The tx's signer (its public key).
+    pub signer: [u8; 32],
+    /// What failed.
+    pub fault: SignatureFault,
+}
+
+impl SignatureError {
+    /// True when the key itself is refused (not a canonical point of large order), whatever
+    /// it signs.
+    #[must_use]
+    pub fn is_bad_key(&self) -> bool {
+        matches!(
+            self.fault,
+            SignatureFault::KeyNotCanonical | SignatureFault::KeySmallOrder | SignatureFault::KeyNotAPoint
+        )
+    }
 }
 
 /// The archived bytes of `tx`, exactly as they appear inside a journal record.
@@ -54,7 +69,9 @@ pub fn archived_tx_bytes(tx: &ArchivedTx) -> &[u8] {
     unsafe { core::slice::from_raw_parts((tx as *const ArchivedTx).cast::<u8>(), TX_BYTES) }
 }
 
-fn signing_message(tx_bytes: &[u8]) -> Vec<u8> {
+/// The message a tx's signature covers: [`TX_SIGNING_DOMAIN`] followed by the archived tx.
+#[must_use]
+pub fn signing_message(tx_bytes: &[u8]) -> Vec<u8> {
     let mut message = Vec::with_capacity(TX_SIGNING_DOMAIN.len() + tx_bytes.len());
     message.extend_from_slice(TX_SIGNING_DOMAIN);
     message.extend_from_slice(tx_bytes);
@@ -68,28 +85,22 @@ pub fn sign(tx: Tx, key: &SigningKey) -> SignedTx {
     SignedTx { tx, signature: signature.to_bytes() }
 }
 
-/// Verifies a signed tx in its archived form (as read from a journal record).
+/// Verifies a signed tx in its archived form (as read from a journal record) under the rule.
 ///
 /// # Errors
-/// [`SignatureError`] when the key is not a curve point or the signature does not verify.
+/// [`SignatureError`] naming the signer and the failed step.
 pub fn verify_archived(signed: &ArchivedSignedTx) -> Result<(), SignatureError> {
-    let key =
-        VerifyingKey::from_bytes(&signed.tx.signer).map_err(|_| SignatureError::BadKey(hex(&signed.tx.signer)))?;
-    let signature = Signature::from_bytes(&signed.signature);
-    key.verify(&signing_message(archived_tx_bytes(&signed.tx)), &signature)
-        .map_err(|_| SignatureError::BadSignature(hex(&signed.tx.signer)))
+    verify_message(&signed.tx.signer, &signing_message(archived_tx_bytes(&signed.tx)), &signed.signature)
+        .map_err(|fault| SignatureError { signer: signed.tx.signer, fault })
 }
 
-/// Verifies a signed tx in its native form.
+/// Verifies a signed tx in its native form under the rule.
 ///
 /// # Errors
-/// [`SignatureError`] when the key is not a curve point or the signature does not verify.
+/// [`SignatureError`] naming the signer and the failed step.
 pub fn verify(signed: &SignedTx) -> Result<(), SignatureError> {
-    let key =
-        VerifyingKey::from_bytes(&signed.tx.signer).map_err(|_| SignatureError::BadKey(hex(&signed.tx.signer)))?;
-    let signature = Signature::from_bytes(&signed.signature);
-    key.verify(&signing_message(&archive_tx(&signed.tx)), &signature)
-        .map_err(|_| SignatureError::BadSignature(hex(&signed.tx.signer)))
+    verify_message(&signed.tx.signer, &signing_message(&archive_tx(&signed.tx)), &signed.signature)
+        .map_err(|fault| SignatureError { signer: signed.tx.signer, fault })
 }
 
 /// Lower-case hex of bytes.
@@ -185,7 +196,7 @@ mod tests {
     fn tampered_tx_fails() {
         let mut signed = sign(tx(1), &dev_account_key(1));
         signed.tx.nonce = 2;
-        assert!(matches!(verify(&signed), Err(SignatureError::BadSignature(_))));
+        assert_eq!(verify(&signed).map_err(|e| e.fault), Err(SignatureFault::EquationFails));
         let signed = sign(tx(1), &dev_account_key(2));
         assert!(verify(&signed).is_err());
     }

@@ -2,9 +2,12 @@
 //! the record validator, and random valid records with hostile field values to `apply`.
 
 use proptest::prelude::*;
-use verex_engine::record::{access_record, RecordBytes};
+use verex_engine::record::{access_record, to_native, RecordBytes};
+use verex_engine::sequencer::{Clock, Sequencer};
+use verex_engine::signing::dev_account_key;
 use verex_engine::text::tx_json::parse_tx_line;
-use verex_engine::tx::RECORD_BYTES;
+use verex_engine::tx::{Op, Tx, RECORD_BYTES};
+use verex_engine::verified::{VerifiedRecord, VerifiedTx};
 use verex_engine::{Engine, Genesis, Limits};
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -94,10 +97,17 @@ proptest! {
         // seq is the archive's first field: make it 1 so apply gets past the sequence check.
         aligned.0[..8].copy_from_slice(&1u64.to_le_bytes());
         if let Ok(archived) = access_record(&aligned.0) {
-            // A record that validates is applied; hostile values become rejections, not panics.
+            // Random bytes never carry a signature that passes the rule...
+            prop_assert!(VerifiedRecord::verify(archived).is_err());
+            // ...so re-sign the same tx (every hostile value kept, the signer made a dev key)
+            // and apply it at its own stamp: hostile values become rejections, not panics.
+            let native = to_native(archived).expect("a validated archive deserialises");
+            let verified = VerifiedTx::sign(native.signed.tx, &dev_account_key(1));
+            let mut sequencer = Sequencer::new(0, Clock::Deterministic);
+            let record = sequencer.stamp(&verified, Some(native.ts)).expect("dev clock");
             let mut engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
             let mut buf = engine.event_buf();
-            let _ = engine.apply(archived, &mut buf);
+            prop_assert!(engine.apply(record.verified(), &mut buf).is_ok());
         }
     }
 }
@@ -111,11 +121,17 @@ fn wrong_length_and_misaligned_records_are_refused() {
     if misaligned.as_ptr().align_offset(16) != 0 {
         assert!(access_record(misaligned).is_err());
     }
-    // All-zero bytes are a structurally valid archive (seq 0, op tag 0): apply must refuse the
-    // seq, not panic.
+    // All-zero bytes are a structurally valid archive (seq 0, op tag 0) whose signer (y = 0)
+    // is a small-order key: it can never be applied.
     if let Ok(archived) = access_record(&aligned.0) {
-        let mut engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
-        let mut buf = engine.event_buf();
-        assert!(engine.apply(archived, &mut buf).is_err(), "seq 0 is a gap");
+        assert!(VerifiedRecord::verify(archived).is_err(), "a zero key is refused");
     }
+    // A verified record out of sequence is refused, not applied.
+    let mut sequencer = Sequencer::new(5, Clock::Deterministic);
+    let tx = Tx { signer: [0; 32], nonce: 1, account: 0, op: Op::CreateAccount };
+    let record = sequencer.stamp(&VerifiedTx::sign(tx, &dev_account_key(1)), None).expect("dev clock");
+    let mut engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let mut buf = engine.event_buf();
+    assert!(engine.apply(record.verified(), &mut buf).is_err(), "seq 6 on a fresh engine is a gap");
+    assert_eq!(engine.seq(), 0);
 }

@@ -2,9 +2,10 @@
 //! whether run twice in one process, from a clone, or from records decoded back from bytes.
 //! (The two-process check runs the `verex` binary twice: see `tools/tests/cli.rs`.)
 
-use verex_engine::record::{access_record, RecordBytes};
+use verex_engine::record::access_record;
 use verex_engine::text::runner::{LineOutcome, TextRunner};
 use verex_engine::text::state_json::render_state;
+use verex_engine::verified::VerifiedRecord;
 use verex_engine::{Engine, Genesis, Limits};
 
 /// A deterministic mixed workload as JSON lines: listings, accounts, deposits, then orders
@@ -96,14 +97,15 @@ fn replaying_decoded_records_gives_the_same_state_hash() {
     let mut records = Vec::new();
     for line in &lines {
         if let LineOutcome::Applied { record, .. } = runner.run_line(line).expect("parses") {
-            records.push(RecordBytes::encode(&record));
+            records.push(*record.bytes());
         }
     }
     let mut replica = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
     let mut buf = replica.event_buf();
     for bytes in &records {
         let archived = access_record(&bytes.0).expect("valid record");
-        replica.apply(archived, &mut buf).expect("gap-free");
+        let verified = VerifiedRecord::verify(archived).expect("every signature re-checks");
+        replica.apply(verified, &mut buf).expect("gap-free");
     }
     assert_eq!(replica.state_hash(), runner.engine.state_hash());
     assert_eq!(render_state(&replica), render_state(&runner.engine));

@@ -7,13 +7,13 @@
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::tx::{
     AddAsset, AddMarket, AssetAmount, Dec, Deposit, Funding, Mark, MarkPrice, MarketKind, Op, OrderRef, OrderType,
-    Place, Side, SignedTx, Symbol, TimeInForce, Tx,
+    Place, Side, Symbol, TimeInForce, Tx,
 };
+use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, Event, EventBuf, Genesis, Limits};
 
 const ACCOUNTS: u64 = 6;
@@ -29,6 +29,8 @@ struct Harness {
     nonce: u64,
     liquidations: usize,
     fills: usize,
+    /// Admin, custody, oracle, then accounts 1..=ACCOUNTS.
+    keys: Vec<ed25519_dalek::SigningKey>,
 }
 
 #[derive(Clone, Copy)]
@@ -43,21 +45,24 @@ impl Harness {
     fn new() -> Self {
         let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
         let buf = engine.event_buf();
-        Self { engine, sequencer: Sequencer::new(0, Clock::Deterministic), buf, nonce: 0, liquidations: 0, fills: 0 }
+        let mut keys = vec![dev_role_key(Role::Admin), dev_role_key(Role::Custody), dev_role_key(Role::Oracle)];
+        keys.extend((1..=ACCOUNTS).map(dev_account_key));
+        let sequencer = Sequencer::new(0, Clock::Deterministic);
+        Self { engine, sequencer, buf, nonce: 0, liquidations: 0, fills: 0, keys }
     }
 
     fn apply(&mut self, who: Who, op: Op) -> bool {
         self.nonce += 1;
-        let (signer, account) = match who {
-            Who::Admin => (dev_role_key(Role::Admin).verifying_key().to_bytes(), 0),
-            Who::Custody => (dev_role_key(Role::Custody).verifying_key().to_bytes(), 0),
-            Who::Oracle => (dev_role_key(Role::Oracle).verifying_key().to_bytes(), 0),
-            Who::Account(a) => (dev_account_key(a).verifying_key().to_bytes(), a),
+        let (key, account) = match who {
+            Who::Admin => (0, 0),
+            Who::Custody => (1, 0),
+            Who::Oracle => (2, 0),
+            Who::Account(a) => (2 + a as usize, a),
         };
         let account = if matches!(op, Op::CreateAccount) { 0 } else { account };
-        let tx = Tx { signer, nonce: self.nonce, account, op };
-        let stx = self.sequencer.stamp(SignedTx { tx, signature: [0; 64] }, None);
-        self.engine.apply(RecordBytes::encode(&stx).archived(), &mut self.buf).expect("gap-free");
+        let tx = Tx { signer: [0; 32], nonce: self.nonce, account, op };
+        let record = self.sequencer.stamp(&VerifiedTx::sign(tx, &self.keys[key]), None).expect("dev clock");
+        self.engine.apply(record.verified(), &mut self.buf).expect("gap-free");
         for event in self.buf.events() {
             match event {
                 Event::Liquidation { .. } | Event::Adl { .. } => self.liquidations += 1,

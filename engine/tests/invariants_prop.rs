@@ -12,13 +12,13 @@
 //!   fees are identical before and after a rejection).
 
 use proptest::prelude::*;
-use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::tx::{
-    AddAsset, AddMarket, Amend, AssetAmount, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place, Side, SignedTx,
-    Symbol, TimeInForce, Tx,
+    AddAsset, AddMarket, Amend, AssetAmount, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place, Side, Symbol,
+    TimeInForce, Tx,
 };
+use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, EventBuf, Genesis, Limits};
 
 const ACCOUNTS: u64 = 4;
@@ -31,7 +31,7 @@ struct Harness {
     engine: Engine,
     sequencer: Sequencer,
     buf: EventBuf,
-    keys: Vec<[u8; 32]>,
+    keys: Vec<ed25519_dalek::SigningKey>,
     nonce: u64,
 }
 
@@ -39,23 +39,22 @@ impl Harness {
     fn new() -> Self {
         let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
         let buf = engine.event_buf();
-        let mut keys = vec![
-            dev_role_key(Role::Admin).verifying_key().to_bytes(),
-            dev_role_key(Role::Custody).verifying_key().to_bytes(),
-        ];
-        keys.extend((1..=ACCOUNTS).map(|a| dev_account_key(a).verifying_key().to_bytes()));
+        let mut keys = vec![dev_role_key(Role::Admin), dev_role_key(Role::Custody)];
+        keys.extend((1..=ACCOUNTS).map(dev_account_key));
         Self { engine, sequencer: Sequencer::new(0, Clock::Deterministic), buf, keys, nonce: 0 }
     }
 
-    /// Applies an op as `who` (0 admin, 1 custody, 2.. accounts 1..). The engine trusts the
-    /// ingress' signature check, so the signature bytes are irrelevant here.
+    /// Applies an op signed by `who` (0 admin, 1 custody, 2.. accounts 1..).
     fn apply(&mut self, who: usize, account: u64, op: Op) -> bool {
-        self.nonce += 1;
-        let tx = Tx { signer: self.keys[who], nonce: self.nonce, account, op };
-        let stx = self.sequencer.stamp(SignedTx { tx, signature: [0; 64] }, None);
-        let bytes = RecordBytes::encode(&stx);
-        self.engine.apply(bytes.archived(), &mut self.buf).expect("gap-free");
+        self.apply_tx(who, account, op);
         self.buf.rejection().is_none()
+    }
+
+    fn apply_tx(&mut self, who: usize, account: u64, op: Op) {
+        self.nonce += 1;
+        let tx = Tx { signer: [0; 32], nonce: self.nonce, account, op };
+        let record = self.sequencer.stamp(&VerifiedTx::sign(tx, &self.keys[who]), None).expect("dev clock");
+        self.engine.apply(record.verified(), &mut self.buf).expect("gap-free");
     }
 
     fn setup(&mut self) {
@@ -82,10 +81,7 @@ impl Harness {
         // Awkward market: tick 0.07 (not a power of ten), step 0.00000003, fees 0.00037 / 0.00071.
         assert!(self.apply(0, 0, market("M1", Dec::new(7, 2), Dec::new(3, 8), Dec::new(37, 5), Dec::new(71, 5))));
         for a in 1..=ACCOUNTS {
-            self.nonce += 1;
-            let tx = Tx { signer: self.keys[1 + a as usize], nonce: self.nonce, account: 0, op: Op::CreateAccount };
-            let stx = self.sequencer.stamp(SignedTx { tx, signature: [0; 64] }, None);
-            self.engine.apply(RecordBytes::encode(&stx).archived(), &mut self.buf).expect("seq");
+            self.apply_tx(1 + a as usize, 0, Op::CreateAccount);
             for (asset, amount) in [("USDC", Dec::new(5_000_000, 2)), ("BTC", Dec::new(500, 2))] {
                 let op = Op::Deposit(Deposit { account: a, asset: sym(asset), amount, chain_ref: [0; 32] });
                 assert!(self.apply(1, 0, op));

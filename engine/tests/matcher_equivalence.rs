@@ -4,7 +4,6 @@
 //! self-trade cancels, in the same order, with the same maker ids, prices and quantities.
 
 use verex_engine::matcher::{MatchEvent, Matcher, NewOrder};
-use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
 use verex_engine::tx::{Side, TimeInForce};
@@ -54,8 +53,8 @@ impl Engines {
     /// Applies one tx line; `Err` when the engine rejected it, else what it touched.
     fn apply(&mut self, line: &str) -> Result<Vec<Touch>, String> {
         let parsed = parse_tx_line(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        let record = RecordBytes::encode(&self.sequencer.stamp(self.signer.sign(&parsed), parsed.ts));
-        self.engine.apply(record.archived(), &mut self.buf).expect("seq");
+        let record = self.sequencer.stamp(&self.signer.sign_verified(&parsed), parsed.ts).expect("dev clock");
+        self.engine.apply(record.verified(), &mut self.buf).expect("seq");
         if let Some(reason) = self.buf.rejection() {
             return Err(format!("{reason:?}"));
         }

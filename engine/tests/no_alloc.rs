@@ -6,9 +6,9 @@
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
-use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
+use verex_engine::verified::VerifiedRecordBytes;
 use verex_engine::{Engine, Event, Genesis, Limits};
 
 fn setup_lines() -> Vec<String> {
@@ -92,18 +92,18 @@ fn apply_does_not_allocate() {
     let mut sequencer = Sequencer::new(0, Clock::Deterministic);
     let mut encode = |line: &str, signer: &mut DevSigner| {
         let parsed = parse_tx_line(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        RecordBytes::encode(&sequencer.stamp(signer.sign(&parsed), parsed.ts))
+        sequencer.stamp(&signer.sign_verified(&parsed), parsed.ts).expect("dev clock")
     };
     for line in setup_lines() {
         let record = encode(&line, &mut signer);
-        engine.apply(record.archived(), &mut buf).expect("seq");
+        engine.apply(record.verified(), &mut buf).expect("seq");
         assert!(buf.rejection().is_none(), "{line}: {:?}", buf.events());
     }
-    let records: Vec<RecordBytes> = workload_lines(20_000).iter().map(|l| encode(l, &mut signer)).collect();
+    let records: Vec<VerifiedRecordBytes> = workload_lines(20_000).iter().map(|l| encode(l, &mut signer)).collect();
     let (mut fills, mut liquidations, mut settlements) = (0, 0, 0);
     counting_alloc::start();
     for record in &records {
-        engine.apply(record.archived(), &mut buf).expect("seq");
+        engine.apply(record.verified(), &mut buf).expect("seq");
         for event in buf.events() {
             match event {
                 Event::Fill { .. } => fills += 1,

@@ -5,15 +5,18 @@
 mod pipeline_support;
 
 use pipeline_support::{config, direct, direct_from, memory, signed, through_pipeline, workload, Collect, Deadline};
-use verex_engine::record::RecordBytes;
-use verex_engine::runtime::{MemorySink, Pipeline, SignedTxBytes, WaitMode};
+use verex_engine::runtime::{MemorySink, Pipeline, WaitMode};
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::{Engine, Genesis, Limits};
 
 fn assert_equivalent(txs: usize, wait: WaitMode) {
     let mut lines = workload(txs);
-    // A tx with its own stamp (it overrides the clock; later stamps are then stale).
+    // Txs with their own stamps (development clock): a jump ahead, one back in time (stale),
+    // one beyond 2^62 (invalid: the clock does not move), and lines after them without one.
     lines.push(r#"{"op":"tick","ts":1800000000000000000}"#.to_string());
+    lines.push(r#"{"op":"create_account"}"#.to_string());
+    lines.push(r#"{"op":"tick","ts":1700000000000000000}"#.to_string());
+    lines.push(r#"{"op":"tick","ts":18446744073709551615}"#.to_string());
     lines.push(r#"{"op":"create_account"}"#.to_string());
     let txs = signed(&lines);
     let reference = direct(&txs);
@@ -23,6 +26,12 @@ fn assert_equivalent(txs: usize, wait: WaitMode) {
     assert!(reference.rendered.iter().any(|e| e.contains("\"fill\"")), "the workload must trade");
     assert!(reference.rendered.iter().any(|e| e.contains("\"settlement\"")), "and settle perps");
     assert!(reference.rendered.iter().any(|e| e.contains("stale_ts")), "and see its own stamp");
+    assert!(reference.rendered.iter().any(|e| e.contains("invalid_ts")), "and refuse an absurd one");
+    assert!(
+        reference.rendered.last().is_some_and(|e| e.contains("account_created")),
+        "a jump and an absurd stamp do not block the lines after them: {:?}",
+        reference.rendered.last()
+    );
     assert_eq!(stopped.subscriber.events.len(), reference.events.len(), "{wait}: event count");
     assert_eq!(stopped.subscriber.events, reference.events, "{wait}: events and seqs");
     assert_eq!(stopped.subscriber.rendered, reference.rendered, "{wait}: rendered with the released catalog");
@@ -64,7 +73,7 @@ fn blocking_stages_are_woken_not_left_to_time_out() {
         Pipeline::start(engine, memory(), Collect::default(), config(WaitMode::Blocking)).expect("start");
     let deadline = Deadline::in_secs(20);
     for (tx, ts) in &txs {
-        let seq = pipeline.submit_signed(tx, *ts, 0).expect("submit");
+        let seq = pipeline.submit(tx, *ts, 0).expect("submit");
         while pipeline.released_seq() < seq {
             deadline.check("a tx was never released");
             std::thread::yield_now();
@@ -87,14 +96,15 @@ fn a_pipeline_resumes_after_the_engine_seq() {
     let mut buf = engine.event_buf();
     let mut sequencer = Sequencer::new(0, Clock::Deterministic);
     for (tx, ts) in head {
-        engine.apply(RecordBytes::encode(&sequencer.stamp(*tx, *ts)).archived(), &mut buf).expect("gap-free");
+        let record = sequencer.stamp(tx, *ts).expect("dev clock");
+        engine.apply(record.verified(), &mut buf).expect("gap-free");
     }
     let resumed_reference = direct_from(engine.clone(), tail);
     let mut pipeline =
         Pipeline::start(engine, memory(), Collect::default(), config(WaitMode::Yielding)).expect("start");
     assert_eq!(pipeline.info().start_seq, head.len() as u64);
     for (tx, ts) in tail {
-        pipeline.submit(&SignedTxBytes::encode(tx), *ts, 0).expect("submit");
+        pipeline.submit(tx, *ts, 0).expect("submit");
     }
     let stopped = pipeline.shutdown().expect("shutdown");
     assert_eq!(stopped.sink.first_seq(), head.len() as u64 + 1, "the journal continues after the head");
@@ -115,7 +125,7 @@ fn pinning_reports_an_unavailable_core_as_a_warning() {
     assert!(info.warnings.iter().any(|w| w.contains("core 100000")), "{info}");
     assert!(info.to_string().contains("wait yielding"), "{info}");
     for (tx, ts) in &txs {
-        pipeline.submit_signed(tx, *ts, 0).expect("submit");
+        pipeline.submit(tx, *ts, 0).expect("submit");
     }
     let stopped = pipeline.shutdown().expect("shutdown");
     assert_eq!(stopped.engine.state_hash(), direct(&txs).state_hash);
@@ -141,7 +151,7 @@ fn an_empty_run_shuts_down_cleanly_and_dropping_a_pipeline_joins_it() {
     let mut pipeline =
         Pipeline::start(engine, memory(), Collect::default(), config(WaitMode::Yielding)).expect("start");
     for (tx, ts) in &txs {
-        pipeline.submit_signed(tx, *ts, 0).expect("submit");
+        pipeline.submit(tx, *ts, 0).expect("submit");
     }
     drop(pipeline);
 }

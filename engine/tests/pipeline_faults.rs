@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use pipeline_support::{config, direct, memory, signed, through_pipeline, workload, Collect, Deadline, GatedSink};
 use verex_engine::runtime::{
-    MemorySink, Pipeline, PoisonReason, RecordSink, SignedTxBytes, SinkError, SubmitError, TrySubmitError, WaitMode,
+    MemorySink, Pipeline, PoisonReason, RecordSink, SinkError, SubmitError, TrySubmitError, WaitMode,
 };
-use verex_engine::tx::SignedTx;
+use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, Event, Genesis, Limits};
 
 fn fresh_engine() -> Engine {
@@ -22,12 +22,12 @@ fn fresh_engine() -> Engine {
 /// stage may still be behind the failing seq when the workload is all sequenced).
 fn submit_until_poisoned<K: RecordSink>(
     pipeline: &mut Pipeline<K, Collect>,
-    txs: &[(SignedTx, Option<u64>)],
+    txs: &[(VerifiedTx, Option<u64>)],
 ) -> SubmitError {
     let deadline = Deadline::in_secs(20);
     for (k, (tx, ts)) in txs.iter().cycle().enumerate() {
         deadline.check("the pipeline never refused");
-        if let Err(error) = pipeline.submit(&SignedTxBytes::encode(tx), *ts, k as u64) {
+        if let Err(error) = pipeline.submit(tx, *ts, k as u64) {
             return error;
         }
     }
@@ -71,10 +71,7 @@ fn failed_append_poisons(wait: WaitMode) {
     let error = submit_until_poisoned(&mut pipeline, &txs);
     assert!(error.to_string().contains(&format!("journal append of seq {fail_at} failed")), "{error}");
     assert!(pipeline.is_poisoned());
-    assert!(matches!(
-        pipeline.try_submit(&SignedTxBytes::encode(&txs[0].0), None, 0),
-        Err(TrySubmitError::Poisoned(_))
-    ));
+    assert!(matches!(pipeline.try_submit(&txs[0].0, None, 0), Err(TrySubmitError::Poisoned(_))));
     assert!(pipeline.submit_note(0).is_err(), "notes are refused too");
     let stopped = pipeline.shutdown().expect("a poisoned pipeline still shuts down cleanly");
     let report = &stopped.report;
@@ -144,7 +141,7 @@ fn a_gated_sink_holds_back_the_undurable_tail_until_shutdown() {
     let mut pipeline =
         Pipeline::start(fresh_engine(), sink, Collect::default(), config(WaitMode::Yielding)).expect("start");
     for (k, (tx, ts)) in txs.iter().enumerate() {
-        pipeline.submit(&SignedTxBytes::encode(tx), *ts, k as u64).expect("submit");
+        pipeline.submit(tx, *ts, k as u64).expect("submit");
     }
     let deadline = Deadline::in_secs(10);
     while pipeline.applied_seq() < n {
@@ -197,7 +194,7 @@ fn full_ring_backpressure(wait: WaitMode) {
     // The journal stage holds slot 1 (blocked in append); one more fits; then the ring is full.
     let mut accepted = 0;
     let full = loop {
-        match pipeline.try_submit(&SignedTxBytes::encode(&txs[accepted].0), txs[accepted].1, accepted as u64) {
+        match pipeline.try_submit(&txs[accepted].0, txs[accepted].1, accepted as u64) {
             Ok(seq) => {
                 accepted += 1;
                 assert_eq!(seq, accepted as u64);
@@ -211,7 +208,7 @@ fn full_ring_backpressure(wait: WaitMode) {
     assert_eq!(pipeline.released_seq(), 0);
     open.store(true, Ordering::Release);
     for (k, (tx, ts)) in txs.iter().enumerate().skip(accepted) {
-        pipeline.submit(&SignedTxBytes::encode(tx), *ts, k as u64).expect("submit waits, then succeeds");
+        pipeline.submit(tx, *ts, k as u64).expect("submit waits, then succeeds");
     }
     let stopped = pipeline.shutdown().expect("shutdown");
     assert_eq!(stopped.subscriber.events, reference.events, "a tiny ring changes nothing but speed");
@@ -237,7 +234,7 @@ fn a_panicking_subscriber_poisons_the_pipeline_without_hanging_it() {
     let mut pipeline = Pipeline::start(fresh_engine(), memory(), Panicky { left: 50 }, tiny).expect("start");
     let mut refused = false;
     for (tx, ts) in txs.iter().cycle().take(5_000) {
-        if pipeline.submit(&SignedTxBytes::encode(tx), *ts, 0).is_err() {
+        if pipeline.submit(tx, *ts, 0).is_err() {
             refused = true;
             break;
         }
@@ -249,4 +246,67 @@ fn a_panicking_subscriber_poisons_the_pipeline_without_hanging_it() {
         "{:?}",
         stopped.report
     );
+}
+
+/// Issue 11, case 8: the library applied a tx with an all-zero signature given to
+/// `Pipeline::submit_signed`. Now only a `VerifiedTx` is sequenced, and `submit_signed`
+/// verifies first: a forged tx is refused and nothing is sequenced, journaled or applied.
+#[test]
+fn an_unverified_tx_cannot_enter_the_pipeline() {
+    use verex_engine::signature_rule::SignatureFault;
+    use verex_engine::signing::{dev_account_key, dev_role_key, Role};
+    use verex_engine::tx::{AddAsset, Dec, Deposit, Op, SignedTx, Symbol, Tx};
+
+    let mut pipeline =
+        Pipeline::start(fresh_engine(), memory(), Collect::default(), config(WaitMode::Yielding)).expect("start");
+    let usdc = Symbol::new("USDC").expect("symbol");
+    let admin = VerifiedTx::sign(
+        Tx { signer: [0; 32], nonce: 1, account: 0, op: Op::AddAsset(AddAsset::new(usdc, 6)) },
+        &dev_role_key(Role::Admin),
+    );
+    pipeline.submit(&admin, None, 0).expect("a verified tx is sequenced");
+    // A deposit that claims to come from custody, with an all-zero signature.
+    let deposit = Op::Deposit(Deposit { account: 0, asset: usdc, amount: Dec::new(1_000_000, 0), chain_ref: [0; 32] });
+    let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
+    let forged = SignedTx { tx: Tx { signer: custody, nonce: 1, account: 0, op: deposit }, signature: [0; 64] };
+    match pipeline.submit_signed(&forged, None, 1) {
+        Err(SubmitError::Signature(error)) => assert_eq!(error.fault, SignatureFault::RSmallOrder),
+        other => panic!("a zero signature must be refused, got {other:?}"),
+    }
+    // A weak key (the identity point) with a constant signature that verifies for every
+    // message under a lax rule: refused as a weak key.
+    let mut weak = [0u8; 32];
+    weak[0] = 1;
+    let mut constant = [0u8; 64];
+    constant[0] = 1;
+    let create = SignedTx { tx: Tx { signer: weak, nonce: 1, account: 0, op: Op::CreateAccount }, signature: constant };
+    match pipeline.submit_signed(&create, None, 2) {
+        Err(SubmitError::Signature(error)) => assert_eq!(error.fault, SignatureFault::KeySmallOrder),
+        other => panic!("a weak key must be refused, got {other:?}"),
+    }
+    let honest = Tx { signer: [0; 32], nonce: 1, account: 0, op: Op::CreateAccount };
+    let honest = VerifiedTx::sign(honest, &dev_account_key(1));
+    pipeline.submit(&honest, None, 3).expect("sequenced");
+    let stopped = pipeline.shutdown().expect("shutdown");
+    assert_eq!(stopped.sink.records().len(), 2, "only the two verified txs were journaled");
+    assert_eq!(stopped.engine.seq(), 2);
+    assert_eq!(stopped.engine.supply(0), 0, "the forged deposit credited nothing");
+}
+
+/// A production pipeline (wall clock) refuses a tx's own time stamp: the clock is the
+/// sequencer's (issue 11, case 2).
+#[test]
+fn a_wall_clock_pipeline_refuses_a_client_time_stamp() {
+    use verex_engine::sequencer::{Clock, StampError};
+    use verex_engine::signing::dev_account_key;
+    use verex_engine::tx::{Op, Tx};
+
+    let wall = verex_engine::runtime::PipelineConfig { clock: Clock::Wall, ..config(WaitMode::Yielding) };
+    let mut pipeline = Pipeline::start(fresh_engine(), memory(), Collect::default(), wall).expect("start");
+    let tx = VerifiedTx::sign(Tx { signer: [0; 32], nonce: 1, account: 0, op: Op::CreateAccount }, &dev_account_key(1));
+    assert_eq!(pipeline.submit(&tx, Some(u64::MAX), 0), Err(SubmitError::Stamp(StampError::ClientTs(u64::MAX))));
+    assert_eq!(pipeline.submit(&tx, None, 1), Ok(1), "nothing was sequenced for the refused one");
+    let stopped = pipeline.shutdown().expect("shutdown");
+    assert!(stopped.engine.last_ts() < verex_engine::sequencer::MAX_TS_NS);
+    assert_eq!(stopped.engine.account_count(), 1);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pipeline_support::{config, direct, signed, through_pipeline, workload, Collect, Deadline};
 use verex_engine::runtime::{
-    MemorySink, Pipeline, PipelineConfig, RecordSink, SignedTxBytes, SinkError, WaitMode, JOURNAL_POLL_SLOTS,
+    MemorySink, Pipeline, PipelineConfig, RecordSink, SinkError, WaitMode, JOURNAL_POLL_SLOTS,
 };
 use verex_engine::{Engine, Genesis, Limits};
 
@@ -93,7 +93,7 @@ fn the_durable_seq_never_passes_the_appended_seq() {
     let mut pipeline =
         Pipeline::start(engine, GroupSink::new(Duration::ZERO, 1_000), Collect::default(), config).expect("start");
     for (k, (tx, ts)) in txs.iter().enumerate() {
-        pipeline.submit(&SignedTxBytes::encode(tx), *ts, k as u64).expect("submit");
+        pipeline.submit(tx, *ts, k as u64).expect("submit");
         assert!(pipeline.durable_seq() <= pipeline.last_seq(), "durable {} > sequenced", pipeline.durable_seq());
     }
     let stopped = pipeline.shutdown().expect("shutdown");
@@ -114,7 +114,7 @@ fn an_idle_pipeline_commits_a_lone_tx_at_once() {
     let mut pipeline =
         Pipeline::start(engine, GroupSink::new(Duration::ZERO, 0), Collect::default(), config).expect("start");
     for (k, (tx, ts)) in txs.iter().enumerate() {
-        let seq = pipeline.submit(&SignedTxBytes::encode(tx), *ts, k as u64).expect("submit");
+        let seq = pipeline.submit(tx, *ts, k as u64).expect("submit");
         let deadline = Deadline::in_secs(10);
         while pipeline.released_seq() < seq {
             deadline.check("a lone tx was never released");

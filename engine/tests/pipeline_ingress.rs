@@ -6,12 +6,14 @@ mod pipeline_support;
 
 use std::ops::ControlFlow;
 
-use pipeline_support::{config, memory, signed, workload, Collect};
+use pipeline_support::{config, memory, signed_native, workload, Collect};
 use verex_engine::runtime::{
-    decode_json_line, feed, start_ingress, Decoded, IngressConfig, Pipeline, RefusalReason, TryRecv, Verdict,
-    VerifyMode, WaitMode,
+    decode_json_line, feed, start_ingress, Decoded, IngressConfig, Pipeline, RefusalReason, SignedTxBytes, TryRecv,
+    Verdict, VerifyMode, WaitMode,
 };
 use verex_engine::sequencer::Clock;
+use verex_engine::signature_rule::SignatureFault;
+use verex_engine::signing::SignatureError;
 use verex_engine::text::runner::{LineOutcome, Signing, TextRunner};
 use verex_engine::text::tx_json::render_tx;
 use verex_engine::tx::SignedTx;
@@ -36,8 +38,23 @@ fn bad_key() -> [u8; 32] {
         .expect("some byte pattern is off the curve")
 }
 
+/// The refusal a tampered input expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    BadKey,
+    BadSignature,
+}
+
+fn refused_as(reason: &RefusalReason) -> Option<Expect> {
+    match reason {
+        RefusalReason::BadKey(_) => Some(Expect::BadKey),
+        RefusalReason::BadSignature(_) => Some(Expect::BadSignature),
+        RefusalReason::Decode(_) => None,
+    }
+}
+
 /// The workload's signed txs with every 13th signature flipped and every 29th signer broken.
-fn tampered(txs: &[Stamped]) -> (Vec<Stamped>, Vec<Option<RefusalReason>>) {
+fn tampered(txs: &[Stamped]) -> (Vec<Stamped>, Vec<Option<Expect>>) {
     let mut expected = Vec::new();
     let out = txs
         .iter()
@@ -46,10 +63,10 @@ fn tampered(txs: &[Stamped]) -> (Vec<Stamped>, Vec<Option<RefusalReason>>) {
             let mut tx = *tx;
             if k % 29 == 28 {
                 tx.tx.signer = bad_key();
-                expected.push(Some(RefusalReason::BadKey));
+                expected.push(Some(Expect::BadKey));
             } else if k % 13 == 12 {
                 tx.signature[5] ^= 1;
-                expected.push(Some(RefusalReason::BadSignature));
+                expected.push(Some(Expect::BadSignature));
             } else {
                 expected.push(None);
             }
@@ -85,7 +102,7 @@ fn verdicts(txs: &[Stamped], config: IngressConfig) -> Vec<Verdict> {
 
 #[test]
 fn verdicts_come_back_in_input_order_with_their_reasons_in_both_modes() {
-    let txs = signed(&workload(600));
+    let txs = signed_native(&workload(600));
     let (txs, expected) = tampered(&txs);
     for config in [ingress_config(3, 5, VerifyMode::Single), ingress_config(2, 64, VerifyMode::Batch)] {
         let out = verdicts(&txs, config);
@@ -93,10 +110,13 @@ fn verdicts_come_back_in_input_order_with_their_reasons_in_both_modes() {
         for (k, (verdict, expected)) in out.iter().zip(&expected).enumerate() {
             assert_eq!(verdict.ticket(), k as u64, "{config:?}: in input order");
             match (verdict, expected) {
-                (Verdict::Verified { tx, .. }, None) => {
-                    assert_eq!(*tx, Decoded::from_signed(&txs[k].0, txs[k].1), "{config:?}: the input's own tx");
+                (Verdict::Verified { tx, ts, .. }, None) => {
+                    assert_eq!(*tx.bytes(), SignedTxBytes::encode(&txs[k].0), "{config:?}: the input's own tx");
+                    assert_eq!(*ts, txs[k].1);
                 }
-                (Verdict::Refused { reason, .. }, Some(expected)) => assert_eq!(reason, expected, "{config:?} #{k}"),
+                (Verdict::Refused { reason, .. }, Some(expected)) => {
+                    assert_eq!(refused_as(reason), Some(*expected), "{config:?} #{k}: {reason}");
+                }
                 (verdict, expected) => panic!("{config:?} #{k}: got {verdict:?}, expected {expected:?}"),
             }
         }
@@ -136,7 +156,8 @@ fn decoder_errors_and_panics_refuse_one_input_each() {
     assert!(reasons[0].contains("unsigned"), "{reasons:?}");
     assert!(!reasons[1].is_empty(), "{reasons:?}");
     assert_eq!(reasons[2], "the decoder panicked");
-    assert_eq!(RefusalReason::BadKey.reject_reason(), Some(RejectReason::BadSignature));
+    let error = SignatureError { signer: [1; 32], fault: SignatureFault::KeySmallOrder };
+    assert_eq!(RefusalReason::BadKey(error).reject_reason(), Some(RejectReason::BadSignature));
     assert_eq!(RefusalReason::Decode(String::new()).reject_reason(), None);
 }
 
@@ -157,8 +178,9 @@ fn text_runner_stream(lines: &[String]) -> (Vec<String>, [u8; 32]) {
 /// The workload signed over its normalised text (`render_tx` writes decimals normalised, so a
 /// tx signed over `"100.10"` would not verify once rendered as `"100.1"`).
 fn signed_normalised(txs: usize) -> Vec<Stamped> {
-    let normalised: Vec<String> = signed(&workload(txs)).iter().map(|(tx, ts)| render_tx(tx, None, *ts)).collect();
-    signed(&normalised)
+    let normalised: Vec<String> =
+        signed_native(&workload(txs)).iter().map(|(tx, ts)| render_tx(tx, None, *ts)).collect();
+    signed_native(&normalised)
 }
 
 #[test]

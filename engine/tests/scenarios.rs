@@ -152,7 +152,7 @@ fn run_scenario(path: &Path) -> usize {
                 };
                 match runner.run_line(&text) {
                     Ok(LineOutcome::Applied { record, events }) => {
-                        p.seq = record.seq;
+                        p.seq = record.seq();
                         p.events = events.iter().map(|e| serde_json::from_str(e).expect("event JSON")).collect();
                     }
                     Ok(LineOutcome::Refused(event)) => {

@@ -2,11 +2,11 @@
 //! and perp workload (events byte-identical, same state hash); a corrupt snapshot is named and
 //! refused, never used.
 
-use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::snapshot::{decode_snapshot, encode_snapshot, SnapshotError};
 use verex_engine::text::event_json::render_event;
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
+use verex_engine::verified::VerifiedRecordBytes;
 use verex_engine::{Engine, Genesis, Limits};
 
 fn lines() -> Vec<String> {
@@ -73,23 +73,23 @@ fn lines() -> Vec<String> {
     lines
 }
 
-fn records() -> Vec<RecordBytes> {
+fn records() -> Vec<VerifiedRecordBytes> {
     let mut signer = DevSigner::default();
     let mut sequencer = Sequencer::new(0, Clock::Deterministic);
     lines()
         .iter()
         .map(|line| {
             let parsed = parse_tx_line(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            RecordBytes::encode(&sequencer.stamp(signer.sign(&parsed), parsed.ts))
+            sequencer.stamp(&signer.sign_verified(&parsed), parsed.ts).expect("dev clock")
         })
         .collect()
 }
 
-fn apply_all(engine: &mut Engine, records: &[RecordBytes]) -> String {
+fn apply_all(engine: &mut Engine, records: &[VerifiedRecordBytes]) -> String {
     let mut buf = engine.event_buf();
     let mut events = String::new();
     for record in records {
-        engine.apply(record.archived(), &mut buf).expect("seq");
+        engine.apply(record.verified(), &mut buf).expect("seq");
         for event in buf.events() {
             events.push_str(&render_event(buf.seq(), event, engine.catalog()));
             events.push('\n');

@@ -8,12 +8,13 @@
 //!
 //! 1. Builds a state through `Engine::apply` with production limits: N accounts
 //!    (`create_account`), one deposit each, and one resting limit order each (N resting
-//!    orders over 64 spot markets, 1,500 price levels a side). Signatures are not checked by
-//!    the engine (the ingress does), so the generated txs carry none.
+//!    orders over 64 spot markets, 1,500 price levels a side). Every tx is signed with its
+//!    account's key (signed on every core beforehand: the engine applies only verified txs,
+//!    and the replica checks every signature again).
 //! 2. Times the state hash, `encode_snapshot` (size), writing the file durably, and
 //!    `decode_snapshot` (load: checksum, validation, restore, state-hash check).
 //! 3. Runs the same order flow of K txs (IOC takers that fill, resting orders, cancel-alls,
-//!    deposits), paced at RATE txs/s, through an engine stage (apply, journal append, an
+//!    deposits; generated and signed beforehand), paced at RATE txs/s, through an engine stage (apply, journal append, an
 //!    `async` commit every 256) twice, each on an engine loaded from the snapshot and a fresh
 //!    journal starting after the built seq: (a) alone, (b) with the replica tailing that
 //!    journal and writing a snapshot every M seqs and an attestation every A, its thread at
@@ -26,13 +27,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ed25519_dalek::SigningKey;
 use verex_engine::attest::JournalDigest;
-use verex_engine::record::RecordBytes;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::signing::{dev_role_key, hex, Role};
 use verex_engine::snapshot::{decode_snapshot, encode_snapshot};
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
-use verex_engine::tx::{Dec, Deposit, Op, OrderType, Place, SequencedTx, Side, SignedTx, Symbol, TimeInForce, Tx};
+use verex_engine::tx::{Dec, Deposit, Op, OrderType, Place, Side, Symbol, TimeInForce, Tx};
+use verex_engine::verified::{VerifiedRecordBytes, VerifiedTx};
 use verex_engine::{Engine, Genesis, Limits};
 use verex_journal::{Durability, JournalConfig, JournalWriter};
 use verex_tools::attestations::AttestationLog;
@@ -97,54 +99,88 @@ fn market_symbol(market: u64) -> Symbol {
     symbol(&format!("M{market:02}-USDC"))
 }
 
-/// The signer bytes of generated account `id` (the engine indexes keys; it checks no
-/// signature).
-fn account_key(id: u64) -> [u8; 32] {
-    let mut key = [0u8; 32];
+/// The signing key of generated account `id`, from a splitmix64 seed.
+fn account_key(id: u64) -> SigningKey {
+    let mut seed = [0u8; 32];
     let mut x = id;
-    for word in key.chunks_exact_mut(8) {
-        // splitmix64: distinct, well-spread words.
+    for word in seed.chunks_exact_mut(8) {
         x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = x;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         word.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
     }
-    key
+    SigningKey::from_bytes(&seed)
 }
 
-/// Stamps and archives transactions, and applies them.
+/// Runs `work` over `items` on every core, keeping the order.
+fn on_every_core<T: Sync, U: Send>(items: &[T], work: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let per_thread = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> =
+            items.chunks(per_thread).map(|part| scope.spawn(|| part.iter().map(&work).collect::<Vec<U>>())).collect();
+        workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
+    })
+}
+
+/// Who signs a generated tx.
+#[derive(Clone, Copy)]
+enum Signer {
+    Custody,
+    Account(u64),
+}
+
+/// Builds, signs and stamps transactions.
 struct Feeder {
     sequencer: Sequencer,
-    /// The custody key's public bytes (deriving a key costs a scalar multiplication).
-    custody: [u8; 32],
+    custody: SigningKey,
     custody_nonce: u64,
     /// The next nonce of each account, by id (index 0 unused).
     nonces: Vec<u64>,
+    /// Account keys, by id (index 0 unused).
+    keys: std::sync::Arc<Vec<SigningKey>>,
 }
 
 impl Feeder {
-    fn record(&mut self, tx: Tx) -> RecordBytes {
-        let stx: SequencedTx = self.sequencer.stamp(SignedTx { tx, signature: [0; 64] }, None);
-        RecordBytes::encode(&stx)
+    fn new(sequencer: Sequencer, accounts: u64) -> Self {
+        let ids: Vec<u64> = (0..=accounts).collect();
+        let keys = on_every_core(&ids, |id| account_key(*id));
+        Self {
+            sequencer,
+            custody: dev_role_key(Role::Custody),
+            custody_nonce: 0,
+            nonces: vec![1; accounts as usize + 1],
+            keys: std::sync::Arc::new(keys),
+        }
     }
 
-    fn user(&mut self, account: u64, op: Op) -> RecordBytes {
+    fn user(&mut self, account: u64, op: Op) -> (Tx, Signer) {
         let nonce = self.nonces[account as usize];
         self.nonces[account as usize] += 1;
-        self.record(Tx { signer: account_key(account), nonce, account, op })
+        (Tx { signer: [0; 32], nonce, account, op }, Signer::Account(account))
     }
 
-    fn deposit(&mut self, account: u64, asset: &str, mantissa: i64) -> RecordBytes {
+    fn deposit(&mut self, account: u64, asset: &str, mantissa: i64) -> (Tx, Signer) {
         self.custody_nonce += 1;
-        let signer = self.custody;
         let op = Op::Deposit(Deposit {
             account,
             asset: symbol(asset),
             amount: Dec { mantissa, scale: 0 },
             chain_ref: [0; 32],
         });
-        self.record(Tx { signer, nonce: self.custody_nonce, account: 0, op })
+        (Tx { signer: [0; 32], nonce: self.custody_nonce, account: 0, op }, Signer::Custody)
+    }
+
+    /// Signs `txs` on every core, then stamps them in order.
+    fn seal(&mut self, txs: &[(Tx, Signer)]) -> Vec<VerifiedRecordBytes> {
+        let keys = std::sync::Arc::clone(&self.keys);
+        let custody = self.custody.clone();
+        let signed = on_every_core(txs, |(tx, signer)| match signer {
+            Signer::Custody => VerifiedTx::sign(*tx, &custody),
+            Signer::Account(id) => VerifiedTx::sign(*tx, &keys[*id as usize]),
+        });
+        signed.iter().map(|tx| self.sequencer.stamp(tx, None).expect("dev clock")).collect()
     }
 }
 
@@ -162,7 +198,7 @@ fn place(market: u64, side: Side, tif: TimeInForce, price_ticks: i64, qty_lots: 
 }
 
 /// Listings through the text form, signed with the development keys.
-fn listings() -> Vec<SequencedTx> {
+fn listings() -> Vec<VerifiedRecordBytes> {
     let mut lines = vec![
         r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#.to_string(),
         r#"{"op":"add_asset","symbol":"BTC","decimals":8}"#.to_string(),
@@ -178,7 +214,7 @@ fn listings() -> Vec<SequencedTx> {
         .iter()
         .map(|line| {
             let parsed = parse_tx_line(line).expect("listing line");
-            sequencer.stamp(signer.sign(&parsed), None)
+            sequencer.stamp(&signer.sign_verified(&parsed), None).expect("dev clock")
         })
         .collect()
 }
@@ -188,46 +224,47 @@ fn build(accounts: u64) -> (Engine, JournalDigest, Feeder) {
     let mut engine = Engine::new(Genesis::dev(), Limits::production()).expect("production limits");
     let mut buf = engine.event_buf();
     let mut digest = JournalDigest::default();
-    for stx in listings() {
-        let record = RecordBytes::encode(&stx);
-        engine.apply(record.archived(), &mut buf).expect("apply");
-        digest.push(stx.seq, &record.0).expect("chain");
+    for record in listings() {
+        engine.apply(record.verified(), &mut buf).expect("apply");
+        digest.push(record.seq(), &record.bytes().0).expect("chain");
     }
-    let mut feeder = Feeder {
-        sequencer: Sequencer::new(engine.seq(), Clock::Deterministic),
-        custody: dev_role_key(Role::Custody).verifying_key().to_bytes(),
-        custody_nonce: 0,
-        nonces: vec![1; accounts as usize + 1],
-    };
-    let mut apply = |engine: &mut Engine, record: RecordBytes| {
-        engine.apply(record.archived(), &mut buf).expect("apply");
-        digest.push(engine.seq(), &record.0).expect("chain");
+    let phase = Instant::now();
+    let mut feeder = Feeder::new(Sequencer::new(engine.seq(), Clock::Deterministic), accounts);
+    println!("build: {accounts} account keys in {:.2} s", phase.elapsed().as_secs_f64());
+    let mut apply = |engine: &mut Engine, records: Vec<VerifiedRecordBytes>| {
+        for record in records {
+            engine.apply(record.verified(), &mut buf).expect("apply");
+            digest.push(engine.seq(), &record.bytes().0).expect("chain");
+        }
     };
     let phase = Instant::now();
-    for id in 1..=accounts {
-        let create = feeder.user(id, Op::CreateAccount);
-        apply(&mut engine, create);
-    }
-    println!("build: {accounts} create_account in {:.2} s", phase.elapsed().as_secs_f64());
+    let creates: Vec<_> = (1..=accounts).map(|id| feeder.user(id, Op::CreateAccount)).collect();
+    let records = feeder.seal(&creates);
+    apply(&mut engine, records);
+    println!("build: {accounts} create_account signed and applied in {:.2} s", phase.elapsed().as_secs_f64());
     let phase = Instant::now();
-    for id in 1..=accounts {
-        let deposit = if id % 2 == 1 { feeder.deposit(id, "USDC", 1_000_000) } else { feeder.deposit(id, "BTC", 100) };
-        apply(&mut engine, deposit);
-    }
-    println!("build: {accounts} deposits in {:.2} s", phase.elapsed().as_secs_f64());
+    let deposits: Vec<_> = (1..=accounts)
+        .map(|id| if id % 2 == 1 { feeder.deposit(id, "USDC", 1_000_000) } else { feeder.deposit(id, "BTC", 100) })
+        .collect();
+    let records = feeder.seal(&deposits);
+    apply(&mut engine, records);
+    println!("build: {accounts} deposits signed and applied in {:.2} s", phase.elapsed().as_secs_f64());
     let phase = Instant::now();
-    for id in 1..=accounts {
-        let (market, level) = (id % MARKETS, (id / MARKETS) % LEVELS);
-        let level = i64::try_from(level).expect("level");
-        let op = if id % 2 == 1 {
-            place(market, Side::Buy, TimeInForce::Gtc, MID_TICKS - 1 - level, 100)
-        } else {
-            place(market, Side::Sell, TimeInForce::Gtc, MID_TICKS + 1 + level, 100)
-        };
-        let record = feeder.user(id, op);
-        apply(&mut engine, record);
-    }
-    println!("build: {accounts} resting orders in {:.2} s", phase.elapsed().as_secs_f64());
+    let orders: Vec<_> = (1..=accounts)
+        .map(|id| {
+            let (market, level) = (id % MARKETS, (id / MARKETS) % LEVELS);
+            let level = i64::try_from(level).expect("level");
+            let op = if id % 2 == 1 {
+                place(market, Side::Buy, TimeInForce::Gtc, MID_TICKS - 1 - level, 100)
+            } else {
+                place(market, Side::Sell, TimeInForce::Gtc, MID_TICKS + 1 + level, 100)
+            };
+            feeder.user(id, op)
+        })
+        .collect();
+    let records = feeder.seal(&orders);
+    apply(&mut engine, records);
+    println!("build: {accounts} resting orders signed and applied in {:.2} s", phase.elapsed().as_secs_f64());
     (engine, digest, feeder)
 }
 
@@ -246,7 +283,7 @@ impl XorShift {
 }
 
 /// One tx of the order flow.
-fn flow_tx(feeder: &mut Feeder, rng: &mut XorShift, accounts: u64) -> RecordBytes {
+fn flow_tx(feeder: &mut Feeder, rng: &mut XorShift, accounts: u64) -> (Tx, Signer) {
     let account = 1 + rng.below(accounts);
     let market = account % MARKETS;
     let buyer = account % 2 == 1;
@@ -307,20 +344,21 @@ fn engine_stage(
     let feed = replica.map(Replica::feed);
     let mut buf = engine.event_buf();
     let mut rng = XorShift(0x5eed_f10e);
+    let flow: Vec<_> = (0..args.flow_txs).map(|_| flow_tx(&mut feeder, &mut rng, args.accounts)).collect();
+    let records = feeder.seal(&flow);
     let mut apply_ns = Vec::with_capacity(args.flow_txs as usize);
     let mut step_ns = Vec::with_capacity(args.flow_txs as usize);
     let interval_ns = 1_000_000_000 / args.rate.max(1);
     let started = Instant::now();
-    for i in 0..args.flow_txs {
+    for (i, record) in (0..).zip(&records) {
         let due = Duration::from_nanos(i * interval_ns);
         while started.elapsed() < due {
             std::hint::spin_loop();
         }
-        let record = flow_tx(&mut feeder, &mut rng, args.accounts);
         let t0 = Instant::now();
-        engine.apply(record.archived(), &mut buf).expect("apply");
+        engine.apply(record.verified(), &mut buf).expect("apply");
         let t1 = Instant::now();
-        writer.append(engine.seq(), &record.0).expect("append");
+        writer.append(engine.seq(), &record.bytes().0).expect("append");
         if (i + 1) % COMMIT_EVERY == 0 {
             let durable = writer.commit().expect("commit");
             if let Some(feed) = &feed {
@@ -370,9 +408,9 @@ fn main() {
 
     let t = Instant::now();
     let mut chain = JournalDigest::default();
-    let record = RecordBytes::encode(&listings()[0]);
+    let record = listings()[0];
     for seq in 1..=1_000_000 {
-        chain.push(seq, &record.0).expect("chain");
+        chain.push(seq, &record.bytes().0).expect("chain");
     }
     println!(
         "BLAKE3 attestation chain (recovery's pass over the records): 1,000,000 records in {:.3} s",
@@ -438,9 +476,10 @@ impl Bench<'_> {
     fn feeder(&self) -> Feeder {
         Feeder {
             sequencer: Sequencer::new(self.digest.seq, Clock::Deterministic),
-            custody: self.feeder.custody,
+            custody: self.feeder.custody.clone(),
             custody_nonce: self.feeder.custody_nonce,
             nonces: self.feeder.nonces.clone(),
+            keys: std::sync::Arc::clone(&self.feeder.keys),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The attestation log kept beside a journal: `DIR/attestations.jsonl`.
 //!
 //! One line per attestation, in strictly increasing seq order, each the engine's JSON export
-//! ([`Attestation::to_json`]): `{"seq","journal_digest","state_hash","signer","signature"}`,
-//! hex. The file *is* the export: anyone holding it and the journal can check every line
+//! ([`Attestation::to_json`]): `{"seq","journal_digest","state_hash","prev","signer",
+//! "signature"}`, hex. Each line's `prev` is the [`Attestation::link`] of the line before it
+//! (zeros on the first line), so a line removed or replaced in the middle is found. The file *is* the export: anyone holding it and the journal can check every line
 //! (`verex verify`); `verex attestations` prints it after checking each signature.
 //!
 //! Written only by the replica ([`crate::replica`]), one line at a time: `write` then
@@ -65,6 +66,39 @@ impl AttestationLog {
         self.entries.last().map_or(0, |e| e.attestation.seq)
     }
 
+    /// Why entry `index` does not link to the entry before it (its `prev` must be that
+    /// entry's [`Attestation::link`], zeros for the first), if it does not.
+    pub fn link_problem(&self, index: usize) -> Option<String> {
+        let entry = self.entries.get(index)?;
+        let (expected, after) = match index.checked_sub(1).and_then(|i| self.entries.get(i)) {
+            Some(before) => {
+                (before.attestation.link(), format!("line {} (seq {})", before.line, before.attestation.seq))
+            }
+            None => ([0; 32], "the start of the log".to_string()),
+        };
+        (entry.attestation.prev != expected).then(|| {
+            format!(
+                "its prev does not link to {after}: an attestation between them was removed, or one of them changed"
+            )
+        })
+    }
+
+    /// Checks every link, in order.
+    ///
+    /// # Errors
+    /// [`CliError::Damaged`] naming the line of the first entry that does not link.
+    pub fn check_links(&self, dir: &Path) -> Result<(), CliError> {
+        for (index, entry) in self.entries.iter().enumerate() {
+            if let Some(problem) = self.link_problem(index) {
+                return Err(CliError::Damaged {
+                    file: attestations_path(dir).display().to_string(),
+                    reason: format!("line {} (seq {}): {problem}", entry.line, entry.attestation.seq),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The attestation at `seq`, if the log has one.
     pub fn at(&self, seq: u64) -> Option<&Entry> {
         self.entries.binary_search_by_key(&seq, |e| e.attestation.seq).ok().map(|i| &self.entries[i])
@@ -75,7 +109,8 @@ impl AttestationLog {
 ///
 /// # Errors
 /// [`CliError::Damaged`] naming the line of a complete line that is not an attestation, or
-/// whose seq does not increase; [`CliError::Io`] when the file cannot be read.
+/// whose seq does not increase; [`CliError::Io`] when the file cannot be read. Links are
+/// checked by [`AttestationLog::link_problem`], in order with the other checks of each line.
 pub fn read_attestations(dir: &Path) -> Result<AttestationLog, CliError> {
     let path = attestations_path(dir);
     let bytes = match std::fs::read(&path) {
@@ -182,10 +217,12 @@ pub fn check_against_chain(
     scan: &ChainScan,
     attest_key: &[u8; 32],
 ) -> Result<(), CliError> {
-    for entry in &log.entries {
+    for (index, entry) in log.entries.iter().enumerate() {
         let attestation = &entry.attestation;
         let seq = attestation.seq;
-        let problem = if seq > scan.last_seq() {
+        let problem = if let Some(problem) = log.link_problem(index) {
+            Some(problem)
+        } else if seq > scan.last_seq() {
             Some(format!(
                 "it attests seq {seq}, beyond the journal's last seq {}: attested records are missing",
                 scan.last_seq()
@@ -214,8 +251,16 @@ mod tests {
     use super::*;
     use verex_engine::signing::{dev_role_key, Role};
 
-    fn attestation(seq: u64) -> Attestation {
-        Attestation::sign(seq, [1; 32], [2; 32], &dev_role_key(Role::Attest))
+    /// The attestations at `seqs`, each linked to the one before.
+    fn chain(seqs: &[u64]) -> Vec<Attestation> {
+        let mut prev = [0; 32];
+        seqs.iter()
+            .map(|&seq| {
+                let attestation = Attestation::sign(seq, [1; 32], [2; 32], prev, &dev_role_key(Role::Attest));
+                prev = attestation.link();
+                attestation
+            })
+            .collect()
     }
 
     #[test]
@@ -223,10 +268,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         assert!(read_attestations(dir.path()).expect("empty").entries.is_empty());
         let mut writer = AttestationWriter::open(dir.path()).expect("open");
-        writer.append(&attestation(10)).and_then(|()| writer.append(&attestation(20))).expect("append");
+        let attestations = chain(&[10, 20]);
+        writer.append(&attestations[0]).and_then(|()| writer.append(&attestations[1])).expect("append");
         let log = read_attestations(dir.path()).expect("read");
         assert_eq!(log.entries.iter().map(|e| (e.line, e.attestation.seq)).collect::<Vec<_>>(), [(1, 10), (2, 20)]);
-        assert_eq!(log.at(20).map(|e| e.attestation), Some(attestation(20)));
+        assert_eq!(log.at(20).map(|e| e.attestation), Some(attestations[1]));
         let full = std::fs::read(attestations_path(dir.path())).expect("read file");
         let torn_at = full.len() as u64;
         std::fs::write(attestations_path(dir.path()), [&full[..], &full[..30]].concat()).expect("write");
@@ -239,12 +285,32 @@ mod tests {
     #[test]
     fn a_bad_line_or_a_seq_that_does_not_increase_names_its_line() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let lines = format!("{}\n{}\n", attestation(10).to_json(), attestation(10).to_json());
+        let twice = chain(&[10, 10]);
+        let lines = format!("{}\n{}\n", twice[0].to_json(), twice[1].to_json());
         std::fs::write(attestations_path(dir.path()), lines).expect("write");
         let err = read_attestations(dir.path()).expect_err("repeated seq").to_string();
         assert!(err.contains("line 2") && err.contains("seq 10"), "{err}");
         std::fs::write(attestations_path(dir.path()), "{\"seq\":1}\n").expect("write");
         let err = read_attestations(dir.path()).expect_err("missing fields").to_string();
         assert!(err.contains("line 1") && err.contains("journal_digest"), "{err}");
+    }
+
+    #[test]
+    fn a_line_removed_from_the_middle_breaks_the_chain_and_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let attestations = chain(&[10, 20, 30]);
+        let write = |lines: &[&Attestation]| {
+            let text: String = lines.iter().map(|a| format!("{}\n", a.to_json())).collect();
+            std::fs::write(attestations_path(dir.path()), text).expect("write");
+        };
+        let links = || read_attestations(dir.path()).expect("parses").check_links(dir.path());
+        write(&[&attestations[0], &attestations[1], &attestations[2]]);
+        assert!(links().is_ok());
+        write(&[&attestations[0], &attestations[2]]);
+        let err = links().expect_err("a removed line").to_string();
+        assert!(err.contains("line 2") && err.contains("seq 30") && err.contains("removed"), "{err}");
+        write(&[&attestations[1], &attestations[2]]);
+        let err = links().expect_err("the first removed").to_string();
+        assert!(err.contains("line 1") && err.contains("start of the log"), "{err}");
     }
 }

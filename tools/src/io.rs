@@ -2,7 +2,7 @@
 //! progress line. `-` names standard input or output wherever a file is expected.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -146,10 +146,69 @@ fn trim_line_ending(bytes: &[u8]) -> &[u8] {
     bytes.strip_suffix(b"\r").unwrap_or(bytes)
 }
 
-/// A buffered output file, or standard output.
+/// Bytes of complete lines gathered before they are handed to the OS in one write.
+pub const WRITE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Writes whole lines only: lines gather in a buffer that is handed to the OS in one write of
+/// complete lines (at [`WRITE_CHUNK_BYTES`] and on flush), so a process killed between writes
+/// never leaves a line cut in the middle (a `BufWriter` flushes wherever its buffer fills).
+pub struct LineSink<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> LineSink<W> {
+    /// A sink over `inner`.
+    pub fn new(inner: W) -> Self {
+        Self { inner, buf: Vec::with_capacity(WRITE_CHUNK_BYTES + 1024) }
+    }
+
+    /// Adds `text` and a newline; writes the gathered lines once they reach
+    /// [`WRITE_CHUNK_BYTES`].
+    ///
+    /// # Errors
+    /// What the write returned.
+    pub fn push_line(&mut self, text: &str) -> std::io::Result<()> {
+        self.buf.extend_from_slice(text.as_bytes());
+        self.buf.push(b'\n');
+        if self.buf.len() >= WRITE_CHUNK_BYTES {
+            self.write_gathered()?;
+        }
+        Ok(())
+    }
+
+    fn write_gathered(&mut self) -> std::io::Result<()> {
+        let written = self.inner.write_all(&self.buf);
+        self.buf.clear();
+        written
+    }
+
+    /// Writes every gathered line and flushes the writer.
+    ///
+    /// # Errors
+    /// What the write or the flush returned.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.write_gathered()?;
+        self.inner.flush()
+    }
+}
+
+/// A file written under a temporary name and renamed into place by [`Output::finish`]: a run
+/// that fails (a full disk, a kill) leaves the previous file, or none, never a cut one.
+struct Replace {
+    /// Where the file goes.
+    path: std::path::PathBuf,
+    /// The temporary name written to, beside it.
+    tmp: std::path::PathBuf,
+    /// The temporary file, for fsync.
+    file: File,
+}
+
+/// An output file (whole lines only), or standard output.
 pub struct Output {
     name: String,
-    writer: Box<dyn Write>,
+    sink: LineSink<Box<dyn Write>>,
+    replace: Option<Replace>,
 }
 
 impl Output {
@@ -161,10 +220,34 @@ impl Output {
         match path {
             Some(path) if !is_stdio(path) => {
                 let file = File::create(path).map_err(|e| CliError::io("create", path, e))?;
-                Ok(Self { name: path.display().to_string(), writer: Box::new(BufWriter::new(file)) })
+                Ok(Self { name: path.display().to_string(), sink: LineSink::new(Box::new(file)), replace: None })
             }
-            _ => Ok(Self { name: "<stdout>".to_string(), writer: Box::new(BufWriter::new(std::io::stdout())) }),
+            _ => Ok(Self::stdout()),
         }
+    }
+
+    /// An output that replaces `path` atomically when it is finished: written to
+    /// `path.tmp`, fsynced, renamed over `path`, the directory fsynced. Unfinished (an error
+    /// before `finish`), the temporary file is removed and `path` is untouched. Standard
+    /// output for `-`.
+    ///
+    /// # Errors
+    /// [`CliError::Io`] when the temporary file cannot be created.
+    pub fn replacing(path: &Path) -> Result<Self, CliError> {
+        if is_stdio(path) {
+            return Ok(Self::stdout());
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        let file = File::create(&tmp).map_err(|e| CliError::io("create", &tmp, e))?;
+        let writer = file.try_clone().map_err(|e| CliError::io("open", &tmp, e))?;
+        let replace = Replace { path: path.to_path_buf(), tmp, file };
+        Ok(Self { name: path.display().to_string(), sink: LineSink::new(Box::new(writer)), replace: Some(replace) })
+    }
+
+    fn stdout() -> Self {
+        Self { name: "<stdout>".to_string(), sink: LineSink::new(Box::new(std::io::stdout())), replace: None }
     }
 
     /// Writes `text` and a newline.
@@ -172,22 +255,34 @@ impl Output {
     /// # Errors
     /// [`CliError::Io`] when writing fails (a full disk, a closed pipe).
     pub fn write_line(&mut self, text: &str) -> Result<(), CliError> {
-        self.writer
-            .write_all(text.as_bytes())
-            .and_then(|()| self.writer.write_all(b"\n"))
-            .map_err(|e| self.write_error(e))
+        self.sink.push_line(text).map_err(|e| self.write_error(e))
     }
 
     fn write_error(&self, source: std::io::Error) -> CliError {
         CliError::Io { action: "write", file: self.name.clone(), source }
     }
 
-    /// Flushes everything written; dropping an `Output` without it would lose write errors.
+    /// Flushes everything written (and puts a replacing output in place); dropping an `Output`
+    /// without it would lose write errors.
     ///
     /// # Errors
-    /// [`CliError::Io`] when flushing fails.
+    /// [`CliError::Io`] when flushing, syncing or renaming fails.
     pub fn finish(mut self) -> Result<(), CliError> {
-        self.writer.flush().map_err(|e| self.write_error(e))
+        self.sink.flush().map_err(|e| self.write_error(e))?;
+        let Some(replace) = self.replace.take() else { return Ok(()) };
+        replace.file.sync_all().map_err(|e| CliError::io("sync", &replace.tmp, e))?;
+        std::fs::rename(&replace.tmp, &replace.path).map_err(|e| CliError::io("rename", &replace.tmp, e))?;
+        let dir = replace.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| CliError::io("sync", dir, e))
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(replace) = self.replace.take() {
+            // Not finished: the previous file stays; the temporary one goes.
+            let _ = std::fs::remove_file(&replace.tmp);
+        }
     }
 }
 
@@ -232,5 +327,59 @@ impl Drop for Progress {
         if self.drawn {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records every write call the sink makes.
+    #[derive(Default)]
+    struct Calls(Vec<Vec<u8>>);
+
+    impl Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_sink_hands_the_os_whole_lines_only() {
+        let mut sink = LineSink::new(Calls::default());
+        let line = "x".repeat(700);
+        for _ in 0..1_000 {
+            sink.push_line(&line).expect("write");
+        }
+        sink.flush().expect("flush");
+        let calls = &sink.inner.0;
+        assert!(calls.len() > 5, "several writes for 700 kB");
+        assert!(calls.iter().all(|c| c.ends_with(b"\n") && c.len() % 701 == 0), "every write is whole lines");
+        assert_eq!(calls.iter().map(Vec::len).sum::<usize>(), 701 * 1_000);
+    }
+
+    #[test]
+    fn a_replacing_output_leaves_the_old_file_until_it_is_finished() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "old\n").expect("write");
+        let tmp = dir.path().join("state.json.tmp");
+        {
+            let mut out = Output::replacing(&path).expect("create");
+            out.write_line("new, unfinished").expect("write");
+            assert!(tmp.exists());
+        } // dropped without finish: as a failed run
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old\n");
+        assert!(!tmp.exists(), "the temporary file is removed");
+        let mut out = Output::replacing(&path).expect("create");
+        out.write_line("new").expect("write");
+        out.finish().expect("finish");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
+        assert!(!tmp.exists());
     }
 }

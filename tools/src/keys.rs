@@ -76,8 +76,8 @@ pub fn read_genesis_file(path: &Path) -> Result<Genesis, CliError> {
     let mut genesis = Genesis { admin: [0; 32], custody: [0; 32], oracle: [0; 32], attest: [0; 32] };
     for role in Role::ALL {
         let key: [u8; 32] = fields.hex_field(role.name())?;
-        if ed25519_dalek::VerifyingKey::from_bytes(&key).is_err() {
-            return Err(fields.error(format!("`{}` is not a valid ed25519 public key", role.name())));
+        if let Err(fault) = verex_engine::signature_rule::check_public_key(&key) {
+            return Err(fields.error(format!("`{}` is refused as an operator key: {fault}", role.name())));
         }
         *match role {
             Role::Admin => &mut genesis.admin,

@@ -228,7 +228,7 @@ pub fn recover(
             scan.points.get(&seq).map_or(JournalDigest::default(), |p| JournalDigest { seq, digest: p.digest });
         (engine.clone(), digest)
     });
-    let suffix = replay_journal(dir, reader, &mut engine, false, options.label, visit)?;
+    let suffix = replay_journal(dir, reader, &mut engine, options.label, visit)?;
     Ok(Recovered { engine, from, base, scan, suffix })
 }
 
@@ -247,7 +247,7 @@ fn recover_from_genesis(
     if options.extra_points.contains(&0) {
         scan.points.insert(0, ChainPoint { journal_hash: GENESIS_HASH, digest: scan.end.digest });
     }
-    let suffix = replay_journal(dir, reader, &mut engine, false, options.label, |engine, record, archived, buf| {
+    let suffix = replay_journal(dir, reader, &mut engine, options.label, |engine, record, archived, buf| {
         observe(record)?;
         scan.end
             .push(record.seq, record.payload)

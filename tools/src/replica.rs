@@ -41,12 +41,14 @@ use ed25519_dalek::SigningKey;
 use verex_engine::attest::{Attestation, JournalDigest};
 use verex_engine::signing::hex;
 use verex_engine::snapshot::encode_snapshot;
+use verex_engine::tx::ArchivedSequencedTx;
+use verex_engine::verified::VerifiedRecord;
 use verex_engine::{Engine, EventBuf};
 use verex_journal::{JournalError, JournalReader, Record};
 
 use crate::attestations::{AttestationLog, AttestationWriter};
 use crate::error::CliError;
-use crate::rebuild::access_checked;
+use crate::rebuild::{access_checked, REPLAY_CHUNK_RECORDS};
 use crate::snapshots::{archive_segments, oldest_snapshot, remove_stale_tmp_files, retain_newest, write_snapshot};
 use crate::tail::segment_file;
 
@@ -248,6 +250,9 @@ struct Worker {
     known: AttestationLog,
     /// Index of the first known attestation not yet passed.
     known_next: usize,
+    /// The link the next attestation written must carry as its `prev`: the last one's in the
+    /// log (known or written), zeros before the first.
+    last_link: [u8; 32],
     writer: Option<AttestationWriter>,
     last_snapshot_seq: u64,
     last_snapshot_at: Instant,
@@ -261,7 +266,9 @@ impl Worker {
     fn new(config: ReplicaConfig, start: ReplicaStart, writer: Option<AttestationWriter>, shared: Arc<Shared>) -> Self {
         let seq = start.engine.seq();
         let known_next = start.attestations.entries.partition_point(|e| e.attestation.seq <= seq);
+        let last_link = start.attestations.entries.last().map_or([0; 32], |e| e.attestation.link());
         Self {
+            last_link,
             buf: start.engine.event_buf(),
             engine: start.engine,
             digest: start.digest,
@@ -319,28 +326,47 @@ impl Worker {
         }
     }
 
-    /// Applies the visible records after the engine's seq, up to `target`.
+    /// Applies the visible records after the engine's seq, up to `target`, a chunk at a
+    /// time: each chunk's signatures are checked together (batch verification on every core,
+    /// at the replica's low priority) before its records are applied in order.
     fn catch_up(&mut self, reader: &JournalReader, target: u64) -> Result<(), CliError> {
-        let records = match reader.iter_from(self.engine.seq() + 1) {
+        let mut records = match reader.iter_from(self.engine.seq() + 1) {
             Ok(records) => records,
             Err(JournalError::SeqNotFound { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        for item in records {
-            let record = item?;
-            if record.seq > target {
-                break;
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let mut chunk: Vec<(Record<'_>, &ArchivedSequencedTx)> = Vec::with_capacity(REPLAY_CHUNK_RECORDS);
+        let mut verdicts = Vec::with_capacity(REPLAY_CHUNK_RECORDS);
+        loop {
+            chunk.clear();
+            for item in records.by_ref() {
+                let record = item?;
+                if record.seq > target {
+                    break;
+                }
+                let archived = access_checked(&self.config.dir, &record)?;
+                chunk.push((record, archived));
+                if chunk.len() == REPLAY_CHUNK_RECORDS {
+                    break;
+                }
             }
-            self.apply(&record)?;
+            let views: Vec<&ArchivedSequencedTx> = chunk.iter().map(|(_, archived)| *archived).collect();
+            VerifiedRecord::verify_parallel(&views, threads, &mut verdicts);
+            for ((record, _), verdict) in chunk.iter().zip(verdicts.drain(..)) {
+                let verified = verdict.map_err(|e| self.failed(format!("seq {}: bad signature: {e}", record.seq)))?;
+                self.apply(record, verified)?;
+            }
+            if chunk.len() < REPLAY_CHUNK_RECORDS {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
-    fn apply(&mut self, record: &Record<'_>) -> Result<(), CliError> {
+    fn apply(&mut self, record: &Record<'_>, verified: VerifiedRecord<'_>) -> Result<(), CliError> {
         let seq = record.seq;
-        let archived = access_checked(&self.config.dir, record)?;
         self.engine
-            .apply(archived, &mut self.buf)
+            .apply(verified, &mut self.buf)
             .map_err(|e| self.failed(format!("the engine refused seq {seq}: {e}")))?;
         self.digest.push(seq, record.payload).map_err(|expected| self.failed(format!("expected seq {expected}")))?;
         self.journal_hash = record.hash;
@@ -389,7 +415,9 @@ impl Worker {
         self.sync_records()?;
         let state_hash = self.engine.state_hash();
         if let (Some(key), Some(writer)) = (self.config.attest_key.as_ref(), self.writer.as_mut()) {
-            writer.append(&Attestation::sign(seq, self.digest.digest, state_hash, key))?;
+            let attestation = Attestation::sign(seq, self.digest.digest, state_hash, self.last_link, key);
+            writer.append(&attestation)?;
+            self.last_link = attestation.link();
         }
         self.report.attestations_written += 1;
         Ok(())

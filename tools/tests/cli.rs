@@ -3,10 +3,13 @@
 //! Every test checks that standard error never mentions a panic: bad input must be a clear
 //! error or a `rejected` event, never a crash.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::dev_genesis_file;
 use serde_json::Value;
 
 const VEREX: &str = env!("CARGO_BIN_EXE_verex");
@@ -437,8 +440,15 @@ fn sign_with_key(key: &Path, nonce_start: u64, lines: &[&str]) -> Vec<String> {
     sign(&["--key", path_str(key), "--nonce-start", &nonce_start.to_string()], lines)
 }
 
+/// Runs signed lines without --dev; the operator keys are `extra`'s --genesis, else the
+/// development keys named in a genesis file (never implied).
 fn run_signed(extra: &[&str], input: &str) -> Output {
+    let dir = tempdir();
+    let genesis = dev_genesis_file(dir.path());
     let mut args = vec!["run", "--limits", "small", "--input", "-"];
+    if !extra.contains(&"--genesis") {
+        args.extend_from_slice(&["--genesis", path_str(&genesis)]);
+    }
     args.extend_from_slice(extra);
     verex_with_stdin(&args, input.as_bytes())
 }

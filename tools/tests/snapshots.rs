@@ -528,8 +528,13 @@ fn an_edited_or_forged_attestation_fails_verify_at_its_seq() {
     let copy = tampered_copy(&fx, "other-key");
     edit_attestation(&copy, 300, |value| {
         let attestation = verex_engine::attest::Attestation::from_json(&value.to_string()).expect("parse");
-        let forged =
-            verex_engine::attest::Attestation::sign(300, attestation.journal_digest, attestation.state_hash, &other);
+        let forged = verex_engine::attest::Attestation::sign(
+            300,
+            attestation.journal_digest,
+            attestation.state_hash,
+            attestation.prev,
+            &other,
+        );
         *value = serde_json::from_str(&forged.to_json()).expect("JSON");
     });
     assert_failure(&verify(&copy), 1, &["seq 300:", "not the genesis attest key"], "other signer");
@@ -537,8 +542,13 @@ fn an_edited_or_forged_attestation_fails_verify_at_its_seq() {
     let copy = tampered_copy(&fx, "forged-signature");
     edit_attestation(&copy, 300, |value| {
         let attestation = verex_engine::attest::Attestation::from_json(&value.to_string()).expect("parse");
-        let forged =
-            verex_engine::attest::Attestation::sign(300, attestation.journal_digest, attestation.state_hash, &other);
+        let forged = verex_engine::attest::Attestation::sign(
+            300,
+            attestation.journal_digest,
+            attestation.state_hash,
+            attestation.prev,
+            &other,
+        );
         value["signature"] = Value::from(hex(&forged.signature));
     });
     assert_failure(&verify(&copy), 1, &["seq 300:", "bad signature"], "forged signature");
@@ -606,6 +616,24 @@ fn attestations_beyond_the_journals_end_fail_verify_and_refuse_a_run() {
     assert_failure(&verify(&copy), 1, &["seq 450:", "beyond the journal's last seq 420"], "lost attested records");
     let (_, out) = resume(&fx, &copy, &fx.lines[420..430], "over-lost", &TAMPER_FLAGS);
     assert_failure(&out, 1, &["attestations.jsonl", "seq 450", "refusing to append"], "run over lost records");
+}
+
+#[test]
+fn an_attestation_line_removed_from_the_middle_fails_verify_and_refuses_a_run() {
+    // The hardening issue: a deleted attestation line in the middle went undetected. Each line
+    // now carries the previous line's link, so the line after the gap names it.
+    let fx = tamper_fixture();
+    let copy = tampered_copy(&fx, "deleted-line");
+    let path = attestations_path(&copy);
+    let text = String::from_utf8(read(&path)).expect("UTF-8");
+    let kept: Vec<String> = text.lines().filter(|line| !line.contains("\"seq\":200,")).map(str::to_string).collect();
+    assert_eq!(kept.len() + 1, text.lines().count(), "one line removed");
+    write_lines(&path, &kept);
+    assert_failure(&verify(&copy), 1, &["seq 250:", "prev does not link", "seq 150", "removed"], "a removed line");
+    let out = verex(&["attestations", "--journal", path_str(&copy)]);
+    assert_failure(&out, 1, &["seq 250", "prev does not link"], "export of a broken chain");
+    let (_, out) = resume(&fx, &copy, &fx.lines[..0], "over-gap", &TAMPER_FLAGS);
+    assert_failure(&out, 1, &["attestations.jsonl", "seq 250", "prev does not link"], "run over a broken chain");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -678,9 +706,10 @@ fn attestations_are_signed_by_the_genesis_attest_key_and_no_other() {
     };
     let wrong = dir.path().join("wrong.key");
     assert_success(&verex(&["keygen", "--out", path_str(&wrong)]), "keygen");
-    let out = run(&["--attest-key", path_str(&wrong)]);
+    let out = run(&["--init", "--attest-key", path_str(&wrong)]);
     assert_failure(&out, 2, &["--attest-key", "not the genesis attest key", &public], "wrong attest key");
-    let out = run(&["--attest-key", path_str(&key)]);
+    assert!(!journal.exists(), "a refused run creates no journal");
+    let out = run(&["--init", "--attest-key", path_str(&key)]);
     assert_success(&out, "run with the attest key");
     let log = read_attestations(&journal).expect("log");
     let seqs: Vec<u64> = log.entries.iter().map(|e| e.attestation.seq).collect();

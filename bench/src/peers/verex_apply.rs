@@ -14,6 +14,7 @@ use verex_engine::tx::{
     AddAsset, AddMarket, Amend, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place, SequencedTx, SignedTx,
     Symbol, TimeInForce, Tx,
 };
+use verex_engine::verified::VerifiedRecord;
 use verex_engine::{Engine, Event, EventBuf, Genesis, Limits};
 
 use super::Contender;
@@ -238,7 +239,9 @@ impl Contender for VerexApply {
         let mut engine = Engine::new(Genesis::dev(), self.limits).unwrap_or_else(|e| panic!("limits: {e}"));
         let mut events = engine.event_buf();
         for (i, record) in self.records[..self.prefilled].iter().enumerate() {
-            engine.apply(record.archived(), &mut events).unwrap_or_else(|e| panic!("setup record {i}: {e}"));
+            engine
+                .apply(VerifiedRecord::assume_verified(record.archived()), &mut events)
+                .unwrap_or_else(|e| panic!("setup record {i}: {e}"));
             assert!(events.rejection().is_none(), "setup record {i} rejected: {:?}", events.events());
         }
         assert_eq!(engine.next_order_id(), self.prefill_orders + 1, "stream order k is verex order k + 1");
@@ -249,12 +252,14 @@ impl Contender for VerexApply {
     fn apply(&self, book: &mut VerexBook, i: usize) {
         let record = &self.records[self.prefilled + i];
         // A seq gap is a driver bug, not a rejection; the stream was checked before timing.
-        let _ = book.engine.apply(record.archived(), &mut book.events);
+        let _ = book.engine.apply(VerifiedRecord::assume_verified(record.archived()), &mut book.events);
     }
 
     fn apply_checked(&self, book: &mut VerexBook, i: usize) -> Outcome {
         let record = &self.records[self.prefilled + i];
-        book.engine.apply(record.archived(), &mut book.events).unwrap_or_else(|e| panic!("command {i}: {e}"));
+        book.engine
+            .apply(VerifiedRecord::assume_verified(record.archived()), &mut book.events)
+            .unwrap_or_else(|e| panic!("command {i}: {e}"));
         assert!(book.events.rejection().is_none(), "command {i} rejected: {:?}", book.events.events());
         let mut outcome = Outcome::default();
         for event in book.events.events() {

@@ -42,6 +42,8 @@ mod stages;
 mod subscriber;
 mod wait;
 
+pub use crate::record::{LayoutError, RecordLayout, SignedTxBytes, SIGNED_TX_BYTES};
+pub use crate::verified::VerifiedTx;
 pub use ingress::{
     feed, start_ingress, Decoded, IngressClosed, IngressConfig, IngressReceiver, IngressSender, RefusalReason, TryRecv,
     Verdict, VerifyMode, MAX_CHUNK_INPUTS, MAX_WORKERS,
@@ -53,19 +55,26 @@ pub use pipeline::{
 };
 pub use shared::PoisonReason;
 pub use sink::{MemorySink, RecordSink, SinkError};
-pub use slot::{LayoutError, OutItem, OutSlot, RecordLayout, SignedTxBytes, Slot, SlotKind, SIGNED_TX_BYTES};
+pub use slot::{OutItem, OutSlot, Slot, SlotKind};
 pub use stages::{ENGINE_POLL_SLOTS, JOURNAL_POLL_SLOTS, OUTPUT_POLL_SLOTS};
 pub use subscriber::{Subscriber, TxEnd};
 pub use wait::{
     Backoff, WaitMode, YieldingWait, PARK_TIMEOUT, SPINNING_STAGES, SPINS_BEFORE_YIELD, YIELDS_BEFORE_PARK,
 };
 
-/// Decodes one signed JSON line (SPEC section 13 with `signer`, `nonce`, `signature`).
+/// Decodes one signed JSON line (SPEC section 13 with `signer`, `nonce`, `signature`) for a
+/// production ingress: a line carrying its own `ts` is refused (the stamp is the sequencer's,
+/// and `ts` is outside the signed bytes, so anyone relaying the line could set it).
 ///
 /// # Errors
-/// The parse error's message, or "unsigned transaction".
+/// The parse error's message, "unsigned transaction", or the `ts` refusal.
 pub fn decode_json_line(line: String) -> Result<Decoded, String> {
     let parsed = crate::text::tx_json::parse_tx_line(&line).map_err(|e| e.to_string())?;
+    if let Some(ts) = parsed.ts {
+        return Err(format!(
+            "field `ts`: a signed transaction may not carry its own time stamp ({ts}); the sequencer stamps it"
+        ));
+    }
     let signed = crate::text::tx_json::signed_from_line(&parsed).map_err(|e| e.to_string())?;
-    Ok(Decoded::from_signed(&signed, parsed.ts))
+    Ok(Decoded::from_signed(&signed, None))
 }

@@ -24,12 +24,14 @@ use disruptor::{build_single_producer, BusySpin, MultiConsumerBarrier, Producer,
 
 use super::shared::{PoisonReason, Shared};
 use super::sink::RecordSink;
-use super::slot::{LayoutError, OutSlot, RecordLayout, SignedTxBytes, Slot, SlotKind};
+use super::slot::{OutSlot, Slot, SlotKind};
 use super::stages::{EngineStage, JournalStage, OutputStage};
 use super::subscriber::Subscriber;
 use super::wait::{Backoff, WaitMode};
-use crate::sequencer::{Clock, Sequencer};
-use crate::tx::{Op, SignedTx, Tx, SLOT_BYTES};
+use crate::record::{LayoutError, RecordLayout};
+use crate::sequencer::{Clock, Sequencer, StampError};
+use crate::tx::{SignedTx, SLOT_BYTES};
+use crate::verified::VerifiedTx;
 use crate::Engine;
 
 /// Default input ring size: 16 Ki slots of [`SLOT_BYTES`] (8 MiB).
@@ -192,6 +194,13 @@ pub enum SubmitError {
     /// given in full by [`Pipeline::poison_reason`]).
     #[error("the pipeline is poisoned: {0}")]
     Poisoned(String),
+    /// The tx carried its own stamp under the wall clock (nothing was sequenced).
+    #[error(transparent)]
+    Stamp(#[from] StampError),
+    /// [`Pipeline::submit_signed`]: the signature does not pass the rule (nothing was
+    /// sequenced).
+    #[error(transparent)]
+    Signature(#[from] crate::signing::SignatureError),
 }
 
 /// Why [`Pipeline::try_submit`] did not sequence a tx.
@@ -203,6 +212,9 @@ pub enum TrySubmitError {
     /// As [`SubmitError::Poisoned`].
     #[error("the pipeline is poisoned: {0}")]
     Poisoned(String),
+    /// As [`SubmitError::Stamp`].
+    #[error(transparent)]
+    Stamp(#[from] StampError),
 }
 
 /// A stage thread died without being caught (a bug).
@@ -281,10 +293,6 @@ impl<K, S> core::fmt::Debug for Pipeline<K, S> {
             .finish_non_exhaustive()
     }
 }
-
-/// The tx whose stamp the sequencer computes: only its seq and ts are used.
-const STAMP_PROBE: SignedTx =
-    SignedTx { tx: Tx { signer: [0; 32], nonce: 0, account: 0, op: Op::Tick }, signature: [0; 64] };
 
 #[allow(clippy::disallowed_methods)]
 fn epoch_now() -> Instant {
@@ -412,12 +420,15 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
         self.epoch
     }
 
-    /// Sequences a verified tx, waiting while the ring is full. `ts` overrides the clock (a
-    /// tx's own stamp); `tag` is passed through to the subscriber. Returns the tx's seq.
+    /// Sequences a verified tx, waiting while the ring is full. `ts` is the tx's own stamp,
+    /// honoured only under [`Clock::Deterministic`] (development and tests); `tag` is passed
+    /// through to the subscriber. Returns the tx's seq.
     ///
     /// # Errors
-    /// [`SubmitError::Poisoned`]: nothing was sequenced.
-    pub fn submit(&mut self, tx: &SignedTxBytes, ts: Option<u64>, tag: u64) -> Result<u64, SubmitError> {
+    /// [`SubmitError::Poisoned`], or [`SubmitError::Stamp`] for a `ts` under the wall clock:
+    /// nothing was sequenced.
+    pub fn submit(&mut self, tx: &VerifiedTx, ts: Option<u64>, tag: u64) -> Result<u64, SubmitError> {
+        self.sequencer.admits(ts)?;
         let mut backoff = Backoff::new(self.info.config.wait);
         loop {
             self.check_poison().map_err(SubmitError::Poisoned)?;
@@ -431,8 +442,10 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
     /// Sequences a verified tx if the ring has a free slot, without waiting.
     ///
     /// # Errors
-    /// [`TrySubmitError::Full`] (nothing sequenced: try again) or [`TrySubmitError::Poisoned`].
-    pub fn try_submit(&mut self, tx: &SignedTxBytes, ts: Option<u64>, tag: u64) -> Result<u64, TrySubmitError> {
+    /// [`TrySubmitError::Full`] (nothing sequenced: try again), [`TrySubmitError::Poisoned`]
+    /// or [`TrySubmitError::Stamp`].
+    pub fn try_submit(&mut self, tx: &VerifiedTx, ts: Option<u64>, tag: u64) -> Result<u64, TrySubmitError> {
+        self.sequencer.admits(ts)?;
         self.check_poison().map_err(TrySubmitError::Poisoned)?;
         match self.publish(SlotKind::Tx, Some(tx), ts, tag) {
             Ok(()) => Ok(self.sequencer.last_seq()),
@@ -440,13 +453,15 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
         }
     }
 
-    /// Archives a native signed tx, then [`Pipeline::submit`]s it. Convenient, not fast: the
-    /// archive is built on the sequencer's thread (an ingress worker's job).
+    /// Verifies a native signed tx, then [`Pipeline::submit`]s it. Convenient, not fast: the
+    /// signature is checked on the sequencer's thread (an ingress worker's job).
     ///
     /// # Errors
-    /// As [`Pipeline::submit`].
+    /// [`SubmitError::Signature`] when the signature does not pass the rule; as
+    /// [`Pipeline::submit`] otherwise.
     pub fn submit_signed(&mut self, signed: &SignedTx, ts: Option<u64>, tag: u64) -> Result<u64, SubmitError> {
-        self.submit(&SignedTxBytes::encode(signed), ts, tag)
+        let verified = VerifiedTx::verify_signed(signed)?;
+        self.submit(&verified, ts, tag)
     }
 
     /// Passes a note (e.g. "this input was refused: bad signature") to the subscriber in
@@ -478,7 +493,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
     fn publish(
         &mut self,
         kind: SlotKind,
-        tx: Option<&SignedTxBytes>,
+        tx: Option<&VerifiedTx>,
         ts: Option<u64>,
         tag: u64,
     ) -> Result<(), RingBufferFull> {
@@ -488,15 +503,20 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
         let epoch = self.epoch;
         producer.try_publish(|slot| {
             let published_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            match tx {
-                Some(tx) => {
-                    let stamp = sequencer.stamp(STAMP_PROBE, ts);
-                    layout.write(&mut slot.record, stamp.seq, stamp.ts, tx);
+            // `submit` checked that the sequencer admits `ts`; were it refused, a note (no
+            // seq, nothing applied) would take the slot.
+            let stamped = tx.and_then(|tx| sequencer.next(ts).ok().map(|stamp| (tx, stamp)));
+            match stamped {
+                Some((tx, stamp)) => {
+                    layout.write(&mut slot.record, stamp.seq, stamp.ts, tx.bytes());
                     slot.seq = stamp.seq;
+                    slot.kind = kind;
                 }
-                None => slot.seq = sequencer.last_seq(),
+                None => {
+                    slot.seq = sequencer.last_seq();
+                    slot.kind = SlotKind::Note;
+                }
             }
-            slot.kind = kind;
             slot.tag = tag;
             slot.published_ns = published_ns;
         })?;

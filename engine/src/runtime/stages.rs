@@ -265,7 +265,9 @@ impl EngineStage {
             return;
         }
         debug_assert!(crate::record::access_record(&slot.record.0).is_ok(), "the sequencer writes valid records");
-        if let Err(error) = self.engine.apply(slot.record.archived(), &mut self.buf) {
+        // The sequencer fills tx slots only from a `VerifiedTx` (`Pipeline::submit`).
+        let record = crate::verified::VerifiedRecord::from_verified_slot(slot.record.archived());
+        if let Err(error) = self.engine.apply(record, &mut self.buf) {
             self.stop(PoisonReason::Engine { seq: slot.seq, error });
             return;
         }

@@ -1,13 +1,11 @@
 //! Runs JSON-lines transactions straight through `apply`: parse, sign (dev) or check the
-//! signature, stamp, archive, apply, render. The reference path the pipeline is compared to,
+//! signature, stamp, apply, render. The reference path the pipeline is compared to,
 //! and what scenario tests drive.
 
 use super::event_json::render_event;
 use super::tx_json::{parse_tx_line, signed_from_line, DevSigner, TxTextError};
-use crate::record::RecordBytes;
-use crate::sequencer::{Clock, Sequencer};
-use crate::signing::verify;
-use crate::tx::SequencedTx;
+use crate::sequencer::{Clock, Sequencer, StampError};
+use crate::verified::{VerifiedRecordBytes, VerifiedTx};
 use crate::{Engine, EngineError, EventBuf, Genesis, Limits};
 
 /// Why a line could not be run.
@@ -19,6 +17,9 @@ pub enum RunError {
     /// The engine refused the sequence.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The line carries its own `ts` under the wall clock.
+    #[error(transparent)]
+    Stamp(#[from] StampError),
 }
 
 /// How a line's signature is obtained.
@@ -37,7 +38,7 @@ pub enum LineOutcome {
     /// Sequenced and applied: the record and the rendered events.
     Applied {
         /// What was applied (as a journal would store it).
-        record: Box<SequencedTx>,
+        record: Box<VerifiedRecordBytes>,
         /// Rendered events, one JSON object each.
         events: Vec<String>,
     },
@@ -80,21 +81,19 @@ impl TextRunner {
     /// [`RunError`] when the line does not parse (nothing is sequenced then).
     pub fn run_line(&mut self, line: &str) -> Result<LineOutcome, RunError> {
         let parsed = parse_tx_line(line)?;
-        let signed = match &mut self.signing {
-            Signing::Dev(signer) => signer.sign(&parsed),
-            Signing::Signed => {
-                let signed = signed_from_line(&parsed)?;
-                if verify(&signed).is_err() {
-                    return Ok(LineOutcome::Refused(r#"{"event":"rejected","reason":"bad_signature"}"#.to_string()));
+        let verified = match &mut self.signing {
+            Signing::Dev(signer) => signer.sign_verified(&parsed),
+            Signing::Signed => match VerifiedTx::verify_signed(&signed_from_line(&parsed)?) {
+                Ok(verified) => verified,
+                Err(_) => {
+                    return Ok(LineOutcome::Refused(r#"{"event":"rejected","reason":"bad_signature"}"#.to_string()))
                 }
-                signed
-            }
+            },
         };
-        let record = self.sequencer.stamp(signed, parsed.ts);
-        let bytes = RecordBytes::encode(&record);
-        self.engine.apply(bytes.archived(), &mut self.buf)?;
+        let record = self.sequencer.stamp(&verified, parsed.ts)?;
+        self.engine.apply(record.verified(), &mut self.buf)?;
         let catalog = self.engine.catalog();
-        let events = self.buf.events().iter().map(|e| render_event(record.seq, e, catalog)).collect();
+        let events = self.buf.events().iter().map(|e| render_event(record.seq(), e, catalog)).collect();
         Ok(LineOutcome::Applied { record: Box::new(record), events })
     }
 }

@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::decimal::{format_dec, parse_dec};
+use super::excerpt;
 use crate::signing::{dev_account_key, dev_role_key, hex, parse_hex, sign, Role};
 use crate::tx::{
     AddAsset, AddMarket, Amend, AssetAmount, Deposit, Funding, Mark, MarkPrice, MarketKind, Op, OrderRef, OrderType,
     Place, Side, SignedTx, Symbol, TimeInForce, Tx, MAX_MARK_PRICES,
 };
+use crate::verified::VerifiedTx;
 
 /// Default funding interval of a perp when the listing leaves it out: 8 hours.
 pub const DEFAULT_FUNDING_INTERVAL_NS: u64 = 8 * 3600 * 1_000_000_000;
@@ -73,7 +75,7 @@ pub struct TxLine {
 }
 
 fn field_err(field: &'static str, problem: impl Into<String>) -> TxTextError {
-    TxTextError::Field { field, problem: problem.into() }
+    TxTextError::Field { field, problem: excerpt(&problem.into()) }
 }
 
 /// Reads fields off one JSON object, remembering which were used.
@@ -162,7 +164,7 @@ impl<'a> Fields<'a> {
         const ENVELOPE: [&str; 6] = ["op", "account", "nonce", "ts", "signer", "signature"];
         for key in self.map.keys() {
             if !ENVELOPE.contains(&key.as_str()) && !self.used.contains(&key.as_str()) {
-                return Err(TxTextError::UnknownField { op: op.to_string(), field: key.clone() });
+                return Err(TxTextError::UnknownField { op: op.to_string(), field: excerpt(key) });
             }
         }
         Ok(())
@@ -174,9 +176,10 @@ impl<'a> Fields<'a> {
 /// # Errors
 /// [`TxTextError`] naming the op, field and problem.
 pub fn parse_tx_line(line: &str) -> Result<TxLine, TxTextError> {
-    let value: Value = serde_json::from_str(line)
-        .map_err(|e| TxTextError::Syntax(format!("{} at column {}", classify(&e), e.column())))?;
-    let map = value.as_object().ok_or_else(|| TxTextError::Json(format!("expected an object, got {value}")))?;
+    let value = parse_strict_json(line)?;
+    let map = value
+        .as_object()
+        .ok_or_else(|| TxTextError::Json(format!("expected an object, got {}", excerpt(&value.to_string()))))?;
     let mut f = Fields { map, used: Vec::new() };
     let op_name = Fields::str_of("op", f.require("op")?)?;
     let account = f.opt_u64("account")?.unwrap_or(0);
@@ -199,6 +202,83 @@ pub fn parse_tx_line(line: &str) -> Result<TxLine, TxTextError> {
     let op = parse_op(op_name, &mut f)?;
     f.finish(op_name)?;
     Ok(TxLine { op, account, nonce, ts, signer, signature })
+}
+
+/// Parses one JSON value, refusing an object that names a key twice (at any depth): JSON
+/// leaves duplicates undefined and parsers differ (first wins, last wins), so a line whose
+/// meaning depends on the parser is not a transaction.
+fn parse_strict_json(line: &str) -> Result<Value, TxTextError> {
+    serde_json::from_str::<StrictValue>(line).map(|strict| strict.0).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => TxTextError::Syntax(excerpt(&e.to_string())),
+        _ => TxTextError::Syntax(format!("{} at column {}", classify(&e), e.column())),
+    })
+}
+
+/// A JSON value whose objects have no duplicate keys.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{}`", excerpt(&key))));
+            }
+            let StrictValue(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 fn classify(error: &serde_json::Error) -> &'static str {
@@ -243,7 +323,7 @@ fn parse_op(op_name: &str, f: &mut Fields<'_>) -> Result<Op, TxTextError> {
         "mark" => Op::Mark(parse_mark(f)?),
         "funding" => Op::Funding(Funding { market: f.symbol("market")?, rate: f.dec("rate")? }),
         "tick" => Op::Tick,
-        other => return Err(TxTextError::UnknownOp(other.to_string())),
+        other => return Err(TxTextError::UnknownOp(excerpt(other))),
     })
 }
 
@@ -398,6 +478,20 @@ impl DevSigner {
     /// Signs one line with the development key of its role or account.
     #[must_use]
     pub fn sign(&mut self, line: &TxLine) -> SignedTx {
+        let (tx, key) = self.tx_and_key(line);
+        sign(tx, key)
+    }
+
+    /// Signs one line as [`DevSigner::sign`] does, as a tx the pipeline and engine take (a
+    /// signature by the signer's own key passes the rule by construction).
+    #[must_use]
+    pub fn sign_verified(&mut self, line: &TxLine) -> VerifiedTx {
+        let (tx, key) = self.tx_and_key(line);
+        VerifiedTx::sign(tx, key)
+    }
+
+    /// The tx a line describes, with its nonce filled in, and the key that signs it.
+    fn tx_and_key(&mut self, line: &TxLine) -> (Tx, &ed25519_dalek::SigningKey) {
         let who = match (role_of(&line.op), &line.op) {
             (Some(role), _) => (Some(role), 0),
             (None, Op::CreateAccount) => {
@@ -414,7 +508,7 @@ impl DevSigner {
         let last = self.nonces.entry(signer).or_insert(0);
         let nonce = line.nonce.unwrap_or(*last + 1);
         *last = (*last).max(nonce);
-        sign(tx_from_line(line, signer, nonce), key)
+        (tx_from_line(line, signer, nonce), key)
     }
 }
 
@@ -642,6 +736,32 @@ mod tests {
         for (line, needle) in cases {
             let err = parse_tx_line(line).err().unwrap_or_else(|| panic!("{line} must fail")).to_string();
             assert!(err.contains(needle), "{line}: {err:?} should mention {needle:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_at_any_depth() {
+        let twice = r#"{"op":"withdraw","account":1,"asset":"USDC","amount":"1","amount":"1000"}"#;
+        let err = parse_tx_line(twice).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("duplicate key `amount`"), "{err}");
+        let nested = r#"{"op":"mark","prices":{"BTC":"1","BTC":"2"}}"#;
+        let err = parse_tx_line(nested).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("duplicate key `BTC`"), "{err}");
+        assert!(parse_tx_line(r#"{"op":"mark","prices":{"BTC":"1","ETH":"2"}}"#).is_ok());
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_bounded_excerpt_of_the_input() {
+        let huge = "X".repeat(64 * 1024);
+        for line in [
+            format!(r#"{{"op":"{huge}"}}"#),
+            format!(r#"{{"op":"withdraw","account":1,"asset":"USDC","amount":"1","{huge}":1}}"#),
+            format!(r#"{{"op":"withdraw","account":1,"asset":"{huge}","amount":"1"}}"#),
+            format!(r#"["{huge}"]"#),
+            format!(r#"{{"op":"mark","prices":{{"{huge}":"1","{huge}":"2"}}}}"#),
+        ] {
+            let err = parse_tx_line(&line).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(!err.is_empty() && err.len() < 400, "{} bytes: {}", err.len(), &err[..err.len().min(200)]);
         }
     }
 }

@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use verex_engine::catalog::Catalog;
 use verex_engine::record::RecordBytes;
 use verex_engine::runtime::{
-    MemorySink, Pipeline, PipelineConfig, RecordSink, SignedTxBytes, SinkError, Stopped, Subscriber, TxEnd, WaitMode,
+    MemorySink, Pipeline, PipelineConfig, RecordSink, SinkError, Stopped, Subscriber, TxEnd, WaitMode,
 };
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::text::event_json::render_event;
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
 use verex_engine::tx::SignedTx;
+use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, Event, EventBuf, Genesis, Limits};
 
 /// A deterministic mixed workload as JSON lines: spot and perp listings, accounts, deposits,
@@ -75,7 +76,19 @@ pub fn workload(txs: usize) -> Vec<String> {
 }
 
 /// The workload's lines dev-signed, with their own stamps (none here).
-pub fn signed(lines: &[String]) -> Vec<(SignedTx, Option<u64>)> {
+pub fn signed(lines: &[String]) -> Vec<(VerifiedTx, Option<u64>)> {
+    let mut signer = DevSigner::new(0);
+    lines
+        .iter()
+        .map(|line| {
+            let parsed = parse_tx_line(line).expect("workload line parses");
+            (signer.sign_verified(&parsed), parsed.ts)
+        })
+        .collect()
+}
+
+/// The workload's lines dev-signed as native txs (to tamper with, or to render as text).
+pub fn signed_native(lines: &[String]) -> Vec<(SignedTx, Option<u64>)> {
     let mut signer = DevSigner::new(0);
     lines
         .iter()
@@ -101,23 +114,23 @@ pub struct Outcome {
 }
 
 /// The reference: stamp with the deterministic clock, encode, `Engine::apply`, collect.
-pub fn direct(txs: &[(SignedTx, Option<u64>)]) -> Outcome {
+pub fn direct(txs: &[(VerifiedTx, Option<u64>)]) -> Outcome {
     direct_from(Engine::new(Genesis::dev(), Limits::small()).expect("limits"), txs)
 }
 
 /// The reference path from an engine that has applied some txs already.
-pub fn direct_from(mut engine: Engine, txs: &[(SignedTx, Option<u64>)]) -> Outcome {
+pub fn direct_from(mut engine: Engine, txs: &[(VerifiedTx, Option<u64>)]) -> Outcome {
     let mut buf: EventBuf = engine.event_buf();
     let mut sequencer = Sequencer::new(engine.seq(), Clock::Deterministic);
     let (mut events, mut rendered, mut records) = (Vec::new(), Vec::new(), Vec::new());
     for (signed, ts) in txs {
-        let record = RecordBytes::encode(&sequencer.stamp(*signed, *ts));
-        engine.apply(record.archived(), &mut buf).expect("gap-free");
+        let record = sequencer.stamp(signed, *ts).expect("dev clock");
+        engine.apply(record.verified(), &mut buf).expect("gap-free");
         for event in buf.events() {
             events.push((buf.seq(), *event));
             rendered.push(render_event(buf.seq(), event, engine.catalog()));
         }
-        records.push(record);
+        records.push(*record.bytes());
     }
     Outcome { events, rendered, state_hash: engine.state_hash(), records, engine }
 }
@@ -169,7 +182,7 @@ pub fn config(wait: WaitMode) -> PipelineConfig {
 
 /// Runs `txs` through a pipeline over `sink` and shuts it down.
 pub fn through_pipeline<K: RecordSink>(
-    txs: &[(SignedTx, Option<u64>)],
+    txs: &[(VerifiedTx, Option<u64>)],
     sink: K,
     subscriber: Collect,
     config: PipelineConfig,
@@ -177,7 +190,7 @@ pub fn through_pipeline<K: RecordSink>(
     let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
     let mut pipeline = Pipeline::start(engine, sink, subscriber, config).expect("start");
     for (k, (signed, ts)) in txs.iter().enumerate() {
-        let seq = pipeline.submit(&SignedTxBytes::encode(signed), *ts, k as u64).expect("not poisoned");
+        let seq = pipeline.submit(signed, *ts, k as u64).expect("not poisoned");
         assert_eq!(seq, k as u64 + 1);
     }
     pipeline.shutdown().expect("clean shutdown")

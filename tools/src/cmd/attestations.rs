@@ -44,11 +44,13 @@ pub fn execute(args: &AttestationsArgs) -> Result<(), CliError> {
     let manifest = require_manifest(dir)?;
     let log = read_attestations(dir)?;
     let mut out = Output::create(None)?;
-    for entry in &log.entries {
+    for (index, entry) in log.entries.iter().enumerate() {
         let attestation = &entry.attestation;
-        attestation.verify(&manifest.genesis.attest).map_err(|e| {
-            bad_record(dir, attestation.seq, format!("{} line {}: {e}", attestations_path(dir).display(), entry.line))
-        })?;
+        let problem = attestation.verify(&manifest.genesis.attest).err().map(|e| e.to_string());
+        if let Some(problem) = problem.or_else(|| log.link_problem(index)) {
+            let at = format!("{} line {}", attestations_path(dir).display(), entry.line);
+            return Err(bad_record(dir, attestation.seq, format!("{at}: {problem}")));
+        }
         out.write_line(&attestation.to_json())?;
     }
     out.finish()?;

@@ -269,7 +269,7 @@ fn run_and_replay(signed: &[(SignedTx, Option<u64>)], dir: &Path, rate: u64) -> 
     let replay_start = Instant::now();
     let reader = open_reader(dir)?;
     let mut replica = Engine::new(Genesis::dev(), Limits::production()).map_err(CliError::Engine)?;
-    let replayed = replay_journal(dir, &reader, &mut replica, false, "replay", |_, _, _, _| Ok(()))?;
+    let replayed = replay_journal(dir, &reader, &mut replica, "replay", |_, _, _, _| Ok(()))?;
     let replay_s = replay_start.elapsed().as_secs_f64();
     let replayed_hash = replica.state_hash();
     eprintln!(

@@ -92,7 +92,7 @@ pub fn execute(args: &ReplayArgs) -> Result<(), CliError> {
     let reader = open_reader(dir)?;
     let manifest = require_manifest(dir)?;
     let mut events = args.events.as_deref().map(|path| Output::create(Some(path))).transpose()?;
-    let state = args.state.as_deref().map(|path| Output::create(Some(path))).transpose()?;
+    let state = args.state.as_deref().map(Output::replacing).transpose()?;
     let started = Instant::now();
     let options =
         Options { source: args.from.source(), keep_base: false, extra_points: Default::default(), label: "replay" };

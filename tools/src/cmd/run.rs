@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,7 @@ use ed25519_dalek::SigningKey;
 use verex_engine::catalog::Catalog;
 use verex_engine::runtime::{
     decode_json_line, feed, start_ingress, IngressConfig, MemorySink, Pipeline, PipelineConfig, PoisonReason,
-    RecordSink, RefusalReason, SinkError, Subscriber, DEFAULT_COMMIT_MAX_RECORDS,
+    RecordSink, RefusalReason, SinkError, SubmitError, Subscriber, DEFAULT_COMMIT_MAX_RECORDS,
 };
 use verex_engine::sequencer::Clock;
 use verex_engine::signing::{dev_role_key, hex, Role};
@@ -37,7 +37,7 @@ use verex_journal::{
 
 use crate::attestations::{attestations_path, check_against_chain, cut_torn_line, read_attestations, AttestationLog};
 use crate::error::CliError;
-use crate::io::{note, refuse_same_file, warn, LineReader, Output, Progress};
+use crate::io::{note, refuse_same_file, warn, LineReader, LineSink, Output, Progress};
 use crate::keys::{read_genesis_file, read_key_file};
 use crate::manifest::{manifest_path, read_manifest, write_manifest, LimitsArg, Manifest};
 use crate::rebuild::{access_checked, open_reader};
@@ -67,10 +67,16 @@ flushed to --events and the state after them is written to --state, so the outpu
 consistent with each other, then the error names the file, line and reason and the exit \
 status is 2.
 
+Operator keys. Without --dev the operator keys are never the development ones: a new journal \
+(--init) or a run without --journal needs --genesis FILE, and an existing journal uses the keys \
+recorded in DIR/verex.json when it was created.
+
 Journal (--journal DIR). Every sequenced transaction's record (the archived, signed tx with \
-its seq and time stamp) is appended to the journal in DIR, which is created if missing, and a \
-transaction's events are written only once its record is durable in the sense of \
---durability. On a journal that already holds records, run first recovers it: a torn tail left \
+its seq and time stamp) is appended to the journal in DIR, and a transaction's events are \
+written only once its record is durable in the sense of --durability. A new journal is \
+created only with --init (DIR must then hold no journal; without --dev, --genesis FILE is \
+required): without it, a DIR that holds no journal is an error, so that a mistyped path never \
+starts a new exchange. With --dev a missing journal is created as if --init were given. On a journal that already holds records, run first recovers it: a torn tail left \
 by a crash is cut and reported on standard error, damage anywhere else is refused (exit status \
 1, naming the seq and the segment file). It then rebuilds the engine from the newest valid \
 snapshot in DIR/snapshots plus the records after it, or by replaying every record when there is \
@@ -190,9 +196,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Journal directory: journal every sequenced transaction there, resuming after its last
-    /// record if it has any (see the Journal paragraph of --help).
+    /// record (see the Journal paragraph of --help).
     #[arg(long, value_name = "DIR")]
     pub journal: Option<PathBuf>,
+    /// Create a new journal in --journal DIR (which must not hold one); without --dev it needs
+    /// --genesis FILE.
+    #[arg(long, requires = "journal")]
+    pub init: bool,
     /// When journaled transactions are durable and their events released (see the loss
     /// windows in --help).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Batch, requires = "journal")]
@@ -202,7 +212,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SEGMENT_BYTES, requires = "journal")]
     pub segment_bytes: u64,
     /// Operator keys, as {"admin":"<hex>","custody":"<hex>","oracle":"<hex>","attest":"<hex>"}
-    /// (default: the journal's, else the development operator keys).
+    /// (default: the journal's; required without --dev for a new journal or a run without one).
     #[arg(long, value_name = "FILE", conflicts_with = "dev")]
     pub genesis: Option<PathBuf>,
     /// Engine capacity to pre-allocate (default: the journal's, else production).
@@ -298,14 +308,18 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
     refuse_same_file(Some(&args.input), args.state.as_deref(), "--input and --state")?;
     let mut input = LineReader::open(Some(&args.input))?;
     let events = EventsOut::create(args.events.as_deref())?;
-    let state = args.state.as_deref().map(|path| Output::create(Some(path))).transpose()?;
+    let state = args.state.as_deref().map(Output::replacing).transpose()?;
     let clock = match args.clock.unwrap_or(if args.dev { ClockArg::Deterministic } else { ClockArg::Wall }) {
         ClockArg::Deterministic => Clock::Deterministic,
         ClockArg::Wall => Clock::Wall,
     };
     let Some(dir) = &args.journal else {
-        let engine =
-            Engine::new(genesis.unwrap_or_else(Genesis::dev), args.limits.unwrap_or(LimitsArg::Production).limits())?;
+        let genesis = match (genesis, args.dev) {
+            (Some(genesis), _) => genesis,
+            (None, true) => Genesis::dev(),
+            (None, false) => return Err(no_genesis("a run without --journal")),
+        };
+        let engine = Engine::new(genesis, args.limits.unwrap_or(LimitsArg::Production).limits())?;
         let signer = args.dev.then(|| DevSigner::new(0));
         let mut run = drive(engine, MemorySink::discarding(), events, &mut input, signer, clock)?;
         let failure = run.poison.take().map(poison_error);
@@ -358,9 +372,18 @@ fn open_journal(
     genesis: Option<Genesis>,
 ) -> Result<(Engine, DevSigner, JournalSink, Option<Replica>), CliError> {
     let key_file = args.replica.attest_key.as_deref().map(read_key_file).transpose()?;
+    check_init(args, dir, genesis.is_some())?;
+    // The attest key is checked before anything is created: a refused run leaves no journal.
+    let (operators, source) = match read_manifest(dir)? {
+        Some(recorded) => (recorded.genesis, format!("recorded in {}", manifest_path(dir).display())),
+        None => {
+            let wanted = genesis.or_else(|| args.dev.then(Genesis::dev)).ok_or_else(|| no_genesis("a new journal"))?;
+            (wanted, "named for the new journal".to_string())
+        }
+    };
+    let attest_key = settle_attest_key(args, key_file, &operators.attest, &source)?;
     let (writer, report) = open_writer(args, dir)?;
     let manifest = settle_manifest(args, dir, genesis, &report)?;
-    let attest_key = settle_attest_key(args, dir, key_file, &manifest)?;
     let log = open_attestation_log(dir)?;
     let replica_wanted = args.replica.wants_replica(attest_key.is_some());
     let mut signer_state = DevSignerState::default();
@@ -453,9 +476,9 @@ fn note_recovery(dir: &Path, recovered: &recover::Recovered) {
 /// `--dev`; it must be the genesis attest key.
 fn settle_attest_key(
     args: &RunArgs,
-    dir: &Path,
     key_file: Option<SigningKey>,
-    manifest: &Manifest,
+    genesis_attest: &[u8; 32],
+    source: &str,
 ) -> Result<Option<SigningKey>, CliError> {
     let key = key_file.or_else(|| args.dev.then(|| dev_role_key(Role::Attest)));
     let Some(key) = key else {
@@ -465,12 +488,11 @@ fn settle_attest_key(
         return Ok(None);
     };
     let public = key.verifying_key().to_bytes();
-    if public != manifest.genesis.attest {
+    if &public != genesis_attest {
         return Err(CliError::Usage(format!(
-            "--attest-key: its public key {} is not the genesis attest key {} (recorded in {})",
+            "--attest-key: its public key {} is not the genesis attest key {} ({source})",
             hex(&public),
-            hex(&manifest.genesis.attest),
-            manifest_path(dir).display()
+            hex(genesis_attest),
         )));
     }
     Ok(Some(key))
@@ -493,6 +515,45 @@ fn open_attestation_log(dir: &Path) -> Result<AttestationLog, CliError> {
     Ok(log)
 }
 
+/// The refusal to fall back on the development operator keys, which anyone can derive.
+fn no_genesis(what: &str) -> CliError {
+    CliError::Usage(format!(
+        "{what} needs its operator keys: pass --genesis FILE ({{\"admin\",\"custody\",\"oracle\",\"attest\"}} \
+         public keys), or --dev for the development keys (never in production)"
+    ))
+}
+
+/// Whether `dir` holds a journal: its manifest or any segment file.
+fn holds_journal(dir: &Path) -> Result<bool, CliError> {
+    if manifest_path(dir).exists() {
+        return Ok(true);
+    }
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().any(|e| e.path().extension().is_some_and(|ext| ext == "seg"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CliError::File { file: dir.display().to_string(), reason: e.to_string() }),
+    }
+}
+
+/// `--init` creates a journal and only that; without it (and without --dev) the journal must
+/// exist already, so that a mistyped path never starts a new exchange.
+fn check_init(args: &RunArgs, dir: &Path, has_genesis: bool) -> Result<(), CliError> {
+    let exists = holds_journal(dir)?;
+    match (exists, args.init, args.dev) {
+        (true, true, _) => Err(CliError::Usage(format!(
+            "--init: {} already holds a journal (drop --init to continue it)",
+            dir.display()
+        ))),
+        (false, false, false) => Err(CliError::Usage(format!(
+            "{} holds no journal (no verex.json, no segment): to create a new one there, pass --init with \
+             --genesis FILE",
+            dir.display()
+        ))),
+        (false, true, false) if !has_genesis => Err(no_genesis("--init")),
+        _ => Ok(()),
+    }
+}
+
 /// The journal's manifest: read and checked against the arguments, or written for a new
 /// journal.
 fn settle_manifest(
@@ -513,10 +574,9 @@ fn settle_manifest(
                 ),
             });
         }
-        let manifest = Manifest {
-            limits: args.limits.unwrap_or(LimitsArg::Production),
-            genesis: wanted_genesis.unwrap_or_else(Genesis::dev),
-        };
+        // `check_init` made sure that a new journal has its operator keys named.
+        let genesis = wanted_genesis.ok_or_else(|| no_genesis("a new journal"))?;
+        let manifest = Manifest { limits: args.limits.unwrap_or(LimitsArg::Production), genesis };
         write_manifest(dir, &manifest)?;
         return Ok(manifest);
     };
@@ -604,29 +664,30 @@ impl RecordSink for JournalSink {
 /// flagged to the reading thread, which stops) and returned after the run.
 struct EventsOut {
     name: String,
-    writer: Box<dyn Write + Send>,
+    sink: LineSink<Box<dyn Write + Send>>,
     error: Option<std::io::Error>,
     failed: Arc<AtomicBool>,
 }
 
 impl EventsOut {
-    /// Creates (truncates) `path`, or writes to standard output for `None` and `-`.
+    /// Creates (truncates) `path`, or writes to standard output for `None` and `-`. Lines are
+    /// written whole ([`LineSink`]): a run killed part-way leaves no cut event line.
     fn create(path: Option<&Path>) -> Result<Self, CliError> {
         let (name, writer): (String, Box<dyn Write + Send>) = match path {
             Some(path) if path.as_os_str() != "-" => {
                 let file = File::create(path).map_err(|e| CliError::io("create", path, e))?;
-                (path.display().to_string(), Box::new(BufWriter::new(file)))
+                (path.display().to_string(), Box::new(file))
             }
-            _ => ("<stdout>".to_string(), Box::new(BufWriter::new(std::io::stdout()))),
+            _ => ("<stdout>".to_string(), Box::new(std::io::stdout())),
         };
-        Ok(Self { name, writer, error: None, failed: Arc::new(AtomicBool::new(false)) })
+        Ok(Self { name, sink: LineSink::new(writer), error: None, failed: Arc::new(AtomicBool::new(false)) })
     }
 
     fn write_line(&mut self, text: &str) {
         if self.error.is_some() {
             return;
         }
-        if let Err(e) = self.writer.write_all(text.as_bytes()).and_then(|()| self.writer.write_all(b"\n")) {
+        if let Err(e) = self.sink.push_line(text) {
             self.error = Some(e);
             self.failed.store(true, Ordering::Release);
         }
@@ -636,7 +697,7 @@ impl EventsOut {
     fn finish(mut self) -> Result<(), CliError> {
         let flushed = match self.error.take() {
             Some(e) => Err(e),
-            None => self.writer.flush(),
+            None => self.sink.flush(),
         };
         flushed.map_err(|source| CliError::Io { action: "write", file: self.name.clone(), source })
     }
@@ -752,9 +813,17 @@ fn feed_signing<K: RecordSink>(
                 return Err(input.line_error(number, reason));
             }
         };
-        if pipeline.submit_signed(&signer.sign(&parsed), parsed.ts, number).is_err() {
+        match pipeline.submit(&signer.sign_verified(&parsed), parsed.ts, number) {
+            Ok(_) => {}
+            Err(SubmitError::Stamp(refused)) => {
+                let reason = format!(
+                    "{refused} (a line's own ts needs the deterministic clock; the run stopped here, after seq {})",
+                    pipeline.last_seq()
+                );
+                return Err(input.line_error(number, reason));
+            }
             // Poisoned: the stop report says why.
-            break;
+            Err(_) => break,
         }
         tally.applied += 1;
         progress.update(tally.applied, input.progress());
@@ -786,7 +855,7 @@ fn feed_verified<K: RecordSink>(
                     malformed = Some(message.clone());
                     ControlFlow::Break(())
                 }
-                RefusalReason::BadKey | RefusalReason::BadSignature => {
+                RefusalReason::BadKey(_) | RefusalReason::BadSignature(_) => {
                     refused += 1;
                     ControlFlow::Continue(())
                 }

@@ -11,7 +11,7 @@ use verex_engine::snapshot::decode_snapshot;
 use verex_engine::Engine;
 use verex_journal::Record;
 
-use crate::attestations::{attestations_path, read_attestations, Entry};
+use crate::attestations::{attestations_path, read_attestations, AttestationLog, Entry};
 use crate::error::CliError;
 use crate::io::{note, warn};
 use crate::manifest::{require_manifest, Manifest};
@@ -70,7 +70,7 @@ struct Expected {
 /// The attestation checks, run as the replay reaches each seq.
 struct Audit<'a> {
     dir: &'a Path,
-    entries: &'a [Entry],
+    log: &'a AttestationLog,
     next: usize,
     attest_key: [u8; 32],
     digest: JournalDigest,
@@ -93,7 +93,7 @@ impl Audit<'_> {
                 state_hash: engine.state_hash(),
             });
         }
-        if let Some(entry) = self.entries.get(self.next).filter(|e| e.attestation.seq == seq) {
+        if let Some(entry) = self.log.entries.get(self.next).filter(|e| e.attestation.seq == seq) {
             self.check(entry, engine)?;
             self.next += 1;
             self.last_good = seq;
@@ -130,15 +130,18 @@ impl Audit<'_> {
                 hex(&state_hash)
             ));
         }
-        match attestation.verify(&self.attest_key) {
-            Ok(()) => Ok(()),
-            Err(e) => fail(format!("{e}: forged or altered")),
+        if let Err(e) = attestation.verify(&self.attest_key) {
+            return fail(format!("{e}: forged or altered"));
+        }
+        match self.log.link_problem(self.next) {
+            Some(problem) => fail(problem),
+            None => Ok(()),
         }
     }
 
     /// After the replay: attestations it never reached lie beyond the journal's end.
     fn finish(&self, last_seq: u64) -> Result<(), CliError> {
-        match self.entries.get(self.next) {
+        match self.log.entries.get(self.next) {
             None => Ok(()),
             Some(entry) => Err(bad_record(
                 self.dir,
@@ -170,7 +173,7 @@ pub fn execute(args: &VerifyArgs) -> Result<(), CliError> {
     let snapshots = list_snapshots(dir)?;
     let mut audit = Audit {
         dir,
-        entries: &log.entries,
+        log: &log,
         next: 0,
         attest_key: manifest.genesis.attest,
         digest: JournalDigest::default(),
@@ -179,7 +182,7 @@ pub fn execute(args: &VerifyArgs) -> Result<(), CliError> {
     };
     let mut engine = manifest.engine()?;
     let replayed =
-        replay_journal(dir, &reader, &mut engine, true, "verify", |engine, record, _, _| audit.record(engine, record))?;
+        replay_journal(dir, &reader, &mut engine, "verify", |engine, record, _, _| audit.record(engine, record))?;
     match log_end(dir, &reader, replayed.last).as_ref().map(diagnose).transpose()? {
         None | Some(Tail::Clean) => {}
         Some(torn @ Tail::Torn { seq, .. }) => {
