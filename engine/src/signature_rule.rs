@@ -136,11 +136,15 @@ pub fn check_public_key(key: &[u8; POINT_BYTES]) -> Result<(), SignatureFault> {
     decode_key(key).map(|_| ())
 }
 
-fn decode_key(key: &[u8; POINT_BYTES]) -> Result<VerificationKey, SignatureFault> {
+fn check_key_encoding(key: &[u8; POINT_BYTES]) -> Result<(), SignatureFault> {
     check_point_encoding(key).map_err(|fault| match fault {
         PointFault::NotCanonical => SignatureFault::KeyNotCanonical,
         PointFault::SmallOrder => SignatureFault::KeySmallOrder,
-    })?;
+    })
+}
+
+fn decode_key(key: &[u8; POINT_BYTES]) -> Result<VerificationKey, SignatureFault> {
+    check_key_encoding(key)?;
     VerificationKey::try_from(VerificationKeyBytes::from(*key)).map_err(|_| SignatureFault::KeyNotAPoint)
 }
 
@@ -217,8 +221,10 @@ pub fn verify_batch(items: &[BatchItem<'_>], verdicts: &mut Vec<Result<(), Signa
         let mut seed = blake3::Hasher::new_derive_key("verex batch verification coefficients v1");
         let mut queued = 0usize;
         for item in chunk {
-            // The same steps, in the same order, as `verify_message`.
-            let verdict = decode_key(item.key).and_then(|_| check_signature_encoding(item.signature));
+            // The same steps, in the same order, as `verify_message`, but the key's curve
+            // point is decoded by the batch (once per distinct key); a key that is not a point
+            // fails the batch, and the single checks below name it.
+            let verdict = check_key_encoding(item.key).and_then(|()| check_signature_encoding(item.signature));
             if verdict.is_ok() {
                 verifier.queue((
                     VerificationKeyBytes::from(*item.key),
