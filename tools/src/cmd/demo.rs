@@ -157,6 +157,9 @@ pub fn execute(args: &DemoArgs) -> Result<(), CliError> {
 /// Signatures checked together, as the ingress' default chunk.
 const VERIFY_BATCH: usize = 64;
 
+/// A verified tx with its own stamp, if it carries one.
+type Stamped = (VerifiedTx, Option<u64>);
+
 fn generate(args: &DemoArgs) -> Result<Vec<(SignedTx, Option<u64>)>, CliError> {
     let mut generator = Generator::new(GenConfig {
         accounts: args.accounts,
@@ -182,9 +185,9 @@ fn generate(args: &DemoArgs) -> Result<Vec<(SignedTx, Option<u64>)>, CliError> {
 
 /// Checks every signature on `workers` threads, a batch of [`VERIFY_BATCH`] at a time (the
 /// ingress' rule and batch size); returns the verified txs and how many were refused.
-fn verify_all(signed: &[(SignedTx, Option<u64>)], workers: usize) -> (Vec<(VerifiedTx, Option<u64>)>, usize) {
+fn verify_all(signed: &[(SignedTx, Option<u64>)], workers: usize) -> (Vec<Stamped>, usize) {
     let chunk = signed.len().div_ceil(workers).max(1);
-    let parts: Vec<Vec<Option<(VerifiedTx, Option<u64>)>>> = std::thread::scope(|scope| {
+    let parts: Vec<Vec<Option<Stamped>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = signed
             .chunks(chunk)
             .map(|part| {
@@ -202,12 +205,12 @@ fn verify_all(signed: &[(SignedTx, Option<u64>)], workers: usize) -> (Vec<(Verif
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
     });
-    let all: Vec<Option<(VerifiedTx, Option<u64>)>> = parts.into_iter().flatten().collect();
+    let all: Vec<Option<Stamped>> = parts.into_iter().flatten().collect();
     let refused = signed.len() - all.iter().filter(|v| v.is_some()).count();
     (all.into_iter().flatten().collect(), refused)
 }
 
-fn run_and_replay(verified: &[(VerifiedTx, Option<u64>)], dir: &Path, rate: u64) -> Result<(), CliError> {
+fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(), CliError> {
     step(&format!(
         "3/4 pipeline: sequencer → ring → journal stage ∥ engine stage → release once durable (journal in {})",
         dir.display()
