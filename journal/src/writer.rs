@@ -258,6 +258,13 @@ impl JournalWriter {
         self.fail_next_sync = true;
     }
 
+    /// Test hook: the next segment the roller prepares (the one after the next roll) fails as
+    /// if the disk were full (`ENOSPC` from the preallocation); the roll that needs it fails.
+    #[doc(hidden)]
+    pub fn fail_next_segment_prepare_for_tests(&mut self) {
+        self.roller.fail_next_prepare_for_tests();
+    }
+
     /// Leaves the active segment for the next one, whose first record will be `first_seq`.
     /// Any failure poisons the writer.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
