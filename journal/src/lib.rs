@@ -55,6 +55,7 @@ pub mod reader;
 pub mod recovery;
 mod roller;
 pub mod segment;
+mod tail;
 pub mod writer;
 
 #[doc(hidden)]
@@ -66,9 +67,10 @@ pub use frame::{
     MAX_FRAME_BYTES, MAX_PAYLOAD_BYTES,
 };
 pub use reader::{JournalReader, Record, RecordIter, SPARSE_INDEX_STRIDE};
-pub use recovery::{RecoveryReport, TornTail};
+pub use recovery::RecoveryReport;
 pub use segment::{
     DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, GENESIS_HASH, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
     SEGMENT_MAGIC,
 };
+pub use tail::TornTail;
 pub use writer::{Durability, JournalConfig, JournalWriter, LOCK_FILE_NAME};

@@ -8,12 +8,19 @@
 //! (every [`SPARSE_INDEX_STRIDE`]th record's offset, built when a segment is mapped or
 //! refreshed) bounds the walk to fewer than `SPARSE_INDEX_STRIDE` frame headers.
 //!
+//! Verification: mapping a segment scans it (every frame's seq, segment index, padding and
+//! rolling hash), and a segment that has a successor is *closed*: the bytes after its last
+//! record must be zero (see [`tail`](crate::tail)), else the damage is reported in that
+//! segment, with the offset of the first frame that fails, never as a broken chain at the
+//! next one. The successor's header must continue the chain.
+//!
 //! Tailing: the mapping is shared with the writer's, so records appended after `open` become
 //! visible in place. In the last mapped segment, the first position that does not hold a
 //! verified record is treated as "not written yet": the iterator returns `None` and a later
 //! `next()` tries again from the same place (the iterator is not fused). New segments are
-//! picked up by [`JournalReader::refresh`]. Damage in the last segment therefore looks like
-//! the end of the data to a reader; the writer's recovery is what diagnoses it.
+//! picked up by [`JournalReader::refresh`]. On a journal no writer is appending to,
+//! [`JournalReader::torn_tail`] judges what follows the last record, read-only, by the rules
+//! recovery applies.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,8 +28,9 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::JournalError;
-use crate::frame::{self, FrameCheck};
+use crate::frame::{self, FrameCheck, FrameFault};
 use crate::segment::{self, SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES};
+use crate::tail::{self, AfterEnd, TornTail};
 
 /// One in this many records of a segment gets an entry in the reader's sparse index.
 pub const SPARSE_INDEX_STRIDE: u64 = 256;
@@ -47,6 +55,8 @@ struct ReaderSegment {
     header: SegmentHeader,
     path: PathBuf,
     map: Mmap,
+    /// The file's length when it was mapped.
+    file_len: u64,
     /// `min(file length, segment_bytes)`: the bytes frames may occupy.
     limit: usize,
     /// `(seq, frame offset)` of every `SPARSE_INDEX_STRIDE`th record, in order.
@@ -55,6 +65,8 @@ struct ReaderSegment {
     scanned_off: usize,
     scanned_next_seq: u64,
     scanned_hash: u64,
+    /// Why the bytes at `scanned_off` are not a record (`None`: no record there, or not yet).
+    stop_fault: Option<FrameFault>,
 }
 
 impl ReaderSegment {
@@ -69,9 +81,16 @@ impl ReaderSegment {
         let limit = self.limit;
         loop {
             let bytes = &self.map[..limit];
-            let FrameCheck::Valid(record) = frame::parse_frame(bytes, self.scanned_off, self.scanned_next_seq, index)
-            else {
-                return;
+            let record = match frame::parse_frame(bytes, self.scanned_off, self.scanned_next_seq, index) {
+                FrameCheck::Valid(record) => record,
+                FrameCheck::End => {
+                    self.stop_fault = None;
+                    return;
+                }
+                FrameCheck::Invalid(fault) => {
+                    self.stop_fault = Some(fault);
+                    return;
+                }
             };
             if (record.seq - first_seq).is_multiple_of(SPARSE_INDEX_STRIDE) {
                 self.sparse.push((record.seq, self.scanned_off));
@@ -80,6 +99,26 @@ impl ReaderSegment {
             self.scanned_next_seq += 1;
             self.scanned_hash = record.hash;
         }
+    }
+
+    /// A segment with a successor is complete (the writer finishes a segment before it creates
+    /// the next): the bytes after its last record must be zero. Damage is reported here, in
+    /// this file, at the offset of the first position that fails.
+    fn check_closed_end(&self) -> Result<(), JournalError> {
+        let at = self.scanned_off;
+        let after = tail::judge_after_end(self.bytes(), self.header.segment_index, at);
+        let detail = match (after, self.stop_fault) {
+            (AfterEnd::Zeros, None) => return Ok(()),
+            (AfterEnd::Damage(reason), Some(fault)) => format!("{fault}; {reason}"),
+            (AfterEnd::Damage(reason), None) => reason,
+            (AfterEnd::Torn { .. } | AfterEnd::Zeros, Some(fault)) => {
+                format!("{fault}, in a closed segment (a later segment exists)")
+            }
+            (AfterEnd::Torn { dirty_end }, None) => {
+                format!("non-zero bytes at offsets {at}..{dirty_end} after the last record of a closed segment")
+            }
+        };
+        Err(JournalError::corrupt_at(self.scanned_next_seq, &self.path, at as u64, detail))
     }
 }
 
@@ -124,7 +163,8 @@ impl JournalReader {
         Ok(self.next_seq())
     }
 
-    /// Maps segment `index` at `path` as the successor of the last mapped segment.
+    /// Maps segment `index` at `path` as the successor of the last mapped segment, which is
+    /// thereby closed and must end cleanly.
     fn map_next(&mut self, index: u64, path: PathBuf) -> Result<(), JournalError> {
         let expected_index = self.segments.len() as u64 + 1;
         let seq_here = self.segments.last().map_or(0, |s| s.scanned_next_seq);
@@ -132,6 +172,9 @@ impl JournalReader {
             let missing = segment::segment_path(&self.dir, expected_index);
             let reason = format!("segment {expected_index} is missing (next present is {index})");
             return Err(JournalError::corrupt(seq_here, missing, reason));
+        }
+        if let Some(closed) = self.segments.last() {
+            closed.check_closed_end()?;
         }
         let file = File::open(&path).map_err(|e| JournalError::io(&path, e))?;
         let file_len = file.metadata().map_err(|e| JournalError::io(&path, e))?.len();
@@ -142,43 +185,106 @@ impl JournalReader {
         // SAFETY: mapped read-only; the writer only appends into zeroed space, and frames are
         // re-verified (hash included) every time they are read.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io(&path, e))?;
-        let header = SegmentHeader::decode(&map).map_err(|reason| JournalError::corrupt(seq_here, &path, reason))?;
-        self.check_continues(&header, index, &path)?;
+        let header =
+            SegmentHeader::decode(&map).map_err(|reason| JournalError::corrupt_at(seq_here, &path, 0, reason))?;
+        self.check_continues(&header, index, &path, file_len)?;
         let limit = file_len.min(header.segment_bytes) as usize;
         let mut segment = ReaderSegment {
             header,
             path,
             map,
+            file_len,
             limit,
             sparse: Vec::new(),
             scanned_off: SEGMENT_HEADER_BYTES as usize,
             scanned_next_seq: header.first_seq,
             scanned_hash: header.prev_hash,
+            stop_fault: None,
         };
         segment.scan_forward();
         self.segments.push(segment);
         Ok(())
     }
 
-    /// Checks that a new segment's header continues the chain of the last mapped one.
-    fn check_continues(&self, header: &SegmentHeader, index: u64, path: &Path) -> Result<(), JournalError> {
-        if header.segment_index != index {
-            let reason = format!("file name says segment {index}, header says segment {}", header.segment_index);
-            return Err(JournalError::corrupt(header.first_seq, path, reason));
-        }
+    /// Checks a new segment's header against its file name, its file's length and the end of
+    /// the last mapped segment (the genesis hash for the first).
+    fn check_continues(
+        &self,
+        header: &SegmentHeader,
+        index: u64,
+        path: &Path,
+        file_len: u64,
+    ) -> Result<(), JournalError> {
         let (next_seq, last_hash) = match self.segments.last() {
             Some(prev) => (prev.scanned_next_seq, prev.scanned_hash),
             None => (header.first_seq, GENESIS_HASH),
         };
+        let seq_here = if self.segments.is_empty() { 0 } else { next_seq };
+        if header.segment_index != index {
+            let reason = format!("file name says segment {index}, header says segment {}", header.segment_index);
+            return Err(JournalError::corrupt_at(seq_here, path, 0, reason));
+        }
+        if file_len > header.segment_bytes {
+            let reason = format!("file is {file_len} bytes, longer than its header's {}", header.segment_bytes);
+            return Err(JournalError::corrupt(seq_here, path, reason));
+        }
+        if self.segments.is_empty() && header.prev_hash != GENESIS_HASH {
+            let reason = format!("first segment's prev_hash is {:#018x}, not the genesis hash", header.prev_hash);
+            return Err(JournalError::corrupt_at(header.first_seq, path, 0, reason));
+        }
         if header.first_seq != next_seq || header.prev_hash != last_hash {
             let reason = format!(
                 "chain broken: header starts at seq {} after hash {:#018x}, but the previous \
                  segment ends before seq {next_seq} with hash {last_hash:#018x}",
                 header.first_seq, header.prev_hash
             );
-            return Err(JournalError::corrupt(next_seq, path, reason));
+            return Err(JournalError::corrupt_at(next_seq, path, 0, reason));
         }
         Ok(())
+    }
+
+    /// Judges what follows the last record of the last segment, read-only, by the rules
+    /// recovery applies: `Ok(None)` for a clean end, `Ok(Some(_))` for a torn tail (which the
+    /// writer's recovery would cut), [`JournalError::Corrupt`] for anything else (see
+    /// [`tail`](crate::tail)).
+    ///
+    /// Run it on a journal no writer is appending to: a record being written looks torn.
+    pub fn torn_tail(&self) -> Result<Option<TornTail>, JournalError> {
+        Ok(self.last_end()?.and_then(|end| end.torn_tail()))
+    }
+
+    /// The last segment's end and the verdict on the bytes after it; `None` without segments.
+    pub(crate) fn last_end(&self) -> Result<Option<LastEnd>, JournalError> {
+        let Some(last) = self.segments.last() else {
+            return Ok(None);
+        };
+        let end_off = last.scanned_off;
+        let dirty_end = match tail::judge_after_end(last.bytes(), last.header.segment_index, end_off) {
+            AfterEnd::Zeros => None,
+            AfterEnd::Torn { dirty_end } => Some(dirty_end),
+            AfterEnd::Damage(reason) => {
+                let reason = match last.stop_fault {
+                    Some(fault) => format!("{fault}; {reason}"),
+                    None => reason,
+                };
+                return Err(JournalError::corrupt_at(last.scanned_next_seq, &last.path, end_off as u64, reason));
+            }
+        };
+        Ok(Some(LastEnd {
+            header: last.header,
+            path: last.path.clone(),
+            file_len: last.file_len,
+            end_off,
+            next_seq: last.scanned_next_seq,
+            dirty_end,
+            fault: last.stop_fault,
+        }))
+    }
+
+    /// The rolling hash of the last record seen (the last segment's `prev_hash` if it holds no
+    /// record; `GENESIS_HASH` without segments).
+    pub(crate) fn last_hash(&self) -> u64 {
+        self.segments.last().map_or(GENESIS_HASH, |s| s.scanned_hash)
     }
 
     /// The first seq of the journal, if it has a segment.
@@ -231,12 +337,58 @@ impl JournalReader {
             // Frames before `scanned_off` were verified by the scan, so their heads parse.
             let Ok(head) = frame::peek_head(segment.bytes(), off) else {
                 let reason = format!("record {at_seq} vanished from offset {off}");
-                return Err(JournalError::corrupt(at_seq, &segment.path, reason));
+                return Err(JournalError::corrupt_at(at_seq, &segment.path, off as u64, reason));
             };
             off += head.frame_bytes;
             at_seq += 1;
         }
         Ok(RecordIter { reader: self, segment_pos, off, next_seq: seq, failed: false })
+    }
+}
+
+/// Where the last segment's records end, and what follows them.
+#[derive(Debug)]
+pub(crate) struct LastEnd {
+    pub(crate) header: SegmentHeader,
+    pub(crate) path: PathBuf,
+    pub(crate) file_len: u64,
+    /// Offset of the first position without a valid record.
+    pub(crate) end_off: usize,
+    /// The seq a record at `end_off` would have.
+    pub(crate) next_seq: u64,
+    /// One torn frame's non-zero bytes end here; `None`: only zeros after `end_off`.
+    pub(crate) dirty_end: Option<usize>,
+    /// Why the bytes at `end_off` are not a record, if they are not simply absent.
+    pub(crate) fault: Option<FrameFault>,
+}
+
+impl LastEnd {
+    /// Whether the file is shorter than its header says (recovery extends it).
+    pub(crate) fn is_short(&self) -> bool {
+        self.file_len < self.header.segment_bytes
+    }
+
+    /// The torn tail this end amounts to: a torn frame, or a short file; `None` if clean.
+    pub(crate) fn torn_tail(&self) -> Option<TornTail> {
+        let mut reasons = Vec::new();
+        if self.dirty_end.is_some() {
+            reasons.push(match self.fault {
+                Some(fault) => fault.to_string(),
+                None => "uncommitted bytes after the last record".to_owned(),
+            });
+        }
+        if self.is_short() {
+            reasons.push(format!(
+                "file was {} bytes, shorter than its header's {} (recovery extends it)",
+                self.file_len, self.header.segment_bytes
+            ));
+        }
+        (!reasons.is_empty()).then(|| TornTail {
+            seq: self.next_seq,
+            file: self.path.clone(),
+            offset: self.end_off as u64,
+            reason: reasons.join("; "),
+        })
     }
 }
 
@@ -281,7 +433,7 @@ impl<'a> RecordIter<'a> {
                  segment ends before seq {} with hash {last_hash:#018x}",
                 next.header.first_seq, next.header.prev_hash, self.next_seq
             );
-            return Err(JournalError::corrupt(self.next_seq, &next.path, reason));
+            return Err(JournalError::corrupt_at(self.next_seq, &next.path, 0, reason));
         }
         self.segment_pos += 1;
         self.off = SEGMENT_HEADER_BYTES as usize;
@@ -317,7 +469,7 @@ impl<'a> Iterator for RecordIter<'a> {
                 FrameCheck::Invalid(fault) => {
                     self.failed = true;
                     let reason = fault.to_string();
-                    return Some(Err(JournalError::corrupt(self.next_seq, &segment.path, reason)));
+                    return Some(Err(JournalError::corrupt_at(self.next_seq, &segment.path, self.off as u64, reason)));
                 }
                 FrameCheck::End => {
                     if let Err(err) = self.cross_segment(segment) {

@@ -536,3 +536,28 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn damage_in_a_closed_segment_is_named_in_that_segment_with_its_offset_by_the_reader_and_recovery() {
+    let (dir, placed) = build();
+    // A record in the middle of segment 2 (segment 3 follows it).
+    let victim = *placed.iter().filter(|p| p.segment_index == 2).nth(40).unwrap();
+    let path = segment_file(dir.path(), 2);
+    flip_bit(&path, victim.frame_offset + 16 + victim.payload_len / 2, 5);
+    let offset = format!("offset {}", victim.frame_offset);
+    let err = JournalReader::open(dir.path()).map(|_| ()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, JournalError::Corrupt { seq, file, .. } if *seq == victim.seq && *file == path),
+        "the reader names segment 2 and seq {}: {message}",
+        victim.seq
+    );
+    assert!(message.contains(&offset) && message.contains("hash mismatch"), "{message}");
+    let err = open(dir.path()).map(|_| ()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, JournalError::Corrupt { seq, file, .. } if *seq == victim.seq && *file == path),
+        "{message}"
+    );
+    assert!(message.contains(&offset), "recovery names the offset: {message}");
+}

@@ -470,13 +470,14 @@ fn verify_names_the_seq_of_a_flipped_payload_byte() {
     let records = placements(&fx.journal);
     let last_segment = records.last().expect("records").segment_index;
     assert!(records[100].segment_index < last_segment, "the middle record is in an earlier segment");
-    // FIXME(journal): damage in a segment that is not the last is reported by
-    // `JournalReader::open` as a broken chain at the *next* segment's header ("the previous
-    // segment ends before seq N"): the seq is right, but the file named is the next one and
-    // the reason is not the hash mismatch. Recovery (`run`) names the damaged file.
-    flip_and_verify(&fx, 100, "middle", &["segment ends before seq 101"]);
+    // Damage in a segment that is not the last is named in that segment, at the offset of the
+    // record that fails, never as a broken chain at the next segment's header.
+    let middle = records[100];
+    let (file, offset) = (segment_name(middle.segment_index), format!("offset {}", middle.frame_offset));
+    flip_and_verify(&fx, 100, "middle", &[&file, &offset, "hash mismatch"]);
     let boundary = records.iter().position(|r| r.segment_index == 2).expect("segment 2") - 1;
-    flip_and_verify(&fx, boundary, "boundary", &[]);
+    let (file, offset) = (segment_name(1), format!("offset {}", records[boundary].frame_offset));
+    flip_and_verify(&fx, boundary, "boundary", &[&file, &offset, "hash mismatch"]);
     // In the last segment the reader cannot tell damage from the end of the data; verify
     // still must (records follow the damaged one).
     let in_last = records.iter().position(|r| r.segment_index == last_segment).expect("last segment") + 5;
@@ -728,4 +729,51 @@ fn sigkilled_runs_recover_to_a_prefix_that_equals_running_that_prefix_directly()
         assert_eq!(state_hash_of(&state), hash, "prefix of {seq} lines");
     }
     assert!(kills >= target);
+}
+
+// ---------------------------------------------------------------------------------------
+// Damage is named in the file that holds it, with its offset
+// ---------------------------------------------------------------------------------------
+
+/// `verex COMMAND --journal DIR` for each read-only command (`snapshot` writes beside it).
+fn read_only_commands(journal: &Path, scratch: &Path) -> Vec<(&'static str, Output)> {
+    let snapshot = scratch.join("damaged.snap");
+    ["verify", "replay", "inspect", "snapshot"]
+        .into_iter()
+        .map(|command| {
+            let mut args = vec![command, "--journal", path_str(journal)];
+            if command == "snapshot" {
+                args.extend(["--out", path_str(&snapshot)]);
+            }
+            (command, verex(&args))
+        })
+        .collect()
+}
+
+/// Lines that fill more than 50 segments of 64 KiB.
+const FIFTY_SEGMENT_LINES: usize = 12_000;
+
+#[test]
+fn a_byte_flipped_in_segment_50_is_named_in_segment_50_with_its_offset_by_every_command() {
+    let fx = journaled_run(FIFTY_SEGMENT_LINES, 65536);
+    let records = placements(&fx.journal);
+    assert!(records.last().expect("records").segment_index > 50, "segment 50 is not the last");
+    let at = 30_000u64;
+    let victim = *records
+        .iter()
+        .find(|r| r.segment_index == 50 && r.frame_offset <= at && at < r.frame_offset + frame_len(r.payload_len))
+        .expect("a record spans offset 30000 of segment 50");
+    let segment = segment_path(&fx.journal, 50);
+    patch(&segment, at, &[byte_at(&segment, at) ^ 0x20]);
+    let (name, offset, seq) =
+        (segment_name(50), format!("offset {}", victim.frame_offset), format!("seq {}", victim.seq));
+    let needles = ["corrupt", name.as_str(), offset.as_str(), seq.as_str()];
+    let mut outputs = read_only_commands(&fx.journal, fx.dir.path());
+    let input = fx.dir.path().join("more.jsonl");
+    write_lines(&input, &[r#"{"op":"create_account"}"#.to_string()]);
+    outputs.push(("run", verex(&["run", "--dev", "--input", path_str(&input), "--journal", path_str(&fx.journal)])));
+    for (command, out) in outputs {
+        assert_failure(&out, 1, &needles, command);
+        assert!(!stderr(&out).contains(&segment_name(51)), "{command} blames segment 51: {}", stderr(&out));
+    }
 }

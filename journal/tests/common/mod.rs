@@ -116,7 +116,7 @@ pub fn read_file(path: &Path) -> Vec<u8> {
 /// Unwraps a `Corrupt` error into `(seq, file)`, failing the test on anything else.
 pub fn expect_corrupt(result: Result<(JournalWriter, RecoveryReport), JournalError>) -> (u64, PathBuf, String) {
     match result {
-        Err(JournalError::Corrupt { seq, file, reason }) => (seq, file, reason),
+        Err(JournalError::Corrupt { seq, file, reason, .. }) => (seq, file, reason),
         Err(other) => panic!("expected Corrupt, got error {other}"),
         Ok((_, report)) => panic!("expected Corrupt, journal opened: {report:?}"),
     }
