@@ -69,6 +69,21 @@ pub enum JournalError {
         reason: String,
     },
 
+    /// The journal directory holds segment files but no commit mark (`commit.mark`): written
+    /// before format version 2, which added the mark, or the mark was deleted. Which records
+    /// were committed is unknown, so the journal is refused rather than guessed at.
+    #[error(
+        "journal {dir} has {segments} segment files but no commit mark ({dir}/commit.mark): it was written \
+         before format version 2 (which added the mark) or the mark was deleted; which records were committed \
+         is unknown, so the journal is refused"
+    )]
+    MarkMissing {
+        /// The journal directory.
+        dir: PathBuf,
+        /// How many segment files it holds.
+        segments: u64,
+    },
+
     /// An msync/fsync failed. The writer is now poisoned: this is the last error other than
     /// [`JournalError::Poisoned`] that it returns.
     #[error("sync of {file} failed, the writer is poisoned: {source}")]

@@ -14,6 +14,15 @@
 //! segment, with the offset of the first frame that fails, never as a broken chain at the
 //! next one. The successor's header must continue the chain.
 //!
+//! The commit mark ([`mark`](crate::mark)) is read first at every `open` and `refresh` (the
+//! writer writes a mark only after the records and segments it names exist, so whatever this
+//! mark names is visible by the time the segments are scanned; a copy caught half-written
+//! fails its checksum and the other, older one is used). Then: every segment up to the mark's
+//! newest must be present (a deleted newest segment is damage, not an earlier end); the
+//! records must not end at or before the mark's seq (a committed record that fails is damage,
+//! not "not written yet"); the record at the mark's seq must have the committed hash. Segments
+//! without a mark are refused ([`JournalError::MarkMissing`]).
+//!
 //! Tailing: the mapping is shared with the writer's, so records appended after `open` become
 //! visible in place. In the last mapped segment, the first position that does not hold a
 //! verified record is treated as "not written yet": the iterator returns `None` and a later
@@ -29,6 +38,7 @@ use memmap2::Mmap;
 
 use crate::error::JournalError;
 use crate::frame::{self, FrameCheck, FrameFault};
+use crate::mark::{self, CommitMark};
 use crate::segment::{self, SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES};
 use crate::tail::{self, AfterEnd, TornTail};
 
@@ -101,24 +111,33 @@ impl ReaderSegment {
         }
     }
 
+    /// What lies at the end of the scanned records, in words: `None` when nothing does (only
+    /// zeros follow, or nothing yet).
+    fn describe_end(&self) -> Option<String> {
+        let at = self.scanned_off;
+        let after = tail::judge_after_end(self.bytes(), self.header.segment_index, at);
+        match (after, self.stop_fault) {
+            (AfterEnd::Zeros, None) => None,
+            (AfterEnd::Damage(reason), Some(fault)) => Some(format!("{fault}; {reason}")),
+            (AfterEnd::Damage(reason), None) => Some(reason),
+            (AfterEnd::Torn { .. } | AfterEnd::Zeros, Some(fault)) => Some(fault.to_string()),
+            (AfterEnd::Torn { dirty_end }, None) => {
+                Some(format!("non-zero bytes at offsets {at}..{dirty_end} after the last record"))
+            }
+        }
+    }
+
     /// A segment with a successor is complete (the writer finishes a segment before it creates
     /// the next): the bytes after its last record must be zero. Damage is reported here, in
     /// this file, at the offset of the first position that fails.
     fn check_closed_end(&self) -> Result<(), JournalError> {
-        let at = self.scanned_off;
-        let after = tail::judge_after_end(self.bytes(), self.header.segment_index, at);
-        let detail = match (after, self.stop_fault) {
-            (AfterEnd::Zeros, None) => return Ok(()),
-            (AfterEnd::Damage(reason), Some(fault)) => format!("{fault}; {reason}"),
-            (AfterEnd::Damage(reason), None) => reason,
-            (AfterEnd::Torn { .. } | AfterEnd::Zeros, Some(fault)) => {
-                format!("{fault}, in a closed segment (a later segment exists)")
+        match self.describe_end() {
+            None => Ok(()),
+            Some(what) => {
+                let reason = format!("{what}, in a closed segment (a later segment exists)");
+                Err(JournalError::corrupt_at(self.scanned_next_seq, &self.path, self.scanned_off as u64, reason))
             }
-            (AfterEnd::Torn { dirty_end }, None) => {
-                format!("non-zero bytes at offsets {at}..{dirty_end} after the last record of a closed segment")
-            }
-        };
-        Err(JournalError::corrupt_at(self.scanned_next_seq, &self.path, at as u64, detail))
+        }
     }
 }
 
@@ -126,6 +145,10 @@ impl ReaderSegment {
 pub struct JournalReader {
     dir: PathBuf,
     segments: Vec<ReaderSegment>,
+    /// The commit mark as read by the last `refresh` (`None`: a new journal without one yet).
+    mark: Option<CommitMark>,
+    /// The committed `(seq, hash)` last found to match its record.
+    mark_hash_checked: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for JournalReader {
@@ -134,23 +157,46 @@ impl std::fmt::Debug for JournalReader {
             .field("dir", &self.dir)
             .field("segments", &self.segments.len())
             .field("next_seq", &self.next_seq())
+            .field("mark", &self.mark)
             .finish()
     }
 }
 
 impl JournalReader {
-    /// Maps every segment in `dir` read-only, checks headers and the chain across segments, and
-    /// builds the sparse index. An empty or missing-segments directory is an empty journal.
+    /// Maps every segment in `dir` read-only, verifies every record (headers, frames, the
+    /// chain across segments, closed segments' ends) against the commit mark, and builds the
+    /// sparse index. A directory without segments is an empty journal.
+    ///
+    /// Fails with [`JournalError::Corrupt`] naming the file, offset and seq of the damage: a
+    /// record that fails anywhere but after the last one (beyond the commit mark), a missing
+    /// segment (the newest included: the mark knows it), records ending before the mark's
+    /// seq; and with [`JournalError::MarkMissing`] for segments without a commit mark.
     pub fn open(dir: impl AsRef<Path>) -> Result<JournalReader, JournalError> {
-        let mut reader = JournalReader { dir: dir.as_ref().to_path_buf(), segments: Vec::new() };
+        let mut reader = JournalReader {
+            dir: dir.as_ref().to_path_buf(),
+            segments: Vec::new(),
+            mark: None,
+            mark_hash_checked: None,
+        };
         reader.refresh()?;
         Ok(reader)
     }
 
-    /// Picks up records appended and segments created since the last call (or `open`).
+    /// Picks up records appended and segments created since the last call (or `open`), and
+    /// checks them against the commit mark as it is now (see [`JournalReader::open`]).
     /// Returns the seq after the last record now visible (see [`JournalReader::next_seq`]).
     pub fn refresh(&mut self) -> Result<u64, JournalError> {
+        // The mark first: the writer writes the records and creates the segments a mark names
+        // before it writes the mark, so everything this mark names is visible below.
+        let mut mark = mark::read_mark(&self.dir)?;
         let listed = segment::list_segments(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
+        if mark.is_none() && !listed.is_empty() {
+            // A new journal's mark is created before its first segment: it exists by now.
+            mark = mark::read_mark(&self.dir)?;
+            if mark.is_none() {
+                return Err(JournalError::MarkMissing { dir: self.dir.clone(), segments: listed.len() as u64 });
+            }
+        }
         // List first, then rescan: a segment that has a successor is final, so scanning it
         // after seeing the successor sees all its records.
         if let Some(last) = self.segments.last_mut() {
@@ -160,7 +206,81 @@ impl JournalReader {
         for (index, path) in listed.into_iter().skip(known) {
             self.map_next(index, path)?;
         }
+        if let Some(mark) = mark {
+            self.check_mark(&mark)?;
+        }
+        self.mark = mark;
         Ok(self.next_seq())
+    }
+
+    /// Checks the segments and records against the commit mark: every segment it knows of is
+    /// present, every record up to its seq is there and verifies, and that record's hash is
+    /// the one committed.
+    fn check_mark(&mut self, mark: &CommitMark) -> Result<(), JournalError> {
+        let present = self.segments.len() as u64;
+        if present < mark.last_segment {
+            let missing = segment::segment_path(&self.dir, present + 1);
+            let reason = format!(
+                "segment {} is missing: the commit mark (generation {}) records that segments 1..={} were \
+                 created, {present} are present",
+                present + 1,
+                mark.generation,
+                mark.last_segment
+            );
+            return Err(JournalError::corrupt(self.next_seq(), missing, reason));
+        }
+        if mark.committed_seq == 0 || self.mark_hash_checked == Some((mark.committed_seq, mark.committed_hash)) {
+            return Ok(());
+        }
+        let (Some(first), Some(last)) = (self.first_seq(), self.segments.last()) else {
+            let reason = format!("the commit mark says seq {} is committed, but no segment exists", mark.committed_seq);
+            return Err(JournalError::corrupt(mark.committed_seq, mark::mark_path(&self.dir), reason));
+        };
+        if mark.committed_seq < first {
+            let reason =
+                format!("the commit mark names seq {}, before the journal's first seq {first}", mark.committed_seq);
+            return Err(JournalError::corrupt(mark.committed_seq, mark::mark_path(&self.dir), reason));
+        }
+        if last.scanned_next_seq <= mark.committed_seq {
+            let what = last.describe_end().unwrap_or_else(|| "the records end here".to_owned());
+            let reason = format!(
+                "{what}; seq {} is at or below the commit mark (seq {}, generation {}): it was committed, so \
+                 this is damage or loss, never a torn write",
+                last.scanned_next_seq, mark.committed_seq, mark.generation
+            );
+            return Err(JournalError::corrupt_at(last.scanned_next_seq, &last.path, last.scanned_off as u64, reason));
+        }
+        self.check_committed_hash(mark)?;
+        self.mark_hash_checked = Some((mark.committed_seq, mark.committed_hash));
+        Ok(())
+    }
+
+    /// The record at the mark's seq must have the hash the mark committed: the records up to it
+    /// are those that were committed, not a rewritten chain.
+    fn check_committed_hash(&self, mark: &CommitMark) -> Result<(), JournalError> {
+        let seq = mark.committed_seq;
+        let record = match self.iter_from(seq)?.next() {
+            Some(record) => record?,
+            None => {
+                return Err(JournalError::corrupt(seq, mark::mark_path(&self.dir), "the committed record vanished"))
+            }
+        };
+        if record.hash != mark.committed_hash {
+            let path = segment::segment_path(&self.dir, record.segment_index);
+            let reason = format!(
+                "record hash {:#018x} differs from the hash {:#018x} the commit mark (generation {}) committed for \
+                 this seq: the journal was rewritten after the commit",
+                record.hash, mark.committed_hash, mark.generation
+            );
+            return Err(JournalError::corrupt_at(seq, path, record.frame_offset, reason));
+        }
+        Ok(())
+    }
+
+    /// The commit mark as read by the last `refresh` (or `open`): `None` only for a journal
+    /// directory without segments and without a mark.
+    pub fn commit_mark(&self) -> Option<CommitMark> {
+        self.mark
     }
 
     /// Maps segment `index` at `path` as the successor of the last mapped segment, which is

@@ -1,42 +1,60 @@
 //! Recovery: verify the whole journal on open, cut a provably torn tail, refuse anything else.
 //!
-//! Every segment is scanned forward from its header, verifying each frame's seq, segment
-//! index, padding and rolling hash. The scan of a segment stops at offset `B`, the first
-//! position that holds no valid record. What is allowed at and after `B`:
+//! The writer runs it, holding the directory's lock, before it appends. It opens a
+//! [`JournalReader`], which verifies every segment (headers, the chain across segments, every
+//! frame's seq, segment index, padding and rolling hash, closed segments' ends) against the
+//! commit mark ([`mark`](crate::mark)), then judges the bytes after the last record of the last
+//! segment ([`tail`](crate::tail)), and cuts a torn frame there.
 //!
-//! * **Nothing** (all bytes from `B` to the segment end are zero): the clean end of the data.
-//! * **A torn frame** (only in the *last* segment): non-zero bytes confined to the extent of one
-//!   frame starting at `B` (`frame_len(payload_len)` if the header word at `B` has a plausible
-//!   length, else `MAX_FRAME_BYTES`, since a write torn before its length landed has unknown
-//!   length), with no plausible frame header (magic, length, segment index) at any frame
-//!   position (multiple of 16) after `B` and only zeros
-//!   after the extent. That is what a crash in the middle of `append` leaves: the writer writes
-//!   one frame at a time into zeroed space. It is cut (zeroed and synced) and reported.
-//! * Anything else is **corruption**: a valid-looking record after the failure (a flipped bit
-//!   or zeroed page mid-log followed by intact records), non-zero bytes beyond a torn frame's
-//!   extent, any damage in a segment that is not the last (the writer msyncs a segment
-//!   completely before it creates the next one, so only the last can be torn), a missing
-//!   segment, a segment whose header index differs from its file name, or a header whose
-//!   `first_seq`/`prev_hash` does not continue the chain. Recovery then refuses to open and
-//!   names the first seq it could not verify; nothing is modified.
+//! What is allowed, with `B` the first position of the last segment holding no valid record:
 //!
-//! Limits of what can be told apart, by design: damage confined to the last record (with only
-//! zeros after it) is indistinguishable from a torn write and is cut; a deleted *last* segment
-//! is indistinguishable from a log that ended earlier. A power loss that persists dirty pages
-//! out of order can leave intact unsynced records after a hole; that is refused as corruption
-//! (fail-safe) rather than silently truncated.
+//! * **Nothing** at and after `B` (all zero): the clean end of the data.
+//! * **A torn frame** at `B`, beyond the commit mark (the mark's seq is below the seq due at
+//!   `B`): non-zero bytes confined to the extent of one frame, nothing plausible after it.
+//!   That is what a crash in the middle of an `append`, or after appends whose commit never
+//!   returned, leaves. It is cut (zeroed and synced) and reported. A file shorter than its
+//!   header says is extended back to its size and reported the same way.
+//! * Anything else is **corruption**: a record at or below the mark that fails (its events
+//!   may have been released: never cut), the records ending before the mark's seq, the
+//!   record at the mark's seq with another hash than the one committed, a valid-looking
+//!   record after the failure, non-zero bytes beyond a torn frame's extent, any damage in a
+//!   segment that is not the last (the writer syncs a segment completely before it creates
+//!   the next one), a missing segment (the mark knows the newest one), a segment whose
+//!   header index differs from its file name, a header whose `first_seq`/`prev_hash` does not
+//!   continue the chain, segments without a commit mark ([`JournalError::MarkMissing`]), a
+//!   mark with neither copy valid. Recovery then refuses to open, naming the file that holds
+//!   the damage, the byte offset and the first seq it could not verify; nothing is modified.
+//!
+//! After recovery the writer msyncs every recovered record and writes the mark to cover them
+//! all and every segment present (records beyond the old mark that verified were durable all
+//! along, or are now).
+//!
+//! Limits of what can be told apart, by design: records appended after the last commit can
+//! vanish without a trace in a power loss (zeroed, as never written) and that is not damage:
+//! they were never committed. A power loss that persists dirty pages out of order can leave
+//! intact unsynced records after a hole; that is refused as corruption (fail-safe) rather than
+//! silently truncated. In `Async` mode the mark itself is not synced at each commit: see
+//! [`Durability::Async`](crate::Durability::Async) for what recovery does after a power loss.
+//!
+//! Crash points, each recovered: before the mark of a new journal is renamed into place (a
+//! stale `commit.mark.tmp`, removed: a new journal); after a segment is published and before
+//! the mark records it (one segment more than the mark knows, allowed, recorded by recovery);
+//! after a commit's msync and before its mark write (records beyond the mark, whole, kept);
+//! in the middle of a mark write (that copy fails its checksum; the other, the previous
+//! commit, is used); during recovery's cut (see below).
 //!
 //! Idempotence: the cut only zeroes bytes at or after `B` and extends a short file. It zeroes
 //! the torn frame's body first and syncs, then its first (length) word, so a crash at any
 //! point leaves a state that classifies the same way (the extent is unchanged while the length
 //! word stands, and zeros never create a plausible header): recovering again yields the same
-//! `last_seq` and `last_hash`.
+//! `last_seq` and `last_hash`. The mark is written only after the cut.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
+use crate::mark::CommitMark;
 use crate::reader::{JournalReader, LastEnd};
 use crate::segment::{self, SegmentHeader};
 pub use crate::tail::TornTail;
@@ -68,12 +86,15 @@ pub(crate) struct TailSegment {
     pub(crate) write_off: usize,
 }
 
-/// Recovery's result: the report, where to continue, and the seq that must come next.
+/// Recovery's result: the report, where to continue, the seq that must come next, the first
+/// seq, and the commit mark found (`None`: a new journal, no segment and no mark yet).
 #[derive(Debug)]
 pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
     pub(crate) tail: Option<TailSegment>,
     pub(crate) next_seq: Option<u64>,
+    pub(crate) first_seq: Option<u64>,
+    pub(crate) mark: Option<CommitMark>,
 }
 
 /// Verifies the journal in `dir` (the writer holds its lock), cuts a torn tail, and returns
@@ -82,6 +103,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     let reader = JournalReader::open(dir)?;
     let end = reader.last_end()?;
     let first_seq = reader.first_seq();
+    let mark = reader.commit_mark();
     let mut report = RecoveryReport {
         last_seq: 0,
         last_hash: reader.last_hash(),
@@ -93,13 +115,13 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     // The reader's mappings go before the cut writes to the file.
     drop(reader);
     let Some(end) = end else {
-        return Ok(Recovered { report, tail: None, next_seq: None });
+        return Ok(Recovered { report, tail: None, next_seq: None, first_seq, mark });
     };
     report.last_seq = end.next_seq - 1;
     report.records = end.next_seq - first_seq.unwrap_or(end.next_seq);
     cut_torn_tail(&end, &mut report)?;
     let tail = TailSegment { header: end.header, path: end.path, write_off: end.end_off };
-    Ok(Recovered { report, tail: Some(tail), next_seq: Some(end.next_seq) })
+    Ok(Recovered { report, tail: Some(tail), next_seq: Some(end.next_seq), first_seq, mark })
 }
 
 /// Zeroes a torn tail (if any) and restores a short file's length; records what was done.

@@ -32,8 +32,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// The first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"VEREXJNL";
-/// The on-disk format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this crate writes and reads: 2 since the commit mark
+/// (`commit.mark`, see [`mark`](crate::mark)); version 1 journals had none and are refused.
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the segment header; the first frame starts here.
 pub const SEGMENT_HEADER_BYTES: u64 = 64;
 /// Default segment size: 64 MiB.
