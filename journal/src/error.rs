@@ -53,15 +53,35 @@ pub enum JournalError {
     /// The journal on disk fails verification somewhere other than a provably torn tail.
     ///
     /// Recovery refuses to open such a journal: nothing is truncated or repaired.
-    #[error("journal is corrupt at seq {seq} in {file}: {reason}")]
+    #[error("journal is corrupt at seq {seq} in {file}{}: {reason}", AtOffset(*offset))]
     Corrupt {
         /// The first seq that could not be verified (0 when the damage precedes any known seq,
         /// e.g. a broken header of the first segment).
         seq: u64,
-        /// The segment file where the damage was found (or the missing file's name).
+        /// The file that holds the damage: a segment file, the commit mark, or the name of a
+        /// missing segment file.
         file: PathBuf,
+        /// Byte offset of the damage within `file`: the start of the frame that fails (or of
+        /// the bytes that should not be there), 0 for a segment header; `None` when the damage
+        /// is not at a place in a file (a missing file, a file of the wrong length).
+        offset: Option<u64>,
         /// What failed, with the offending values.
         reason: String,
+    },
+
+    /// The journal directory holds segment files but no commit mark (`commit.mark`): written
+    /// before format version 2, which added the mark, or the mark was deleted. Which records
+    /// were committed is unknown, so the journal is refused rather than guessed at.
+    #[error(
+        "journal {dir} has {segments} segment files but no commit mark ({dir}/commit.mark): it was written \
+         before format version 2 (which added the mark) or the mark was deleted; which records were committed \
+         is unknown, so the journal is refused"
+    )]
+    MarkMissing {
+        /// The journal directory.
+        dir: PathBuf,
+        /// How many segment files it holds.
+        segments: u64,
     },
 
     /// An msync/fsync failed. The writer is now poisoned: this is the last error other than
@@ -106,8 +126,25 @@ impl JournalError {
         JournalError::Io { path: path.into(), source }
     }
 
-    /// Builds a [`JournalError::Corrupt`].
+    /// Builds a [`JournalError::Corrupt`] about a whole file (no offset).
     pub(crate) fn corrupt(seq: u64, file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        JournalError::Corrupt { seq, file: file.into(), reason: reason.into() }
+        JournalError::Corrupt { seq, file: file.into(), offset: None, reason: reason.into() }
+    }
+
+    /// Builds a [`JournalError::Corrupt`] about the bytes at `offset` of `file`.
+    pub(crate) fn corrupt_at(seq: u64, file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        JournalError::Corrupt { seq, file: file.into(), offset: Some(offset), reason: reason.into() }
+    }
+}
+
+/// Renders `Some(offset)` as ` at offset N` in error messages, `None` as nothing.
+struct AtOffset(Option<u64>);
+
+impl std::fmt::Display for AtOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(offset) => write!(f, " at offset {offset}"),
+            None => Ok(()),
+        }
     }
 }

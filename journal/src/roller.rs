@@ -52,7 +52,11 @@ pub(crate) struct Retired {
 }
 
 enum Job {
-    Prepare { index: u64 },
+    /// Prepare segment `index`; `inject_no_space` is a test hook: fail as a full disk would.
+    Prepare {
+        index: u64,
+        inject_no_space: bool,
+    },
     Retire(Retired),
 }
 
@@ -66,6 +70,8 @@ pub(crate) struct Roller {
     requested: Option<u64>,
     /// Retire jobs whose outcome has not been received yet.
     retiring: u32,
+    /// Test hook: the next preparation fails as if the disk were full.
+    fail_next_prepare: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -82,8 +88,8 @@ impl Roller {
                 for job in jobs_rx {
                     // A send fails only when the writer is gone; there is nobody to tell.
                     match job {
-                        Job::Prepare { index } => {
-                            let _ = prepared_tx.send(prepare(&worker_dir, index, segment_bytes));
+                        Job::Prepare { index, inject_no_space } => {
+                            let _ = prepared_tx.send(prepare(&worker_dir, index, segment_bytes, inject_no_space));
                         }
                         Job::Retire(retired) => {
                             let _ = retired_tx.send(retire(retired));
@@ -99,6 +105,7 @@ impl Roller {
             retired: retired_rx,
             requested: None,
             retiring: 0,
+            fail_next_prepare: false,
             thread: Some(thread),
         })
     }
@@ -106,7 +113,8 @@ impl Roller {
     /// Asks for segment `index` to be prepared (the one the next roll will take).
     pub(crate) fn request(&mut self, index: u64) {
         debug_assert!(self.requested.is_none(), "one segment is prepared at a time");
-        if self.send(Job::Prepare { index }) {
+        let inject_no_space = std::mem::take(&mut self.fail_next_prepare);
+        if self.send(Job::Prepare { index, inject_no_space }) {
             self.requested = Some(index);
         }
     }
@@ -125,6 +133,12 @@ impl Roller {
             return Err(JournalError::io(segment::segment_path(&self.dir, index), io::Error::other(reason)));
         }
         Ok(prepared)
+    }
+
+    /// Test hook: the next segment requested fails to prepare as if the disk were full
+    /// (`ENOSPC` from the preallocation, after its `.seg.tmp` file was created).
+    pub(crate) fn fail_next_prepare_for_tests(&mut self) {
+        self.fail_next_prepare = true;
     }
 
     /// Hands a finished segment back: unmapped (and first msynced if `retired.sync`) on the
@@ -200,9 +214,10 @@ fn discard(prepared: PreparedSegment) {
     let _ = fs::remove_file(tmp);
 }
 
-/// Creates, preallocates, maps and prefaults `NAME.seg.tmp` for segment `index`.
-fn prepare(dir: &Path, index: u64, segment_bytes: u64) -> Result<PreparedSegment, JournalError> {
-    let (file, tmp) = segment::prepare_segment(dir, index, segment_bytes)
+/// Creates, preallocates, maps and prefaults `NAME.seg.tmp` for segment `index`. On any
+/// failure the `.seg.tmp` file is removed: a full disk leaves nothing behind.
+fn prepare(dir: &Path, index: u64, segment_bytes: u64, inject_no_space: bool) -> Result<PreparedSegment, JournalError> {
+    let (file, tmp) = segment::prepare_segment(dir, index, segment_bytes, inject_no_space)
         .map_err(|e| JournalError::io(segment::tmp_path(dir, index), e))?;
     let mapped = usize::try_from(segment_bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))

@@ -32,8 +32,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// The first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"VEREXJNL";
-/// The on-disk format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this crate writes and reads: 2 since the commit mark
+/// (`commit.mark`, see [`mark`](crate::mark)); version 1 journals had none and are refused.
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the segment header; the first frame starts here.
 pub const SEGMENT_HEADER_BYTES: u64 = 64;
 /// Default segment size: 64 MiB.
@@ -214,7 +215,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// The writer runs the two halves on different threads (see `roller`); tests run both here.
 #[cfg(test)]
 pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> io::Result<(File, PathBuf)> {
-    let (file, tmp) = prepare_segment(dir, header.segment_index, header.segment_bytes)?;
+    let (file, tmp) = prepare_segment(dir, header.segment_index, header.segment_bytes, false)?;
     let path = publish_segment(dir, &file, &tmp, header)?;
     Ok((file, path))
 }
@@ -222,17 +223,36 @@ pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> io::Result<(
 /// The first half of creating segment `segment_index`: `NAME.seg.tmp`, preallocated to
 /// `segment_bytes` of real zeroed blocks and fsynced, with no header yet (its first seq and
 /// previous hash are known only at the roll). Invisible to recovery and readers, which remove
-/// and ignore `.seg.tmp` files. Returns the file opened read-write and its path.
-pub(crate) fn prepare_segment(dir: &Path, segment_index: u64, segment_bytes: u64) -> io::Result<(File, PathBuf)> {
+/// and ignore `.seg.tmp` files. Returns the file opened read-write and its path; on failure
+/// (`ENOSPC` from the preallocation, say) the `.seg.tmp` file is removed before returning.
+///
+/// `inject_no_space` is a test hook: the preallocation fails with `ENOSPC`, as on a full disk.
+pub(crate) fn prepare_segment(
+    dir: &Path,
+    segment_index: u64,
+    segment_bytes: u64,
+    inject_no_space: bool,
+) -> io::Result<(File, PathBuf)> {
     let path = segment_path(dir, segment_index);
     if path.exists() {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("segment {} already exists", path.display())));
     }
     let tmp = tmp_path(dir, segment_index);
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
-    preallocate(&file, segment_bytes)?;
-    file.sync_all()?;
-    Ok((file, tmp))
+    let allocated = if inject_no_space {
+        Err(io::Error::from_raw_os_error(libc::ENOSPC))
+    } else {
+        preallocate(&file, segment_bytes)
+    };
+    match allocated.and_then(|()| file.sync_all()) {
+        Ok(()) => Ok((file, tmp)),
+        Err(err) => {
+            // A full disk (or any other failure) leaves no half-prepared file behind.
+            drop(file);
+            let _ = fs::remove_file(&tmp);
+            Err(err)
+        }
+    }
 }
 
 /// The second half: writes `header` into the prepared `tmp` file, makes it durable, renames

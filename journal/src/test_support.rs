@@ -56,3 +56,20 @@ pub fn preallocated_file(path: &std::path::Path, len: u64) -> std::io::Result<st
     crate::segment::preallocate(&file, len)?;
     Ok(file)
 }
+
+/// Writes `DIR/commit.mark` afresh, holding one valid copy (generation 1) that commits
+/// `committed_seq` with hash `committed_hash` and records segments up to `last_segment`: for
+/// tests that fabricate a journal from raw segment files (a copy of a prefix, a forged chain).
+/// A writer never does this; its mark only moves forward.
+pub fn write_commit_mark(
+    dir: &std::path::Path,
+    committed_seq: u64,
+    committed_hash: u64,
+    last_segment: u64,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mark = crate::mark::CommitMark { generation: 1, committed_seq, committed_hash, last_segment };
+    let file = preallocated_file(&crate::mark::mark_path(dir), crate::mark::MARK_FILE_BYTES)?;
+    file.write_all_at(&mark.encode(), crate::mark::MARK_COPY_STRIDE)?;
+    file.sync_all()
+}

@@ -12,10 +12,12 @@ use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::JournalError;
 use crate::frame::{self, MAX_PAYLOAD_BYTES};
+use crate::mark::{self, MarkFile};
 use crate::recovery::{self, RecoveryReport};
 use crate::roller::{Retired, Roller};
 use crate::segment::{
-    self, SegmentHeader, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
+    self, SegmentHeader, DEFAULT_SEGMENT_BYTES, GENESIS_HASH, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 
 /// Name of the lock file in the journal directory.
@@ -29,28 +31,43 @@ pub const LOCK_FILE_NAME: &str = "journal.lock";
 /// `Async` the finished segment is msynced completely in the background (by the writer's
 /// roller thread), and the writer waits for that msync before the roll
 /// after it, so at most one finished segment is ever not yet synced.
+///
+/// Every commit then writes the commit mark ([`mark`](crate::mark)): the committed seq and its
+/// hash, outside the segment being written. Recovery never cuts a record at or below the mark;
+/// a torn tail can only lie beyond it. The mark is written *after* the records are durable and
+/// *before* the commit reports its durable seq, so a released event's record is always covered.
+/// Every roll also writes the mark, synced, in every mode, once the new segment is durably
+/// created (so the loss of the newest segment, even empty, is detected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// `append` msyncs the record before it returns; `durable_seq()` equals `last_seq()` after
-    /// every successful `append`, so events for a record may be released as soon as its
-    /// `append` returns. Loss window: none (a record whose `append` returned `Ok` survives
-    /// power loss). One msync per record: slow.
+    /// `append` msyncs the record, then writes the commit mark and fdatasyncs it, before it
+    /// returns; `durable_seq()` equals `last_seq()` after every successful `append`, so events
+    /// for a record may be released as soon as its `append` returns. Loss window: none (a
+    /// record whose `append` returned `Ok` survives power loss, and recovery refuses rather than
+    /// cuts it if it is damaged). One msync and one fdatasync per record: slow.
     Sync,
-    /// `commit` msyncs every record appended since the previous commit, then returns the new
-    /// `durable_seq`. Release events only for seqs `<=` the value `commit` returned. Loss
-    /// window: records appended after the last successful `commit` may be lost on power loss
-    /// (a process crash loses nothing: the mapping's pages survive in the page cache).
+    /// `commit` msyncs every record appended since the previous commit, then writes the commit
+    /// mark and fdatasyncs it, then returns the new `durable_seq`. Release events only for seqs
+    /// `<=` the value `commit` returned. Loss window: records appended after the last
+    /// successful `commit` may be lost on power loss (none of their events were released; a
+    /// torn one is cut and reported); a process crash loses nothing (the mapping's pages survive
+    /// in the page cache, and recovery keeps every whole record beyond the mark).
     #[default]
     Batch,
-    /// No msync on the hot path; the OS writes dirty pages back on its own schedule (typically
-    /// within ~30 s), and a finished segment is msynced in the background after its roll.
-    /// `commit` only advances `durable_seq`, which here means "written to the page cache".
-    /// Loss window: a process crash loses nothing; power loss or a kernel crash loses
-    /// everything appended since the OS last flushed (at worst since the previous segment was
-    /// created or the writer opened). A power loss that leaves dirty pages written out of
-    /// order (a hole followed by intact records, within a segment or in a finished segment
-    /// whose background msync had not completed while the next one already had records) is
-    /// refused by recovery as corruption, naming the seq, never silently truncated.
+    /// No msync and no fdatasync on the hot path; the OS writes dirty pages back on its own
+    /// schedule (typically within ~30 s), and a finished segment is msynced in the background
+    /// after its roll. `commit` writes the commit mark into the page cache (a `pwrite`, no
+    /// sync) and advances `durable_seq`, which here means "written to the page cache".
+    /// Loss window: a process crash loses nothing (page cache: records and mark agree); power
+    /// loss or a kernel crash loses everything appended since the OS last flushed (at worst since
+    /// the previous segment was created or the writer opened). After such a power loss the mark
+    /// on disk may be *behind* the records that reached the disk (recovery then keeps the whole
+    /// records beyond it and cuts a torn one, reported), or *ahead* of them, because the OS
+    /// wrote the mark's page before the records' pages: recovery then refuses the journal as
+    /// corruption, naming the first missing seq and its segment file, rather than silently
+    /// cutting records whose events were released. A power loss that leaves dirty pages written
+    /// out of order (a hole followed by intact records) is refused the same way. In `Async` a
+    /// power loss can therefore need an operator's decision; a process crash never does.
     Async,
 }
 
@@ -103,10 +120,15 @@ pub struct JournalWriter {
     active: Option<ActiveSegment>,
     /// The seq `append` must get next; `None` on an empty journal.
     next_seq: Option<u64>,
+    /// The journal's first seq (the first segment's); `None` before the first segment.
+    first_seq: Option<u64>,
     last_hash: u64,
     durable_seq: u64,
+    /// The commit mark, written after every commit's records are durable.
+    mark: MarkFile,
     poisoned: bool,
     fail_next_sync: bool,
+    fail_next_mark_sync: bool,
 }
 
 impl std::fmt::Debug for JournalWriter {
@@ -116,6 +138,7 @@ impl std::fmt::Debug for JournalWriter {
             .field("durability", &self.durability)
             .field("last_seq", &self.last_seq())
             .field("durable_seq", &self.durable_seq)
+            .field("mark", &self.mark.current())
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
     }
@@ -141,6 +164,7 @@ impl JournalWriter {
         fs::create_dir_all(&dir).map_err(|e| JournalError::io(&dir, e))?;
         let lock = lock_dir(&dir)?;
         segment::remove_stale_tmp_files(&dir).map_err(|e| JournalError::io(&dir, e))?;
+        mark::remove_stale_tmp(&dir).map_err(|e| JournalError::io(&dir, e))?;
         let recovered = recovery::recover(&dir)?;
         let mut active = match recovered.tail {
             Some(tail) => Some(map_segment(&tail.path, &tail.header, tail.write_off)?),
@@ -154,10 +178,16 @@ impl JournalWriter {
                 .map_err(|source| JournalError::SyncFailed { file: active.path.clone(), source })?;
             active.synced_off = active.write_off;
         }
+        // Recovery refused segments without a mark: no mark means no segment, a new journal,
+        // whose mark is created before its first segment.
+        let mark = match recovered.mark {
+            Some(current) => MarkFile::open(&dir, current)?,
+            None => MarkFile::create(&dir)?,
+        };
         let report = recovered.report;
         let mut roller = Roller::spawn(&dir, config.segment_bytes)?;
         roller.request(active.as_ref().map_or(1, |active| active.index + 1));
-        let writer = JournalWriter {
+        let mut writer = JournalWriter {
             roller,
             dir,
             segment_bytes: config.segment_bytes,
@@ -165,11 +195,17 @@ impl JournalWriter {
             _lock: lock,
             active,
             next_seq: recovered.next_seq,
+            first_seq: recovered.first_seq,
             last_hash: report.last_hash,
             durable_seq: report.last_seq,
+            mark,
             poisoned: false,
             fail_next_sync: false,
+            fail_next_mark_sync: false,
         };
+        // Every recovered record is durable now (msynced above): the mark covers them all, and
+        // every segment present. This also rewrites a damaged copy of the mark.
+        writer.write_mark(true)?;
         Ok((writer, report))
     }
 
@@ -205,13 +241,16 @@ impl JournalWriter {
         self.next_seq = Some(seq + 1);
         if self.durability == Durability::Sync {
             self.sync_active()?;
+            self.write_mark(true)?;
             self.durable_seq = seq;
         }
         Ok(())
     }
 
-    /// Ends a batch: in [`Durability::Batch`] msyncs everything appended since the last commit.
-    /// Returns the new `durable_seq` (see [`Durability`] for what it guarantees in each mode).
+    /// Ends a batch: in [`Durability::Batch`] msyncs everything appended since the last commit,
+    /// then writes the commit mark and (in `Batch`) fdatasyncs it. Returns the new
+    /// `durable_seq` (see [`Durability`] for what it guarantees in each mode): release events
+    /// only for seqs up to it, so no event is released before the mark covers its record.
     pub fn commit(&mut self) -> Result<u64, JournalError> {
         if self.poisoned {
             return Err(JournalError::Poisoned);
@@ -222,6 +261,9 @@ impl JournalWriter {
         if let Err(err) = self.roller.check_retired() {
             self.poisoned = true;
             return Err(err);
+        }
+        if self.last_seq() != self.durable_seq {
+            self.write_mark(self.durability != Durability::Async)?;
         }
         self.durable_seq = self.last_seq();
         Ok(self.durable_seq)
@@ -258,6 +300,20 @@ impl JournalWriter {
         self.fail_next_sync = true;
     }
 
+    /// Test hook: makes the next fdatasync of the commit mark fail as if the device had
+    /// reported an I/O error.
+    #[doc(hidden)]
+    pub fn fail_next_mark_sync_for_tests(&mut self) {
+        self.fail_next_mark_sync = true;
+    }
+
+    /// Test hook: the next segment the roller prepares (the one after the next roll) fails as
+    /// if the disk were full (`ENOSPC` from the preallocation); the roll that needs it fails.
+    #[doc(hidden)]
+    pub fn fail_next_segment_prepare_for_tests(&mut self) {
+        self.roller.fail_next_prepare_for_tests();
+    }
+
     /// Leaves the active segment for the next one, whose first record will be `first_seq`.
     /// Any failure poisons the writer.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
@@ -288,9 +344,14 @@ impl JournalWriter {
         };
         let path = segment::publish_segment(&self.dir, &prepared.file, &prepared.tmp, &header)
             .map_err(|e| JournalError::io(&prepared.tmp, e))?;
+        self.first_seq.get_or_insert(first_seq);
         let write_off = SEGMENT_HEADER_BYTES as usize;
         let next = ActiveSegment { index, path, map: prepared.map, write_off, synced_off: write_off };
-        if let Some(finished) = self.active.replace(next) {
+        let finished = self.active.replace(next);
+        // The new segment is durable under its name: the mark records it (so that its loss is
+        // detected, even empty), with every record so far committed.
+        self.write_mark(true)?;
+        if let Some(finished) = finished {
             let sync = finished.synced_off < finished.write_off;
             let inject_failure = sync && std::mem::take(&mut self.fail_next_sync);
             self.roller.retire(Retired { map: finished.map, path: finished.path, sync, inject_failure });
@@ -298,6 +359,22 @@ impl JournalWriter {
         self.durable_seq = self.last_seq();
         self.roller.request(index + 1);
         Ok(())
+    }
+
+    /// Writes the commit mark: every record appended so far is committed, the active segment is
+    /// the newest. The caller has made the records durable as its mode requires; `sync` makes
+    /// the mark itself durable (fdatasync) before this returns. A failure poisons the writer.
+    fn write_mark(&mut self, sync: bool) -> Result<(), JournalError> {
+        let last_seq = self.last_seq();
+        let has_records = self.first_seq.is_some_and(|first| last_seq >= first);
+        let (committed_seq, committed_hash) = if has_records { (last_seq, self.last_hash) } else { (0, GENESIS_HASH) };
+        let last_segment = self.active.as_ref().map_or(0, |active| active.index);
+        let inject_failure = sync && std::mem::take(&mut self.fail_next_mark_sync);
+        let written = self.mark.write(committed_seq, committed_hash, last_segment, sync, inject_failure);
+        if written.is_err() {
+            self.poisoned = true;
+        }
+        written
     }
 
     /// msyncs the active segment up to `write_off`; a failure poisons the writer.

@@ -1,10 +1,13 @@
 //! Real crashes: a child process (`journal-crash-writer`) appends deterministic records and is
-//! killed with SIGKILL at pseudo-random moments (seeded xorshift). After each kill, recovery
-//! must keep a gap-free, verified prefix that contains every seq the child reported durable
-//! (and everything recovered in earlier rounds), every recovered payload must equal the
-//! deterministic payload of its seq, and the next child continues from `last_seq + 1`.
+//! killed with SIGKILL at pseudo-random moments (seeded xorshift). After each kill, the commit
+//! mark the child left must cover every seq it reported committed (`durable N`, printed after
+//! `commit` returned: the mark is written before), recovery must keep a gap-free, verified
+//! prefix that contains every one of them (and everything recovered in earlier rounds), every
+//! recovered payload must equal the deterministic payload of its seq, and the next child
+//! continues from `last_seq + 1`.
 //!
-//! Total kills: `VEREX_CRASH_KILLS` (default 50), split between Batch and Async durability.
+//! Total kills: `VEREX_CRASH_KILLS` (default 50), split between Batch and Async durability,
+//! plus a fifth of it in Sync.
 //! A SIGKILLed process's stores to the mapping survive in the page cache, so torn frames here
 //! come only from kills in the middle of an `append`; `faults.rs` forges torn writes directly.
 
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use common::*;
 use verex_journal::test_support::XorShift;
-use verex_journal::{Durability, JournalWriter, MIN_SEGMENT_BYTES};
+use verex_journal::{Durability, JournalReader, JournalWriter, MIN_SEGMENT_BYTES};
 
 const DEFAULT_KILLS: u64 = 50;
 /// Records one child appends before it idles, bounding the journal's growth.
@@ -92,6 +95,12 @@ fn crash_loop(mode: &str, kills: u64, seed: u64) {
         if let Some(opened_at) = log.opened_at {
             assert_eq!(opened_at, recovered_before, "round {round}: child recovered elsewhere");
         }
+        // The mark as the child left it (recovery rewrites it) covers everything it committed.
+        let reader = JournalReader::open(dir.path())
+            .unwrap_or_else(|e| panic!("round {round} ({mode}, killed after {delay:?}): reader: {e}"));
+        let committed = reader.commit_mark().map_or(0, |mark| mark.committed_seq);
+        assert!(committed >= log.durable, "round {round}: mark at {committed} < reported durable {}", log.durable);
+        drop(reader);
         let (writer, report) = JournalWriter::open(config(dir.path(), Durability::Batch))
             .unwrap_or_else(|e| panic!("round {round} ({mode}, killed after {delay:?}): {e}"));
         drop(writer);
@@ -121,4 +130,9 @@ fn batch_writer_killed_at_random_moments_recovers_a_verified_prefix() {
 #[test]
 fn async_writer_killed_at_random_moments_recovers_a_verified_prefix() {
     crash_loop("async", total_kills() / 2, 0xA5C);
+}
+
+#[test]
+fn sync_writer_killed_at_random_moments_recovers_a_verified_prefix() {
+    crash_loop("sync", total_kills() / 5, 0x5F1C);
 }

@@ -119,3 +119,51 @@ fn error_messages_carry_the_offending_values() {
     let err = writer.append(2, &vec![0u8; 20_000]).unwrap_err();
     assert_eq!(err.to_string(), "payload of 20000 bytes exceeds the maximum of 16384 bytes");
 }
+
+#[test]
+fn a_failed_sync_of_the_commit_mark_poisons_the_writer_and_the_commit_does_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, _) = JournalWriter::open(config(dir.path(), Durability::Batch)).unwrap();
+    for seq in 1..=5 {
+        writer.append(seq, &payload(seq)).unwrap();
+    }
+    writer.commit().unwrap();
+    writer.append(6, &payload(6)).unwrap();
+    writer.fail_next_mark_sync_for_tests();
+    let err = writer.commit().unwrap_err();
+    assert!(matches!(&err, JournalError::SyncFailed { file, .. } if file == &mark_file(dir.path())), "{err}");
+    assert!(writer.is_poisoned());
+    assert_eq!(writer.durable_seq(), 5, "a commit whose mark is not durable is not a commit");
+    assert!(matches!(writer.commit(), Err(JournalError::Poisoned)));
+    drop(writer);
+    // Record 6 was msynced before the mark write: recovery keeps it.
+    let (_, report) = open(dir.path()).unwrap();
+    assert_eq!(report.last_seq, 6);
+    // In Sync mode the mark is written (and synced) by every append.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, _) = JournalWriter::open(config(dir.path(), Durability::Sync)).unwrap();
+    writer.append(1, &payload(1)).unwrap();
+    assert_eq!(JournalReader::open(dir.path()).unwrap().commit_mark().unwrap().committed_seq, 1);
+    writer.fail_next_mark_sync_for_tests();
+    assert!(matches!(writer.append(2, &payload(2)), Err(JournalError::SyncFailed { .. })));
+    assert_eq!(writer.durable_seq(), 1);
+    assert!(matches!(writer.append(3, &payload(3)), Err(JournalError::Poisoned)));
+}
+
+#[test]
+fn every_mode_writes_the_commit_mark_before_commit_returns() {
+    for durability in [Durability::Sync, Durability::Batch, Durability::Async] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _) = JournalWriter::open(config(dir.path(), durability)).unwrap();
+        for seq in 1..=10 {
+            writer.append(seq, &payload(seq)).unwrap();
+        }
+        let durable = writer.commit().unwrap();
+        assert_eq!(durable, 10);
+        // A reader (another process would see the same page cache) finds the mark covering it:
+        // in Async it is written without a sync, in Sync and Batch it is also durable.
+        let mark = JournalReader::open(dir.path()).unwrap().commit_mark().expect("a mark");
+        assert_eq!((mark.committed_seq, mark.committed_hash), (10, writer.last_hash()), "{durability:?}");
+        assert_eq!(mark.last_segment, 1, "{durability:?}");
+    }
+}

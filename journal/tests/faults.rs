@@ -1,5 +1,10 @@
 //! Fault injection: every kind of damage is either cut as a torn tail (only when it really is
-//! the tail) or refused as corruption naming the seq and file. Never silently accepted.
+//! the tail, beyond the commit mark) or refused as corruption naming the seq and file. Never
+//! silently accepted.
+//!
+//! The fixtures' last record is appended but never committed, as a crash in the middle of its
+//! append (or before its commit) leaves it: only there can a torn tail lie. Damage to committed
+//! records is corruption (see also `commit_mark.rs`).
 //!
 //! These tests judge recovery's classification, not the device, and recover thousands of times:
 //! they run in `scratch_dir()` (tmpfs when available) so that each cut's fsyncs are cheap.
@@ -16,10 +21,12 @@ use xxhash_rust::xxh3::xxh3_64;
 
 const RECORDS: u64 = 800;
 
-/// A journal of `RECORDS` deterministic records over three 64 KiB segments.
+/// A journal of `RECORDS` deterministic records over three 64 KiB segments, all committed but
+/// the last (a crash came before its commit).
 fn build() -> (tempfile::TempDir, Vec<Placed>) {
     let dir = scratch_dir();
-    write_deterministic(dir.path(), 1..=RECORDS);
+    write_deterministic(dir.path(), 1..=RECORDS - 1);
+    append_uncommitted(dir.path(), RECORDS..=RECORDS);
     let placed = placements(dir.path());
     assert_eq!(placed.len() as u64, RECORDS);
     assert_eq!(placed.last().unwrap().segment_index, 3, "fixture spans three segments");
@@ -349,21 +356,34 @@ fn a_record_copied_from_another_segment_is_caught() {
 
 #[test]
 fn a_zeroed_first_record_of_the_last_segment_leaves_an_empty_segment_to_continue_in() {
+    // Segment 3's records were all appended after the last commit (a power loss in Batch can
+    // lose every one of them): zeroed, they leave an empty segment to continue in.
     let (dir, placed) = build();
     let first = first_seq_of_segment(&placed, 3);
-    let path = segment_file(dir.path(), 3);
-    zero_range(&path, 64, MIN_SEGMENT_BYTES);
-    let report = open_ok(dir.path());
-    assert_eq!(report.last_seq, first - 1);
-    assert_eq!(report.last_hash, record(&placed, first - 1).hash);
-    assert_eq!((report.torn_at, report.segments), (None, 3));
-    assert!(matches!(
-        open(dir.path()).unwrap().0.append(first + 1, b"x"),
-        Err(JournalError::SeqOutOfOrder { expected, .. }) if expected == first
-    ));
-    write_deterministic(dir.path(), first..=first + 10);
-    assert_eq!(verify_deterministic(dir.path(), 1), first + 10);
-    assert_eq!(JournalReader::open(dir.path()).unwrap().segment_count(), 3);
+    let dir_uncommitted = scratch_dir();
+    write_deterministic(dir_uncommitted.path(), 1..=first - 1);
+    append_uncommitted(dir_uncommitted.path(), first..=RECORDS);
+    for (dir, committed) in [(dir.path(), true), (dir_uncommitted.path(), false)] {
+        let path = segment_file(dir, 3);
+        zero_range(&path, 64, MIN_SEGMENT_BYTES);
+        if committed {
+            // Committed records are never cut: their loss is corruption, named at segment 3.
+            let (seq, file, reason) = expect_corrupt(open(dir));
+            assert_eq!((seq, file), (first, path), "{reason}");
+            continue;
+        }
+        let report = open_ok(dir);
+        assert_eq!(report.last_seq, first - 1);
+        assert_eq!(report.last_hash, record(&placed, first - 1).hash);
+        assert_eq!((report.torn_at, report.segments), (None, 3));
+        assert!(matches!(
+            open(dir).unwrap().0.append(first + 1, b"x"),
+            Err(JournalError::SeqOutOfOrder { expected, .. }) if expected == first
+        ));
+        write_deterministic(dir, first..=first + 10);
+        assert_eq!(verify_deterministic(dir, 1), first + 10);
+        assert_eq!(JournalReader::open(dir).unwrap().segment_count(), 3);
+    }
 }
 
 #[test]
@@ -409,8 +429,9 @@ enum Expect {
     Torn { last_seq: u64 },
 }
 
-/// The exact outcome of damaging byte `at` of segment `index`.
-fn expected_outcome(placed: &[Placed], index: u64, at: u64) -> Expect {
+/// The exact outcome of damaging byte `at` of segment `index`, when the last record is
+/// committed or not.
+fn expected_outcome(placed: &[Placed], index: u64, at: u64, last_committed: bool) -> Expect {
     let last = placed.last().unwrap();
     if at < 64 {
         return Expect::Corrupt(if index == 1 { 0 } else { first_seq_of_segment(placed, index) });
@@ -418,7 +439,7 @@ fn expected_outcome(placed: &[Placed], index: u64, at: u64) -> Expect {
     let hit =
         placed.iter().find(|p| p.segment_index == index && p.frame_offset <= at && at < p.frame_offset + p.frame_bytes);
     match hit {
-        Some(p) if p.seq == last.seq => Expect::Torn { last_seq: last.seq - 1 },
+        Some(p) if p.seq == last.seq && !last_committed => Expect::Torn { last_seq: last.seq - 1 },
         Some(p) => Expect::Corrupt(p.seq),
         None => {
             // Zeroed space after a segment's last record.
@@ -450,10 +471,17 @@ fn offsets_to_damage(placed: &[Placed], index: u64) -> Vec<u64> {
     offsets
 }
 
-#[test]
-fn any_flipped_bit_is_refused_or_cut_exactly_as_predicted() {
+/// Flips one bit at every offset of [`offsets_to_damage`] in turn, recovers, and compares with
+/// [`expected_outcome`]; the segment and the commit mark are restored after each.
+fn flip_every_offset_and_recover(last_committed: bool) {
     let dir = scratch_dir();
-    write_deterministic(dir.path(), 1..=360); // just over one segment: two segments
+    // Just over one segment: two segments.
+    if last_committed {
+        write_deterministic(dir.path(), 1..=360);
+    } else {
+        write_deterministic(dir.path(), 1..=359);
+        append_uncommitted(dir.path(), 360..=360);
+    }
     let placed = placements(dir.path());
     let last = *placed.last().unwrap();
     assert_eq!(last.segment_index, 2);
@@ -465,6 +493,8 @@ fn any_flipped_bit_is_refused_or_cut_exactly_as_predicted() {
             payload
         })
         .collect();
+    // Recovery advances the mark to what it keeps: restore it with the segment.
+    let pristine_mark = read_file(&mark_file(dir.path()));
     let mut checked = 0;
     for index in [1u64, 2] {
         let path = segment_file(dir.path(), index);
@@ -478,7 +508,7 @@ fn any_flipped_bit_is_refused_or_cut_exactly_as_predicted() {
                     assert_eq!(record.payload, &originals[(record.seq - 1) as usize][..]);
                 }
             }
-            let expected = expected_outcome(&placed, index, at);
+            let expected = expected_outcome(&placed, index, at, last_committed);
             let outcome = match open(dir.path()) {
                 Err(JournalError::Corrupt { seq, .. }) => Expect::Corrupt(seq),
                 Err(other) => panic!("segment {index} byte {at}: {other}"),
@@ -487,13 +517,24 @@ fn any_flipped_bit_is_refused_or_cut_exactly_as_predicted() {
                     Expect::Torn { last_seq: report.last_seq }
                 }
             };
-            assert_eq!(outcome, expected, "segment {index} byte {at} bit {bit}");
+            assert_eq!(outcome, expected, "segment {index} byte {at} bit {bit} (last committed: {last_committed})");
             restore(&path, &pristine);
+            restore(&mark_file(dir.path()), &pristine_mark);
             checked += 1;
         }
     }
     assert!(checked > 2000, "checked {checked} positions");
     assert_clean_reopen(dir.path(), last.seq, last.hash);
+}
+
+#[test]
+fn any_flipped_bit_is_refused_or_cut_exactly_as_predicted() {
+    flip_every_offset_and_recover(false);
+}
+
+#[test]
+fn any_flipped_bit_in_a_fully_committed_journal_is_refused_unless_beyond_the_last_record() {
+    flip_every_offset_and_recover(true);
 }
 
 mod garbage {
@@ -535,4 +576,29 @@ mod garbage {
             }
         }
     }
+}
+
+#[test]
+fn damage_in_a_closed_segment_is_named_in_that_segment_with_its_offset_by_the_reader_and_recovery() {
+    let (dir, placed) = build();
+    // A record in the middle of segment 2 (segment 3 follows it).
+    let victim = *placed.iter().filter(|p| p.segment_index == 2).nth(40).unwrap();
+    let path = segment_file(dir.path(), 2);
+    flip_bit(&path, victim.frame_offset + 16 + victim.payload_len / 2, 5);
+    let offset = format!("offset {}", victim.frame_offset);
+    let err = JournalReader::open(dir.path()).map(|_| ()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, JournalError::Corrupt { seq, file, .. } if *seq == victim.seq && *file == path),
+        "the reader names segment 2 and seq {}: {message}",
+        victim.seq
+    );
+    assert!(message.contains(&offset) && message.contains("hash mismatch"), "{message}");
+    let err = open(dir.path()).map(|_| ()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, JournalError::Corrupt { seq, file, .. } if *seq == victim.seq && *file == path),
+        "{message}"
+    );
+    assert!(message.contains(&offset), "recovery names the offset: {message}");
 }

@@ -1,5 +1,6 @@
 //! The on-disk format, re-derived from the documentation alone: a third party with xxh3 and
-//! the crate docs can walk the segment files and recompute the hash chain.
+//! the crate docs can walk the segment files, recompute the hash chain and read the commit
+//! mark.
 
 mod common;
 
@@ -34,7 +35,7 @@ fn chain_recomputed_from_the_raw_files_matches_reader_and_writer() {
         assert_eq!(bytes.len() as u64, MIN_SEGMENT_BYTES);
         // Header.
         assert_eq!(&bytes[0..8], b"VEREXJNL");
-        assert_eq!(u32_at(&bytes, 8), 1, "version");
+        assert_eq!(u32_at(&bytes, 8), 2, "version");
         assert_eq!(u32_at(&bytes, 12), 64, "header length");
         assert_eq!(u64_at(&bytes, 16), index);
         assert_eq!(u64_at(&bytes, 24), seq, "first seq");
@@ -71,4 +72,27 @@ fn chain_recomputed_from_the_raw_files_matches_reader_and_writer() {
     assert!(index > 3, "spans several segments");
     assert_eq!(seq - 1, 900);
     assert_eq!(hash, writer_hash);
+
+    // The commit mark: two 64-byte copies at offsets 0 and 4096 of an 8 KiB file, zeros
+    // elsewhere; the valid copy with the highest generation names the last commit.
+    let mark = read_file(&dir.path().join("commit.mark"));
+    assert_eq!(mark.len(), 8192);
+    let mut newest: Option<(u64, u64, u64, u64)> = None;
+    for (copy, at) in [(0u32, 0usize), (1, 4096)] {
+        let bytes = &mark[at..at + 64];
+        assert_eq!(&bytes[0..8], b"VEREXMRK");
+        assert_eq!(u32_at(bytes, 8), 2, "version");
+        assert_eq!(u32_at(bytes, 12), copy);
+        let generation = u64_at(bytes, 16);
+        assert_eq!(generation % 2, u64::from(copy), "generation g lives in copy g % 2");
+        assert_eq!(u64_at(bytes, 48), 0, "reserved");
+        assert_eq!(u64_at(bytes, 56), xxh3_64(&bytes[..56]), "checksum");
+        let fields = (generation, u64_at(bytes, 24), u64_at(bytes, 32), u64_at(bytes, 40));
+        if newest.is_none_or(|n| n.0 < generation) {
+            newest = Some(fields);
+        }
+        assert!(mark[at + 64..at + 4096].iter().all(|&b| b == 0), "zero outside the copies");
+    }
+    let (_, committed_seq, committed_hash, last_segment) = newest.unwrap();
+    assert_eq!((committed_seq, committed_hash, last_segment), (900, writer_hash, index - 1));
 }

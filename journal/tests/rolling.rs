@@ -111,3 +111,35 @@ fn a_failed_background_sync_of_a_finished_async_segment_poisons_the_next_commit(
     let (_, report) = JournalWriter::open(config(dir.path(), Durability::Batch)).unwrap();
     assert_eq!(report.last_seq, seq);
 }
+
+#[test]
+fn a_full_disk_while_preparing_a_segment_leaves_no_seg_tmp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, _) = JournalWriter::open(config(dir.path(), Durability::Batch)).unwrap();
+    assert!(eventually_exists(&tmp_segment(dir.path(), 1)), "segment 1 is prepared at open");
+    // The first append takes segment 1 and asks for segment 2, whose preallocation fails
+    // with ENOSPC after its `.seg.tmp` file was created.
+    writer.fail_next_segment_prepare_for_tests();
+    let mut payload = Vec::new();
+    deterministic_payload(1, &mut payload);
+    writer.append(1, &payload).unwrap();
+    let mut seq = 1;
+    let err = loop {
+        seq += 1;
+        deterministic_payload(seq, &mut payload);
+        match writer.append(seq, &payload) {
+            Ok(()) => {}
+            Err(err) => break err,
+        }
+    };
+    let message = err.to_string();
+    assert!(matches!(err, JournalError::Io { .. }), "{message}");
+    assert!(message.contains("00000000000000000002.seg.tmp") && message.contains("No space left"), "{message}");
+    assert!(writer.is_poisoned());
+    assert_eq!(segment_files(dir.path()), vec![format!("{:020}.seg", 1)], "no stray .seg.tmp on a full disk");
+    drop(writer);
+    // Nothing appended before the failure is lost.
+    let (_, report) = JournalWriter::open(config(dir.path(), Durability::Batch)).unwrap();
+    assert_eq!(report.last_seq, seq - 1);
+    assert_eq!(verify_deterministic(dir.path(), 1), seq - 1);
+}

@@ -17,11 +17,10 @@ use verex_engine::record::access_record;
 use verex_engine::tx::ArchivedSequencedTx;
 use verex_engine::verified::VerifiedRecord;
 use verex_engine::{Engine, EventBuf};
-use verex_journal::{frame_len, JournalError, JournalReader, Record, GENESIS_HASH, SEGMENT_HEADER_BYTES};
+use verex_journal::{frame_len, JournalError, JournalReader, Record};
 
 use crate::error::CliError;
 use crate::io::Progress;
-use crate::tail::{segment_file, LogEnd};
 
 /// Records read, verified together, then applied: bounds the memory a chunk holds (views into
 /// the mapping) and is large enough for batch verification on every core.
@@ -69,8 +68,8 @@ pub struct Replayed {
 /// Opens a journal for reading; the directory must exist.
 ///
 /// # Errors
-/// [`CliError::File`] for a missing directory; [`CliError::Journal`] when a segment header or
-/// the chain across segments is broken.
+/// [`CliError::File`] for a missing directory; [`CliError::Journal`] when the journal is
+/// damaged anywhere but in a torn tail beyond its commit mark (see [`crate::tail`]).
 pub fn open_reader(dir: &Path) -> Result<JournalReader, CliError> {
     if !dir.is_dir() {
         return Err(CliError::File {
@@ -84,21 +83,6 @@ pub fn open_reader(dir: &Path) -> Result<JournalReader, CliError> {
 /// An error about record `seq` of the journal in `dir`.
 pub fn bad_record(dir: &Path, seq: u64, reason: impl Into<String>) -> CliError {
     CliError::BadRecord { dir: dir.display().to_string(), seq, reason: reason.into() }
-}
-
-/// Where the verified records of `reader` end, given the journal's last record `last`, for
-/// [`crate::tail::diagnose`]; `None` without segments.
-pub fn log_end(dir: &Path, reader: &JournalReader, last: Option<RecordPos>) -> Option<LogEnd> {
-    (reader.segment_count() > 0).then(|| {
-        let segment_index = reader.segment_count() as u64;
-        let offset = match last {
-            Some(pos) if pos.segment_index == segment_index => pos.end_offset,
-            _ => SEGMENT_HEADER_BYTES,
-        };
-        let next_seq = last.map_or_else(|| reader.first_seq().unwrap_or(1), |pos| pos.seq + 1);
-        let prev_hash = last.map_or(GENESIS_HASH, |pos| pos.hash);
-        LogEnd { file: segment_file(dir, segment_index), segment_index, offset, next_seq, prev_hash }
-    })
 }
 
 /// Validates a record's payload as an archived transaction whose seq is the frame's.
@@ -126,8 +110,8 @@ pub fn access_checked<'a>(dir: &Path, record: &Record<'a>) -> Result<&'a Archive
 /// record that fails, whatever the check.
 ///
 /// # Errors
-/// [`CliError::Journal`] for a frame that fails in a segment that is not the last (damage in
-/// the last one ends the records: see [`crate::tail`]), [`CliError::BadRecord`] naming the
+/// [`CliError::Journal`] for a frame that fails (the reader found damage before the torn tail,
+/// if any, when it opened: see [`crate::tail`]), [`CliError::BadRecord`] naming the
 /// first record that fails a check (or the seq the journal lacks), or whatever `visit`
 /// returns.
 pub fn replay_journal(

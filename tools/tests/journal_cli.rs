@@ -251,6 +251,37 @@ fn byte_at(path: &Path, offset: u64) -> u8 {
     read(path)[offset as usize]
 }
 
+/// What a crash in the middle of appending the record after `last` leaves: that record's
+/// frame header and the first half of its payload (the last record's payload, re-used), per
+/// the documented frame format, written after `last`; its segment index and hash never landed.
+/// It was never committed, so it lies beyond the commit mark: a torn tail. Returns its offset.
+fn write_torn_next_record(journal: &Path, last: &Placed) -> u64 {
+    let segment = segment_path(journal, last.segment_index);
+    let bytes = read(&segment);
+    let at = last.frame_offset + frame_len(last.payload_len);
+    let keep = (FRAME_HEADER_BYTES + last.payload_len / 2) as usize;
+    let mut torn = bytes[last.frame_offset as usize..last.frame_offset as usize + keep].to_vec();
+    torn[8..16].copy_from_slice(&(last.seq + 1).to_le_bytes());
+    assert!(bytes[at as usize..at as usize + keep].iter().all(|&b| b == 0), "zeroed space after the last record");
+    patch(&segment, at, &torn);
+    at
+}
+
+/// Rewrites the hash the commit mark's newest copy commits, as a forger who knows the
+/// documented format would (`verex_journal::mark`: copies at offsets 0 and 4096, generation at
+/// 16, committed hash at 32, checksum `xxh3_64(bytes 0..56)` at 56, which is `chain_hash` of
+/// the copy's first word and the rest).
+fn forge_commit_mark(journal: &Path, committed_hash: u64) {
+    let path = journal.join("commit.mark");
+    let mut bytes = read(&path);
+    let word = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let newest = if word(&bytes, 16) > word(&bytes, 4096 + 16) { 0 } else { 4096 };
+    bytes[newest + 32..newest + 40].copy_from_slice(&committed_hash.to_le_bytes());
+    let checksum = chain_hash(word(&bytes, newest), &bytes[newest + 8..newest + 56]);
+    bytes[newest + 56..newest + 64].copy_from_slice(&checksum.to_le_bytes());
+    std::fs::write(&path, &bytes).expect("write the forged mark");
+}
+
 /// A journal of `lines` workload lines written by `run`, with its input, events and state.
 struct Fixture {
     dir: tempfile::TempDir,
@@ -410,19 +441,20 @@ fn resuming_on_a_journal_equals_one_uninterrupted_run() {
 fn resume_reports_and_cuts_a_torn_tail_then_continues_after_the_last_whole_record() {
     let fx = journaled_run(200, SMALL_SEGMENT_BYTES);
     let last = *placements(&fx.journal).last().expect("records");
-    // A crash in the middle of the last append: its hash never landed.
-    let hash_at = last.frame_offset + FRAME_HEADER_BYTES + padded_len(last.payload_len) + 8;
-    let segment = segment_path(&fx.journal, last.segment_index);
-    patch(&segment, hash_at, &[0; 8]);
-    assert_eq!(replay(&fx.journal, &[]).0, 199, "replay stops before the torn record");
+    // A crash in the middle of the next append (seq 201): half of it landed, its hash never
+    // did. (A damaged committed record is refused instead: see
+    // run_refuses_a_flipped_bit_in_the_last_committed_record_instead_of_cutting_it.)
+    let torn_at = write_torn_next_record(&fx.journal, &last);
+    assert_eq!(replay(&fx.journal, &[]).0, 200, "replay stops before the torn record");
     let input = fx.dir.path().join("more.jsonl");
     write_lines(&input, &[r#"{"op":"create_account"}"#.to_string()]);
     let out = verex(&["run", "--dev", "--input", path_str(&input), "--journal", path_str(&fx.journal)]);
     assert_success(&out, "resume over a torn tail");
     let err = stderr(&out);
-    assert!(err.contains("torn tail") && err.contains("seq 200"), "the cut is reported: {err}");
-    assert!(err.contains("continuing at seq 200"), "{err}");
-    assert_eq!(replay(&fx.journal, &[]).0, 200);
+    assert!(err.contains("torn tail") && err.contains("seq 201"), "the cut is reported: {err}");
+    assert!(err.contains(&format!("offset {torn_at}")), "{err}");
+    assert!(err.contains("continuing at seq 201"), "{err}");
+    assert_eq!(replay(&fx.journal, &[]).0, 201);
     assert_success(&verex(&["verify", "--journal", path_str(&fx.journal)]), "verify after the cut");
 }
 
@@ -480,13 +512,14 @@ fn verify_names_the_seq_of_a_flipped_payload_byte() {
     let records = placements(&fx.journal);
     let last_segment = records.last().expect("records").segment_index;
     assert!(records[100].segment_index < last_segment, "the middle record is in an earlier segment");
-    // FIXME(journal): damage in a segment that is not the last is reported by
-    // `JournalReader::open` as a broken chain at the *next* segment's header ("the previous
-    // segment ends before seq N"): the seq is right, but the file named is the next one and
-    // the reason is not the hash mismatch. Recovery (`run`) names the damaged file.
-    flip_and_verify(&fx, 100, "middle", &["segment ends before seq 101"]);
+    // Damage in a segment that is not the last is named in that segment, at the offset of the
+    // record that fails, never as a broken chain at the next segment's header.
+    let middle = records[100];
+    let (file, offset) = (segment_name(middle.segment_index), format!("offset {}", middle.frame_offset));
+    flip_and_verify(&fx, 100, "middle", &[&file, &offset, "hash mismatch"]);
     let boundary = records.iter().position(|r| r.segment_index == 2).expect("segment 2") - 1;
-    flip_and_verify(&fx, boundary, "boundary", &[]);
+    let (file, offset) = (segment_name(1), format!("offset {}", records[boundary].frame_offset));
+    flip_and_verify(&fx, boundary, "boundary", &[&file, &offset, "hash mismatch"]);
     // In the last segment the reader cannot tell damage from the end of the data; verify
     // still must (records follow the damaged one).
     let in_last = records.iter().position(|r| r.segment_index == last_segment).expect("last segment") + 5;
@@ -526,7 +559,14 @@ fn verify_names_a_forged_record_with_a_recomputed_hash_chain_as_a_bad_signature(
         bytes[off + hashed..off + hashed + 8].copy_from_slice(&prev.to_le_bytes());
     }
     std::fs::write(&segment, &bytes).expect("write forged segment");
-    assert_eq!(placements(&fx.journal).len(), 300, "framing and the chain pass");
+    // The commit mark holds the hash committed for seq 300: a rewritten chain does not end
+    // there, and every command refuses the journal, naming the seq and file.
+    let out = verex(&["verify", "--journal", path_str(&fx.journal)]);
+    assert_failure(&out, 1, &["corrupt", "seq 300", &segment_name(1), "rewritten after the commit"], "chain only");
+    // The mark is no cryptographic defence either: its checksum is xxh3 too, and a forger
+    // rewrites it as well.
+    forge_commit_mark(&fx.journal, prev);
+    assert_eq!(placements(&fx.journal).len(), 300, "framing, the chain and the commit mark pass");
     let out = verex(&["verify", "--journal", path_str(&fx.journal)]);
     assert_failure(&out, 1, &[&format!("seq {}", victim.seq), "bad signature"], "forged record");
     // replay checks every signature too: a journal is evidence only if every record verifies,
@@ -540,17 +580,30 @@ fn verify_fails_on_a_truncated_last_record_naming_its_seq() {
     let fx = journaled_run(200, SMALL_SEGMENT_BYTES);
     let last = *placements(&fx.journal).last().expect("records");
     let segment = segment_path(&fx.journal, last.segment_index);
-    // The file ends in the middle of the last record.
+    let pristine = read(&segment);
+    // The file ends in the middle of a record that was being appended (seq 201, never
+    // committed): a torn tail.
+    let torn_at = write_torn_next_record(&fx.journal, &last);
     let file = std::fs::OpenOptions::new().write(true).open(&segment).expect("open");
-    file.set_len(last.frame_offset + 100).expect("truncate");
+    file.set_len(torn_at + 40).expect("truncate");
     drop(file);
     let out = verex(&["verify", "--journal", path_str(&fx.journal)]);
-    assert_failure(&out, 1, &["seq 200", "torn tail", "199 records before it verify"], "truncated last record");
+    assert_failure(&out, 1, &["seq 201", "torn tail", "200 records before it verify"], "truncated last record");
     // replay reads the verified prefix and warns; run cuts the tail and carries on.
     let replayed = verex(&["replay", "--journal", path_str(&fx.journal)]);
     assert_success(&replayed, "replay of a torn journal");
-    assert_eq!(parse_replay_line(&stdout(&replayed)).0, 199);
+    assert_eq!(parse_replay_line(&stdout(&replayed)).0, 200);
     assert!(stderr(&replayed).contains("torn tail"), "{}", stderr(&replayed));
+    // The file ending in the middle of the last *committed* record is damage, not a torn tail.
+    std::fs::write(&segment, &pristine).expect("restore");
+    let file = std::fs::OpenOptions::new().write(true).open(&segment).expect("open");
+    file.set_len(last.frame_offset + 100).expect("truncate");
+    drop(file);
+    let offset = format!("offset {}", last.frame_offset);
+    for command in ["verify", "replay"] {
+        let out = verex(&[command, "--journal", path_str(&fx.journal)]);
+        assert_failure(&out, 1, &["corrupt", "seq 200", "commit mark", &offset], command);
+    }
 }
 
 #[test]
@@ -740,4 +793,111 @@ fn sigkilled_runs_recover_to_a_prefix_that_equals_running_that_prefix_directly()
         assert_eq!(state_hash_of(&state), hash, "prefix of {seq} lines");
     }
     assert!(kills >= target);
+}
+
+// ---------------------------------------------------------------------------------------
+// The commit mark: a committed record is never cut, a missing segment is found, damage is
+// named in the file that holds it, with its offset
+// ---------------------------------------------------------------------------------------
+
+/// `verex COMMAND --journal DIR` for each read-only command (`snapshot` writes beside it).
+fn read_only_commands(journal: &Path, scratch: &Path) -> Vec<(&'static str, Output)> {
+    let snapshot = scratch.join("damaged.snap");
+    ["verify", "replay", "inspect", "snapshot"]
+        .into_iter()
+        .map(|command| {
+            let mut args = vec![command, "--journal", path_str(journal)];
+            if command == "snapshot" {
+                args.extend(["--out", path_str(&snapshot)]);
+            }
+            (command, verex(&args))
+        })
+        .collect()
+}
+
+#[test]
+fn run_refuses_a_flipped_bit_in_the_last_committed_record_instead_of_cutting_it() {
+    let fx = journaled_run(200, SMALL_SEGMENT_BYTES);
+    let last = *placements(&fx.journal).last().expect("records");
+    let segment = segment_path(&fx.journal, last.segment_index);
+    // One payload bit of the last record, its stored hash intact: it was committed and its
+    // events were released, so it is damage, not a torn write.
+    let at = last.frame_offset + FRAME_HEADER_BYTES + last.payload_len / 2;
+    patch(&segment, at, &[byte_at(&segment, at) ^ 0x04]);
+    let damaged = read(&segment);
+    let name = segment_name(last.segment_index);
+    let offset = format!("offset {}", last.frame_offset);
+    let needles = ["corrupt", "seq 200", name.as_str(), offset.as_str()];
+    let input = fx.dir.path().join("more.jsonl");
+    write_lines(&input, &[r#"{"op":"create_account"}"#.to_string()]);
+    let out = verex(&["run", "--dev", "--input", path_str(&input), "--journal", path_str(&fx.journal)]);
+    assert_failure(&out, 1, &needles, "run over a damaged committed record");
+    assert!(!stderr(&out).contains("torn tail"), "run: {}", stderr(&out));
+    assert_eq!(read(&segment), damaged, "nothing was cut");
+    for (command, out) in read_only_commands(&fx.journal, fx.dir.path()) {
+        assert_failure(&out, 1, &needles, command);
+        assert!(!stderr(&out).contains("torn tail"), "{command}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_deleted_newest_segment_is_detected_by_run_verify_replay_inspect_and_snapshot() {
+    let fx = journaled_run(400, SMALL_SEGMENT_BYTES);
+    let newest = placements(&fx.journal).last().expect("records").segment_index;
+    assert!(newest >= 3, "the journal rolled");
+    std::fs::remove_file(segment_path(&fx.journal, newest)).expect("rm the newest segment");
+    let name = segment_name(newest);
+    for (command, out) in read_only_commands(&fx.journal, fx.dir.path()) {
+        assert_failure(&out, 1, &["missing", &name], command);
+    }
+    let input = fx.dir.path().join("more.jsonl");
+    write_lines(&input, &[r#"{"op":"create_account"}"#.to_string()]);
+    let out = verex(&["run", "--dev", "--input", path_str(&input), "--journal", path_str(&fx.journal)]);
+    assert_failure(&out, 1, &["missing", &name], "run");
+    assert!(!segment_path(&fx.journal, newest).exists(), "run did not recreate it");
+}
+
+/// Lines that fill more than 50 segments of 64 KiB.
+const FIFTY_SEGMENT_LINES: usize = 12_000;
+
+#[test]
+fn a_byte_flipped_in_segment_50_is_named_in_segment_50_with_its_offset_by_every_command() {
+    let fx = journaled_run(FIFTY_SEGMENT_LINES, 65536);
+    let records = placements(&fx.journal);
+    assert!(records.last().expect("records").segment_index > 50, "segment 50 is not the last");
+    let at = 30_000u64;
+    let victim = *records
+        .iter()
+        .find(|r| r.segment_index == 50 && r.frame_offset <= at && at < r.frame_offset + frame_len(r.payload_len))
+        .expect("a record spans offset 30000 of segment 50");
+    let segment = segment_path(&fx.journal, 50);
+    patch(&segment, at, &[byte_at(&segment, at) ^ 0x20]);
+    let (name, offset, seq) =
+        (segment_name(50), format!("offset {}", victim.frame_offset), format!("seq {}", victim.seq));
+    let needles = ["corrupt", name.as_str(), offset.as_str(), seq.as_str()];
+    let mut outputs = read_only_commands(&fx.journal, fx.dir.path());
+    let input = fx.dir.path().join("more.jsonl");
+    write_lines(&input, &[r#"{"op":"create_account"}"#.to_string()]);
+    outputs.push(("run", verex(&["run", "--dev", "--input", path_str(&input), "--journal", path_str(&fx.journal)])));
+    for (command, out) in outputs {
+        assert_failure(&out, 1, &needles, command);
+        assert!(!stderr(&out).contains(&segment_name(51)), "{command} blames segment 51: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_journal_without_its_commit_mark_is_refused_by_every_command() {
+    let fx = journaled_run(100, SMALL_SEGMENT_BYTES);
+    let mark = fx.journal.join("commit.mark");
+    assert!(mark.exists(), "a run's journal has a commit mark");
+    std::fs::remove_file(&mark).expect("rm commit.mark");
+    let needles = ["commit.mark", "no commit mark", "refused"];
+    for (command, out) in read_only_commands(&fx.journal, fx.dir.path()) {
+        assert_failure(&out, 1, &needles, command);
+    }
+    let input = fx.dir.path().join("more.jsonl");
+    write_lines(&input, &[r#"{"op":"create_account"}"#.to_string()]);
+    let out = verex(&["run", "--dev", "--input", path_str(&input), "--journal", path_str(&fx.journal)]);
+    assert_failure(&out, 1, &needles, "run");
+    assert!(!mark.exists(), "run does not invent a mark for records it cannot vouch for");
 }

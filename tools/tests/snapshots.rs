@@ -16,6 +16,7 @@ use serde_json::Value;
 use verex_engine::record::{access_record, to_native, RecordBytes};
 use verex_engine::signing::{dev_account_key, dev_role_key, hex, sign, Role};
 use verex_engine::tx::{Op, SequencedTx, RECORD_BYTES};
+use verex_journal::test_support::write_commit_mark;
 use verex_journal::{chain_hash, frame_len, padded_len, JournalReader, FRAME_HEADER_BYTES, MIN_SEGMENT_BYTES};
 use verex_tools::attestations::{attestations_path, read_attestations};
 use verex_tools::snapshots::{list_snapshots, snapshot_path};
@@ -248,8 +249,9 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A copy of the journal holding only records `1..=cut`, with the manifest, every snapshot
-/// (also those beyond the cut) and the attestations up to seq `attested_up_to`.
+/// A copy of the journal holding only records `1..=cut` (and a commit mark committing exactly
+/// them), with the manifest, every snapshot (also those beyond the cut) and the attestations up
+/// to seq `attested_up_to`.
 fn truncated_copy(journal: &Path, records: &[Placed], cut: u64, to: &Path, attested_up_to: u64) {
     std::fs::create_dir_all(to).expect("create copy");
     std::fs::copy(journal.join("verex.json"), to.join("verex.json")).expect("copy manifest");
@@ -268,6 +270,7 @@ fn truncated_copy(journal: &Path, records: &[Placed], cut: u64, to: &Path, attes
     let segment = segment_path(to, last.segment_index);
     let len = std::fs::metadata(&segment).expect("segment").len();
     patch(&segment, last.end(), &vec![0; (len - last.end()) as usize]);
+    write_commit_mark(to, last.seq, last.hash, last.segment_index).expect("the prefix's commit mark");
 }
 
 fn patch(path: &Path, offset: u64, bytes: &[u8]) {
@@ -320,7 +323,8 @@ impl Forge {
         self.bytes[at..at + record.payload_len as usize].copy_from_slice(&RecordBytes::encode(stx).0);
     }
 
-    /// Recomputes the xxh3 chain from record `from_seq` on and writes the segment back.
+    /// Recomputes the xxh3 chain from record `from_seq` on and writes the segment back, and the
+    /// commit mark with the new last hash (neither the chain nor the mark is cryptographic).
     fn rehash_and_write(mut self, from_seq: u64) {
         let mut prev = self.records[from_seq as usize - 2].hash;
         for record in &self.records[from_seq as usize - 1..] {
@@ -330,6 +334,8 @@ impl Forge {
             self.bytes[off + hashed..off + hashed + 8].copy_from_slice(&prev.to_le_bytes());
         }
         std::fs::write(&self.segment, &self.bytes).expect("write forged segment");
+        let (dir, last) = (self.segment.parent().expect("journal dir"), self.records.len() as u64);
+        write_commit_mark(dir, last, prev, 1).expect("write forged commit mark");
     }
 }
 

@@ -51,6 +51,23 @@ pub fn write_deterministic(dir: &Path, seqs: std::ops::RangeInclusive<u64>) -> R
     report
 }
 
+/// Appends the deterministic records `seqs` and drops the writer without committing them: what
+/// a crash leaves when it lands after these appends and before their commit. The commit mark
+/// stays at the previous commit, so these records lie beyond it (a torn one may be cut).
+pub fn append_uncommitted(dir: &Path, seqs: std::ops::RangeInclusive<u64>) {
+    let (mut writer, _) = open(dir).expect("open");
+    let mut payload = Vec::new();
+    for seq in seqs {
+        deterministic_payload(seq, &mut payload);
+        writer.append(seq, &payload).expect("append");
+    }
+}
+
+/// `DIR/commit.mark`.
+pub fn mark_file(dir: &Path) -> PathBuf {
+    dir.join(verex_journal::MARK_FILE_NAME)
+}
+
 /// Every record of the journal, with its location, read through the reader.
 pub fn placements(dir: &Path) -> Vec<Placed> {
     let reader = JournalReader::open(dir).expect("reader");
@@ -116,7 +133,7 @@ pub fn read_file(path: &Path) -> Vec<u8> {
 /// Unwraps a `Corrupt` error into `(seq, file)`, failing the test on anything else.
 pub fn expect_corrupt(result: Result<(JournalWriter, RecoveryReport), JournalError>) -> (u64, PathBuf, String) {
     match result {
-        Err(JournalError::Corrupt { seq, file, reason }) => (seq, file, reason),
+        Err(JournalError::Corrupt { seq, file, reason, .. }) => (seq, file, reason),
         Err(other) => panic!("expected Corrupt, got error {other}"),
         Ok((_, report)) => panic!("expected Corrupt, journal opened: {report:?}"),
     }

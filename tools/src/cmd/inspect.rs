@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use verex_engine::record::{access_record, to_native};
 use verex_engine::text::tx_json::render_tx;
-use verex_journal::{frame_len, JournalError, JournalReader, Record};
+use verex_journal::{JournalError, JournalReader};
 
 use crate::error::CliError;
 use crate::io::{warn, Output};
 use crate::rebuild::{bad_record, open_reader};
-use crate::tail::{diagnose, segment_file, LogEnd, Tail};
+use crate::tail::describe;
 
 /// `--help` text of the command.
 pub const LONG_ABOUT: &str = "\
@@ -54,7 +54,6 @@ pub fn execute(args: &InspectArgs) -> Result<(), CliError> {
     let count = args.count.unwrap_or(u64::MAX);
     let mut out = Output::create(None)?;
     let mut printed = 0u64;
-    let mut last = None;
     for item in records {
         if printed == count {
             break;
@@ -69,33 +68,18 @@ pub fn execute(args: &InspectArgs) -> Result<(), CliError> {
         }
         out.write_line(&render_tx(&stx.signed, Some(seq), Some(stx.ts)))?;
         printed += 1;
-        last = Some(record);
     }
     out.finish()?;
-    if printed < count && reader.segment_count() > 0 {
-        report_tail(dir, &reader, last)?;
+    if printed < count {
+        report_tail(dir, &reader)?;
     }
     Ok(())
 }
 
 /// After printing to the end: warns about a torn tail, fails on damage.
-fn report_tail(dir: &Path, reader: &JournalReader, last: Option<Record<'_>>) -> Result<(), CliError> {
-    let segment_index = reader.segment_count() as u64;
-    let (offset, next_seq, prev_hash) = match last {
-        Some(record) if record.segment_index == segment_index => {
-            (record.frame_offset + frame_len(record.payload.len() as u64), record.seq + 1, record.hash)
-        }
-        // No printed record is in the last segment (nothing printed, or it holds no record):
-        // inspect judges the tail only right after a record it printed; `verify` always does.
-        _ => return Ok(()),
-    };
-    let end = LogEnd { file: segment_file(dir, segment_index), segment_index, offset, next_seq, prev_hash };
-    match diagnose(&end)? {
-        Tail::Clean => Ok(()),
-        torn @ Tail::Torn { .. } => {
-            warn(&format!("journal {}: {}", dir.display(), torn.describe()));
-            Ok(())
-        }
-        Tail::Corrupt { seq, file, reason } => Err(JournalError::Corrupt { seq, file, reason }.into()),
+fn report_tail(dir: &Path, reader: &JournalReader) -> Result<(), CliError> {
+    if let Some(torn) = reader.torn_tail()? {
+        warn(&format!("journal {}: {}", dir.display(), describe(&torn)));
     }
+    Ok(())
 }

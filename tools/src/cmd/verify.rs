@@ -15,9 +15,9 @@ use crate::attestations::{attestations_path, read_attestations, AttestationLog, 
 use crate::error::CliError;
 use crate::io::{note, warn};
 use crate::manifest::{require_manifest, Manifest};
-use crate::rebuild::{bad_record, log_end, open_reader, replay_journal};
+use crate::rebuild::{bad_record, open_reader, replay_journal};
 use crate::snapshots::{list_snapshots, read_snapshot_file};
-use crate::tail::{diagnose, Tail};
+use crate::tail::describe;
 
 /// `--help` text of the command.
 pub const LONG_ABOUT: &str = "\
@@ -183,18 +183,9 @@ pub fn execute(args: &VerifyArgs) -> Result<(), CliError> {
     let mut engine = manifest.engine()?;
     let replayed =
         replay_journal(dir, &reader, &mut engine, "verify", |engine, record, _, _| audit.record(engine, record))?;
-    match log_end(dir, &reader, replayed.last).as_ref().map(diagnose).transpose()? {
-        None | Some(Tail::Clean) => {}
-        Some(torn @ Tail::Torn { seq, .. }) => {
-            return Err(bad_record(
-                dir,
-                seq,
-                format!("{} (the {} records before it verify)", torn.describe(), replayed.records),
-            ));
-        }
-        Some(Tail::Corrupt { seq, file, reason }) => {
-            return Err(verex_journal::JournalError::Corrupt { seq, file, reason }.into());
-        }
+    if let Some(torn) = reader.torn_tail()? {
+        let reason = format!("{} (the {} records before it verify)", describe(&torn), replayed.records);
+        return Err(bad_record(dir, torn.seq, reason));
     }
     audit.finish(engine.seq())?;
     if let Some(torn) = &log.torn {
