@@ -12,9 +12,32 @@ impl Engine {
     /// A message naming the broken invariant.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_conservation()?;
+        self.check_deposits_cover_withdrawals()?;
         self.check_locks()?;
         self.check_books()?;
         self.check_positions()?;
+        Ok(())
+    }
+
+    /// Per asset: Σ withdrawals ≤ Σ deposits, and their difference is `supply` (what the
+    /// conservation check sums to).
+    fn check_deposits_cover_withdrawals(&self) -> Result<(), String> {
+        for (a, asset) in self.catalog.assets().iter().enumerate() {
+            let (deposited, withdrawn) = (self.deposited[a], self.withdrawn[a]);
+            if withdrawn > deposited {
+                return Err(format!(
+                    "withdrawals of {} total {withdrawn} > deposits {deposited}",
+                    asset.symbol.as_str()
+                ));
+            }
+            if deposited - withdrawn != u128::from(self.supply[a]) {
+                return Err(format!(
+                    "supply of {}: {} != deposits {deposited} - withdrawals {withdrawn}",
+                    asset.symbol.as_str(),
+                    self.supply[a]
+                ));
+            }
+        }
         Ok(())
     }
 
