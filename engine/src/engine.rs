@@ -89,8 +89,11 @@ pub struct Engine {
     pub(crate) perp_markets: Vec<u16>,
     /// Scratch for one tx: accounts whose margin must be evaluated before the tx ends.
     pub(crate) touched: Vec<u32>,
-    /// Per account: the seq at which it was last added to `touched` (dedupes it).
+    /// Per account: the seq at which it was queued in `touched` and not yet evaluated
+    /// (dedupes it; 0 once evaluated, so a later change in the same tx queues it again).
     pub(crate) touched_seq: Vec<u64>,
+    /// Scratch for one tx: `risk_pass`'s read position in `touched`.
+    pub(crate) touched_head: usize,
     /// Scratch for auto-deleveraging: (opposite size, account).
     pub(crate) adl_scratch: Vec<(u64, u32)>,
 }
@@ -128,6 +131,7 @@ impl Engine {
             perp_markets: Vec::with_capacity(usize::from(limits.max_markets)),
             touched: Vec::with_capacity(limits.max_accounts as usize),
             touched_seq: Vec::with_capacity(limits.max_accounts as usize),
+            touched_head: 0,
             adl_scratch: Vec::with_capacity(limits.max_accounts as usize),
         })
     }

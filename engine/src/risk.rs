@@ -25,6 +25,12 @@
 //!    loss that implies; otherwise the rest is auto-deleveraged against the largest opposite
 //!    positions (largest first, then lowest account id) at the bankruptcy price.
 //!
+//! **The pass.** Touched accounts are queued once at a time and evaluated in order; one
+//! evaluated and then changed again in the same tx (an ADL counterparty, a maker filled by a
+//! liquidation) is queued again, so nobody is left below maintenance. It ends: each
+//! liquidation cancels the account's orders and closes its positions, each ADL leg shrinks
+//! open interest.
+//!
 //! Every step is an event. What is not done: borrows are not repaid by selling spot
 //! collateral (a debt stays, backed by the collateral).
 
@@ -134,13 +140,25 @@ impl Engine {
         self.accounts.index(account).map(|index| self.margin(index))
     }
 
-    /// Marks an account for a margin evaluation at the end of the tx.
+    /// Marks an account for a margin evaluation at the end of the tx (queued once at a time).
     pub(crate) fn touch(&mut self, account: u32) {
-        let seen = &mut self.touched_seq[account as usize];
-        if *seen != self.seq {
-            *seen = self.seq;
-            self.touched.push(account);
+        let queued = &mut self.touched_seq[account as usize];
+        if *queued != self.seq {
+            *queued = self.seq;
+            self.queue_touched(account);
         }
+    }
+
+    /// Appends to `touched`. When it is full, the entries `risk_pass` has evaluated are
+    /// dropped first: each account is queued at most once at a time and `Engine::new` gives
+    /// `touched` room for all of them, so it never grows. (A clone of the engine starts
+    /// without spare capacity, like every scratch vector, and grows once.)
+    pub(crate) fn queue_touched(&mut self, entry: u32) {
+        if self.touched.len() == self.touched.capacity() && self.touched_head > 0 {
+            self.touched.drain(..self.touched_head);
+            self.touched_head = 0;
+        }
+        self.touched.push(entry);
     }
 
     /// Touches every account holding any perp position.
@@ -155,21 +173,23 @@ impl Engine {
     }
 
     /// Evaluates every touched account: liquidates those below maintenance, refreshes the
-    /// bands of the others. Liquidations may touch more accounts (counterparties); they are
-    /// evaluated in the same pass.
+    /// bands of the others. Liquidations may touch more accounts (counterparties) or the same
+    /// ones again; they are evaluated in the same pass.
     pub(crate) fn risk_pass(&mut self, out: &mut EventBuf) {
-        let mut i = 0;
-        while i < self.touched.len() {
-            let account = self.touched[i];
-            i += 1;
+        while self.touched_head < self.touched.len() {
+            let account = self.touched[self.touched_head];
+            self.touched_head += 1;
             let margin = self.margin(account);
             if margin.is_liquidatable() {
                 self.liquidate(account, out);
             }
             let margin = self.margin(account);
             self.refresh_bands(account, &margin);
+            // Evaluated: a change later in this tx queues it again.
+            self.touched_seq[account as usize] = 0;
         }
         self.touched.clear();
+        self.touched_head = 0;
     }
 
     /// Recomputes the mark bands of an account's positions from its margin.
