@@ -65,8 +65,8 @@ pub struct Engine {
     pub(crate) books: Vec<Book>,
     /// Per asset: the fee account's balance (rounding remainders and fees).
     pub(crate) fees: Vec<u64>,
-    /// Per asset: the insurance fund's balance (negative only if positions it took over
-    /// lost more than it held).
+    /// Per asset: the insurance fund's balance. Never negative when a tx completes: the fund
+    /// is margined like an account and deleveraged when under water (see `insurance`).
     pub(crate) insurance: Vec<i64>,
     /// Per asset: Σ deposits − Σ withdrawals: what custody physically holds.
     pub(crate) supply: Vec<u64>,
@@ -94,6 +94,8 @@ pub struct Engine {
     pub(crate) touched_seq: Vec<u64>,
     /// Scratch for one tx: `risk_pass`'s read position in `touched`.
     pub(crate) touched_head: usize,
+    /// Like `touched_seq`, for the insurance fund (queued as `insurance::FUND`).
+    pub(crate) fund_touched_seq: u64,
     /// Scratch for auto-deleveraging: (opposite size, account).
     pub(crate) adl_scratch: Vec<(u64, u32)>,
 }
@@ -129,9 +131,11 @@ impl Engine {
             filled_makers: Vec::with_capacity(limits.max_fills_per_tx as usize),
             positions: Vec::with_capacity(usize::from(limits.max_markets)),
             perp_markets: Vec::with_capacity(usize::from(limits.max_markets)),
-            touched: Vec::with_capacity(limits.max_accounts as usize),
+            // Every account and the insurance fund, each queued at most once at a time.
+            touched: Vec::with_capacity(limits.max_accounts as usize + 1),
             touched_seq: Vec::with_capacity(limits.max_accounts as usize),
             touched_head: 0,
+            fund_touched_seq: 0,
             adl_scratch: Vec::with_capacity(limits.max_accounts as usize),
         })
     }

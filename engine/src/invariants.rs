@@ -13,6 +13,7 @@ impl Engine {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_conservation()?;
         self.check_deposits_cover_withdrawals()?;
+        self.check_insurance()?;
         self.check_locks()?;
         self.check_books()?;
         self.check_positions()?;
@@ -36,6 +37,21 @@ impl Engine {
                     asset.symbol.as_str(),
                     self.supply[a]
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The insurance fund is ≥ 0 in every asset and, counted like an account per settle asset,
+    /// not below maintenance.
+    fn check_insurance(&self) -> Result<(), String> {
+        for (a, asset) in self.catalog.assets().iter().enumerate() {
+            if self.insurance[a] < 0 {
+                return Err(format!("insurance fund of {} is negative: {}", asset.symbol.as_str(), self.insurance[a]));
+            }
+            let (margin, _) = self.fund_margin(u16::try_from(a).map_err(|e| e.to_string())?, None);
+            if margin.is_liquidatable() {
+                return Err(format!("insurance fund left below maintenance in {}: {margin:?}", asset.symbol.as_str()));
             }
         }
         Ok(())
