@@ -16,7 +16,12 @@
 //! maintenance. A rejected tx changes nothing. `liquidation_cascades_reach_every_path` checks
 //! that the workloads do take over, deleverage the fund and auto-deleverage accounts.
 //!
-//! `CASCADE_CASES` sets the number of proptest cases (default 160).
+//! `Engine::apply` makes no heap allocation in any of it (counted on the test's own thread,
+//! after the listings and accounts exist). `CASCADE_CASES` sets the number of proptest cases
+//! (default 160).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -29,6 +34,42 @@ use verex_engine::tx::{
 };
 use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, Event, EventBuf, Genesis, Limits, LiquidationVia, RejectReason};
+
+/// Counts the heap allocations of a thread while its `COUNTING` flag is set (tests run on
+/// several threads: each counts only its own).
+struct ThreadCounting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+    }
+}
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for ThreadCounting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: ThreadCounting = ThreadCounting;
 
 /// Accounts per case at most.
 const MAX_ACCOUNTS: u64 = 9;
@@ -131,6 +172,10 @@ struct Harness {
     /// Current USDC index price in 1e-3.
     usdc_index_e3: i64,
     coverage: Coverage,
+    /// Count `apply`'s allocations (once the listings and accounts exist).
+    count_allocations: bool,
+    /// Allocations counted inside `apply`.
+    allocations: u64,
 }
 
 impl Harness {
@@ -151,6 +196,8 @@ impl Harness {
             marks: [PERPS[0].initial_mark, PERPS[1].initial_mark],
             usdc_index_e3: 1_000,
             coverage: Coverage::default(),
+            count_allocations: false,
+            allocations: 0,
         }
     }
 
@@ -165,7 +212,12 @@ impl Harness {
         let account = if matches!(op, Op::CreateAccount) { 0 } else { account };
         let tx = Tx { signer: [0; 32], nonce: self.nonce, account, op };
         let record = self.sequencer.stamp(&VerifiedTx::sign(tx, &self.keys[key]), None).expect("dev clock");
-        self.engine.apply(record.verified(), &mut self.buf).expect("gap-free");
+        ALLOCATIONS.with(|a| a.set(0));
+        COUNTING.with(|c| c.set(self.count_allocations));
+        let applied = self.engine.apply(record.verified(), &mut self.buf);
+        COUNTING.with(|c| c.set(false));
+        self.allocations += ALLOCATIONS.with(Cell::get);
+        applied.expect("gap-free");
         assert!(!self.buf.overflowed(), "event buffer overflowed");
         self.count_events();
         self.buf.rejection().is_none()
@@ -444,6 +496,14 @@ fn run_case(deposits: &[i64], fund: i64, build: &[Action], stress: &[Action]) ->
     let mut h = Harness::new();
     h.setup(deposits, fund);
     prop_assert_eq!(h.engine.check_invariants(), Ok(()));
+    // The counter counts (a counter that sees nothing would prove nothing).
+    ALLOCATIONS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    let probe: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
+    COUNTING.with(|c| c.set(false));
+    drop(probe);
+    prop_assert_eq!(ALLOCATIONS.with(Cell::get), 1, "the allocation counter must count");
+    h.count_allocations = true;
     for (i, action) in build.iter().chain(stress).enumerate() {
         checked_step(&mut h, i, action)?;
     }
@@ -455,6 +515,7 @@ fn run_case(deposits: &[i64], fund: i64, build: &[Action], stress: &[Action]) ->
         }
     }
     prop_assert!(h.engine.insurance(0) >= 0);
+    prop_assert_eq!(h.allocations, 0, "apply allocated");
     Ok(h.coverage)
 }
 
