@@ -110,6 +110,7 @@ impl Engine {
     }
 
     /// Value of a position's notional at the mark (rounded up).
+    #[inline]
     pub(crate) fn position_value(&self, m: u16, size: i64) -> i128 {
         let market = self.catalog.market(m);
         let product = i128::from(size).abs() * i128::from(market.last_mark);
@@ -156,6 +157,7 @@ impl Engine {
     }
 
     /// Marks an account for a margin evaluation at the end of the tx (queued once at a time).
+    #[inline]
     pub(crate) fn touch(&mut self, account: u32) {
         let queued = &mut self.touched_seq[account as usize];
         if *queued != self.seq {
