@@ -27,10 +27,12 @@
 //! fund, as in `deposit`). Counterparties are touched and evaluated in the same pass.
 //!
 //! **Residual.** A bankruptcy price is at least one tick. Were the fund still short of money
-//! after its last position in an asset is closed (only a funding rate near 100% on a mark
-//! within a few ticks of zero can do it), the counterparty of that last deleveraging (the
-//! largest) pays the rest, as a `settlement` in that market: it is what the tick clamp saved
-//! it. So the fund ends every tx ≥ 0 in every asset.
+//! after its last position in an asset is closed, the counterparty of that last deleveraging
+//! (the largest) pays the rest, as a `settlement` in that market: it is what the tick clamp
+//! saved it. A mark cannot cause that (a short's loss on one move is below its notional less a
+//! tick); in practice only a funding rate near 100% on a mark below tick / MMF can (20 ticks
+//! for BTC-PERP), since the fund holds at least its maintenance between txs. So the fund ends
+//! every tx ≥ 0 in every asset.
 
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf};
