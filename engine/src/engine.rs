@@ -65,11 +65,15 @@ pub struct Engine {
     pub(crate) books: Vec<Book>,
     /// Per asset: the fee account's balance (rounding remainders and fees).
     pub(crate) fees: Vec<u64>,
-    /// Per asset: the insurance fund's balance (negative only if positions it took over
-    /// lost more than it held).
+    /// Per asset: the insurance fund's balance. Never negative when a tx completes: the fund
+    /// is margined like an account and deleveraged when under water (see `insurance`).
     pub(crate) insurance: Vec<i64>,
-    /// Per asset: Σ deposits − Σ withdrawals.
+    /// Per asset: Σ deposits − Σ withdrawals: what custody physically holds.
     pub(crate) supply: Vec<u64>,
+    /// Per asset: Σ deposits ever made (a running total: `u128` never wraps).
+    pub(crate) deposited: Vec<u128>,
+    /// Per asset: Σ withdrawals ever made; never above `deposited`.
+    pub(crate) withdrawn: Vec<u128>,
     /// Per asset: Σ lent over accounts.
     pub(crate) pool_lent: Vec<u64>,
     /// Per asset: Σ borrowed from the pool over accounts.
@@ -85,8 +89,13 @@ pub struct Engine {
     pub(crate) perp_markets: Vec<u16>,
     /// Scratch for one tx: accounts whose margin must be evaluated before the tx ends.
     pub(crate) touched: Vec<u32>,
-    /// Per account: the seq at which it was last added to `touched` (dedupes it).
+    /// Per account: the seq at which it was queued in `touched` and not yet evaluated
+    /// (dedupes it; 0 once evaluated, so a later change in the same tx queues it again).
     pub(crate) touched_seq: Vec<u64>,
+    /// Scratch for one tx: `risk_pass`'s read position in `touched`.
+    pub(crate) touched_head: usize,
+    /// Like `touched_seq`, for the insurance fund (queued as `insurance::FUND`).
+    pub(crate) fund_touched_seq: u64,
     /// Scratch for auto-deleveraging: (opposite size, account).
     pub(crate) adl_scratch: Vec<(u64, u32)>,
 }
@@ -112,6 +121,8 @@ impl Engine {
             fees: Vec::with_capacity(assets),
             insurance: Vec::with_capacity(assets),
             supply: Vec::with_capacity(assets),
+            deposited: Vec::with_capacity(assets),
+            withdrawn: Vec::with_capacity(assets),
             pool_lent: Vec::with_capacity(assets),
             pool_borrowed: Vec::with_capacity(assets),
             seq: 0,
@@ -120,8 +131,11 @@ impl Engine {
             filled_makers: Vec::with_capacity(limits.max_fills_per_tx as usize),
             positions: Vec::with_capacity(usize::from(limits.max_markets)),
             perp_markets: Vec::with_capacity(usize::from(limits.max_markets)),
-            touched: Vec::with_capacity(limits.max_accounts as usize),
+            // Every account and the insurance fund, each queued at most once at a time.
+            touched: Vec::with_capacity(limits.max_accounts as usize + 1),
             touched_seq: Vec::with_capacity(limits.max_accounts as usize),
+            touched_head: 0,
+            fund_touched_seq: 0,
             adl_scratch: Vec::with_capacity(limits.max_accounts as usize),
         })
     }
@@ -310,6 +324,8 @@ impl Engine {
             column.push(0);
         }
         self.insurance.push(0);
+        self.deposited.push(0);
+        self.withdrawn.push(0);
         index
     }
 
@@ -448,9 +464,12 @@ impl Engine {
         };
         let asset = self.catalog.asset_index(&op.asset.to_native()).ok_or(RejectReason::UnknownAsset)?;
         let amount = self.amount_units(asset, &op.amount)?;
-        let supply = self.supply[usize::from(asset)];
-        let new_supply = supply.checked_add(amount).filter(|s| *s <= MAX_SUPPLY_UNITS).ok_or(RejectReason::Overflow)?;
-        self.supply[usize::from(asset)] = new_supply;
+        let a = usize::from(asset);
+        let new_supply =
+            self.supply[a].checked_add(amount).filter(|s| *s <= MAX_SUPPLY_UNITS).ok_or(RejectReason::Overflow)?;
+        let deposited = self.deposited[a].checked_add(u128::from(amount)).ok_or(RejectReason::Overflow)?;
+        self.supply[a] = new_supply;
+        self.deposited[a] = deposited;
         match index {
             Some(index) => self.adjust(index, asset, i128::from(amount)),
             None => self.adjust_insurance(asset, i128::from(amount)),
@@ -459,17 +478,27 @@ impl Engine {
         Ok(())
     }
 
+    /// `withdraw`: debits `available` if initial margin still holds afterwards. Never more
+    /// than custody physically holds of the asset (`supply`): a balance backed by another
+    /// account's debt cannot leave beyond that (`insufficient_liquidity`).
     fn withdraw(&mut self, account: u32, op: &ArchivedAssetAmount, out: &mut EventBuf) -> Result<(), RejectReason> {
         let (asset, amount) = self.asset_amount(op)?;
+        let a = usize::from(asset);
         if self.accounts.balance(account, asset).available < amount {
             return Err(RejectReason::InsufficientBalance);
         }
+        let new_supply = self.supply[a].checked_sub(amount).ok_or(RejectReason::InsufficientLiquidity)?;
         let after = self.margin_after(account, asset, -i128::from(amount));
         if after.initial > 0 && after.equity < after.initial {
             return Err(RejectReason::InsufficientMargin);
         }
+        let withdrawn = self.withdrawn[a]
+            .checked_add(u128::from(amount))
+            .filter(|w| *w <= self.deposited[a])
+            .unwrap_or_else(|| panic!("invariant: withdrawals of asset {asset} within deposits (supply {new_supply})"));
         self.accounts.balance_mut(account, asset).available -= amount;
-        self.supply[usize::from(asset)] -= amount;
+        self.supply[a] = new_supply;
+        self.withdrawn[a] = withdrawn;
         out.push(Event::Withdrawal { account: u64::from(account) + 1, asset, amount });
         Ok(())
     }

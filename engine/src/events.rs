@@ -243,8 +243,9 @@ pub enum Event {
         /// Fee charged to the taker, in quote/settle units.
         taker_fee: i64,
     },
-    /// PnL moved into (or out of) an account's settle balance: on a mark, or a fill away
-    /// from the mark.
+    /// PnL moved into (or out of) an account's settle balance: on a mark, a fill away from the
+    /// mark, a takeover or ADL leg at a bankruptcy price, or the rest of a fund's shortfall
+    /// (see [`crate::insurance`]).
     Settlement {
         /// Perp market index.
         market: u16,
@@ -275,17 +276,20 @@ pub enum Event {
         /// How it was closed.
         via: LiquidationVia,
     },
-    /// An opposite position was deleveraged against a bankrupt one.
+    /// An opposite position was deleveraged against a bankrupt one, or against the insurance
+    /// fund's when the fund itself is deleveraged.
     Adl {
         /// The deleveraged account.
         account: u64,
-        /// The liquidated account.
+        /// The liquidated account; 0 ([`crate::insurance::FUND_ACCOUNT_ID`]) for the insurance
+        /// fund.
         liquidated: u64,
         /// Perp market index.
         market: u16,
         /// Quantity closed, base units.
         qty: u64,
-        /// The bankruptcy price.
+        /// The bankruptcy price (the liquidated account's, or the fund's; the mark when the fund
+        /// is deleveraged for want of maintenance while still solvent).
         price: i64,
     },
 }

@@ -12,9 +12,48 @@ impl Engine {
     /// A message naming the broken invariant.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_conservation()?;
+        self.check_deposits_cover_withdrawals()?;
+        self.check_insurance()?;
         self.check_locks()?;
         self.check_books()?;
         self.check_positions()?;
+        Ok(())
+    }
+
+    /// Per asset: Σ withdrawals ≤ Σ deposits, and their difference is `supply` (what the
+    /// conservation check sums to).
+    fn check_deposits_cover_withdrawals(&self) -> Result<(), String> {
+        for (a, asset) in self.catalog.assets().iter().enumerate() {
+            let (deposited, withdrawn) = (self.deposited[a], self.withdrawn[a]);
+            if withdrawn > deposited {
+                return Err(format!(
+                    "withdrawals of {} total {withdrawn} > deposits {deposited}",
+                    asset.symbol.as_str()
+                ));
+            }
+            if deposited - withdrawn != u128::from(self.supply[a]) {
+                return Err(format!(
+                    "supply of {}: {} != deposits {deposited} - withdrawals {withdrawn}",
+                    asset.symbol.as_str(),
+                    self.supply[a]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The insurance fund is ≥ 0 in every asset and, counted like an account per settle asset,
+    /// not below maintenance.
+    fn check_insurance(&self) -> Result<(), String> {
+        for (a, asset) in self.catalog.assets().iter().enumerate() {
+            if self.insurance[a] < 0 {
+                return Err(format!("insurance fund of {} is negative: {}", asset.symbol.as_str(), self.insurance[a]));
+            }
+            let (margin, _) = self.fund_margin(u16::try_from(a).map_err(|e| e.to_string())?, None);
+            if margin.is_liquidatable() {
+                return Err(format!("insurance fund left below maintenance in {}: {margin:?}", asset.symbol.as_str()));
+            }
+        }
         Ok(())
     }
 

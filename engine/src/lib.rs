@@ -14,6 +14,7 @@
 //! - `matching`: place, cancel, amend; `engine`: `apply` and the non-order ops;
 //! - [`matcher`]: the same order books and price-time rules on their own, without money;
 //! - `perp`: positions, settlement to the mark, funding; [`risk`]: margin, risk bands, liquidation;
+//! - [`insurance`]: the insurance fund, margined like an account and never negative;
 //! - `state_hash`, `invariants`: the canonical digest and the SPEC section 7 checks;
 //! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path).
 #![deny(missing_docs, clippy::unwrap_used)]
@@ -27,6 +28,7 @@ pub mod events;
 pub mod fixed;
 pub mod genesis;
 mod id_table;
+pub mod insurance;
 mod invariants;
 pub mod limits;
 pub mod matcher;

@@ -6,6 +6,8 @@
 //! always zero and open PnL is physical money (SPEC section 6). Every division rounds down
 //! (in the exchange's favour for both signs) and the remainder goes to the fee account, so
 //! conservation stays exact. Positions of a market sum to zero, the insurance fund's included.
+//! The fund is settled like any holder; every change of its balance or positions queues it
+//! for a margin evaluation at the end of the tx (`insurance`).
 
 use crate::accounts::NIL;
 use crate::catalog::Market;
@@ -127,7 +129,8 @@ impl Engine {
         }
     }
 
-    /// Adds `delta` to the insurance fund of `asset`.
+    /// Adds `delta` to the insurance fund of `asset`. It may dip below zero inside a tx (a
+    /// mark, funding); the fund is then queued and deleveraged before the tx ends.
     pub(crate) fn adjust_insurance(&mut self, asset: u16, delta: i128) {
         let fund = &mut self.insurance[usize::from(asset)];
         *fund = i64::try_from(i128::from(*fund) + delta).unwrap_or_else(|_| panic!("invariant: insurance bounded"));
@@ -163,9 +166,12 @@ impl Engine {
             }
         }
         let insurance_size = self.positions[usize::from(m)].insurance;
-        let insurance_pnl = pnl(&market, insurance_size, delta);
-        total += insurance_pnl;
-        self.adjust_insurance(market.quote, insurance_pnl);
+        if insurance_size != 0 {
+            let insurance_pnl = pnl(&market, insurance_size, delta);
+            total += insurance_pnl;
+            self.adjust_insurance(market.quote, insurance_pnl);
+            self.touch_fund();
+        }
         self.add_fees(market.quote, -total);
     }
 
@@ -185,9 +191,13 @@ impl Engine {
                 out.push(Event::Funding { market: m, account: u64::from(account) + 1, amount: clamp_i64(amount) });
             }
         }
-        let insurance_amount = funding_payment(&market, self.positions[usize::from(m)].insurance, rate);
-        total += insurance_amount;
-        self.adjust_insurance(market.quote, insurance_amount);
+        let insurance_size = self.positions[usize::from(m)].insurance;
+        if insurance_size != 0 {
+            let insurance_amount = funding_payment(&market, insurance_size, rate);
+            total += insurance_amount;
+            self.adjust_insurance(market.quote, insurance_amount);
+            self.touch_fund();
+        }
         self.add_fees(market.quote, -total);
     }
 
@@ -225,6 +235,7 @@ impl Engine {
                 None => {
                     self.positions[usize::from(m)].insurance += delta;
                     self.adjust_insurance(market.quote, amount);
+                    self.touch_fund();
                 }
             }
         }

@@ -21,9 +21,29 @@
 //! 1. cancel all its orders; stop if that restores maintenance;
 //! 2. per perp position, in market order: compute the bankruptcy price (where closing it
 //!    consumes all the account's equity); close against the book with an IOC limited to that
-//!    price; the insurance fund takes over the rest at the bankruptcy price if it can pay the
-//!    loss that implies; otherwise the rest is auto-deleveraged against the largest opposite
-//!    positions (largest first, then lowest account id) at the bankruptcy price.
+//!    price;
+//! 3. the insurance fund takes over the rest at the bankruptcy price only when it is margined
+//!    for it, counted exactly like an account: after the takeover's PnL, its balance of the
+//!    settle asset is ≥ 0 and the weighted value of that balance covers the initial
+//!    requirement (Σ |position| × mark × IMF) of all its positions in markets settled in that
+//!    asset, the taken-over one included;
+//! 4. otherwise the rest is auto-deleveraged against the largest opposite user positions
+//!    (largest first, then lowest account id) at the bankruptcy price. Positions sum to zero,
+//!    so what users do not hold the fund's opposite position does: that last leg is at the
+//!    bankruptcy price if the fund is margined for it (the rule of step 3), else at the mark,
+//!    and the account keeps what it could not pay as a debt.
+//!
+//! **The fund is an account here.** Every change of its balance or positions queues it in the
+//! same pass; when its balance of a settle asset is negative or it is below maintenance there,
+//! its positions settled in that asset are auto-deleveraged at its bankruptcy price, so it
+//! ends every tx ≥ 0 in every asset (`insurance` module docs; events `adl` with
+//! `"liquidated": 0`).
+//!
+//! **The pass.** Touched accounts (and the fund) are queued once at a time and evaluated in
+//! order; one evaluated and then changed again in the same tx (an ADL counterparty, a maker
+//! filled by a liquidation) is queued again, so nobody is left below maintenance. It ends: each
+//! liquidation cancels the account's orders and closes its positions, each ADL leg shrinks
+//! open interest.
 //!
 //! Every step is an event. What is not done: borrows are not repaid by selling spot
 //! collateral (a debt stays, backed by the collateral).
@@ -31,6 +51,7 @@
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf, LiquidationVia, OrderStatus};
 use crate::fixed::{div_round, mul_ratio, pow10, scale_pow10, Round, RATIO_ONE};
+use crate::insurance::FUND;
 use crate::tx::Side;
 
 /// Value units per whole valuation unit (value has the index price's decimals).
@@ -88,8 +109,10 @@ impl Engine {
         value.unwrap_or_else(|| panic!("invariant: value of {net} bounded"))
     }
 
-    /// Value of a position's notional at the mark (rounded up).
-    fn position_value(&self, m: u16, size: i64) -> i128 {
+    /// Value of a position's notional at the mark (rounded up). Always inlined: it is the inner
+    /// step of every margin evaluation, and a call there costs ~45 instructions per position.
+    #[inline(always)]
+    pub(crate) fn position_value(&self, m: u16, size: i64) -> i128 {
         let market = self.catalog.market(m);
         let product = i128::from(size).abs() * i128::from(market.last_mark);
         let settle_units = scale_pow10(product, market.notional_exp, Round::Ceil).unwrap_or(i128::MAX / 4);
@@ -134,16 +157,29 @@ impl Engine {
         self.accounts.index(account).map(|index| self.margin(index))
     }
 
-    /// Marks an account for a margin evaluation at the end of the tx.
+    /// Marks an account for a margin evaluation at the end of the tx (queued once at a time).
+    #[inline]
     pub(crate) fn touch(&mut self, account: u32) {
-        let seen = &mut self.touched_seq[account as usize];
-        if *seen != self.seq {
-            *seen = self.seq;
-            self.touched.push(account);
+        let queued = &mut self.touched_seq[account as usize];
+        if *queued != self.seq {
+            *queued = self.seq;
+            self.queue_touched(account);
         }
     }
 
-    /// Touches every account holding any perp position.
+    /// Appends to `touched`. When it is full, the entries `risk_pass` has evaluated are
+    /// dropped first: each account and the fund is queued at most once at a time and
+    /// `Engine::new` gives `touched` room for all of them, so it never grows. (A clone of the
+    /// engine starts without spare capacity, like every scratch vector, and grows once.)
+    pub(crate) fn queue_touched(&mut self, entry: u32) {
+        if self.touched.len() == self.touched.capacity() && self.touched_head > 0 {
+            self.touched.drain(..self.touched_head);
+            self.touched_head = 0;
+        }
+        self.touched.push(entry);
+    }
+
+    /// Touches every account holding any perp position, and the fund if it holds one.
     pub(crate) fn touch_all_holders(&mut self) {
         for i in 0..self.perp_markets.len() {
             let m = usize::from(self.perp_markets[i]);
@@ -152,24 +188,34 @@ impl Engine {
                 self.touch(account);
             }
         }
+        if self.fund_holds_positions() {
+            self.touch_fund();
+        }
     }
 
     /// Evaluates every touched account: liquidates those below maintenance, refreshes the
-    /// bands of the others. Liquidations may touch more accounts (counterparties); they are
-    /// evaluated in the same pass.
+    /// bands of the others; and the fund, if queued. Liquidations may touch more accounts
+    /// (counterparties, the fund) or the same ones again; they are evaluated in the same pass.
     pub(crate) fn risk_pass(&mut self, out: &mut EventBuf) {
-        let mut i = 0;
-        while i < self.touched.len() {
-            let account = self.touched[i];
-            i += 1;
-            let margin = self.margin(account);
-            if margin.is_liquidatable() {
-                self.liquidate(account, out);
+        while self.touched_head < self.touched.len() {
+            let entry = self.touched[self.touched_head];
+            self.touched_head += 1;
+            if entry == FUND {
+                self.evaluate_fund(out);
+                self.fund_touched_seq = 0;
+                continue;
             }
-            let margin = self.margin(account);
-            self.refresh_bands(account, &margin);
+            let margin = self.margin(entry);
+            if margin.is_liquidatable() {
+                self.liquidate(entry, out);
+            }
+            let margin = self.margin(entry);
+            self.refresh_bands(entry, &margin);
+            // Evaluated: a change later in this tx queues it again.
+            self.touched_seq[entry as usize] = 0;
         }
         self.touched.clear();
+        self.touched_head = 0;
     }
 
     /// Recomputes the mark bands of an account's positions from its margin.
@@ -225,7 +271,7 @@ impl Engine {
     /// least one tick. Rounded towards the liquidated account by less than one price unit,
     /// so that rounding never leaves it a debt (the one division here that does not favour
     /// the exchange: the difference is below a price unit times the position).
-    fn bankruptcy_price(&self, m: u16, size: i64, equity_settle: i128) -> i64 {
+    pub(crate) fn bankruptcy_price(&self, m: u16, size: i64, equity_settle: i128) -> i64 {
         let market = self.catalog.market(m);
         // pnl of closing at p = -size × (p - mark) × 10^e = -equity  ⇒  p = mark - equity / (size × 10^e)
         let denominator = i128::from(size);
@@ -299,10 +345,10 @@ impl Engine {
         let equity = self.equity_in(&self.margin(account), market.quote);
         let bankruptcy = self.bankruptcy_price(m, size, equity);
         let qty = size.unsigned_abs();
-        // The fund's result of taking the position over at the bankruptcy price.
+        // The fund's result of taking the position over at the bankruptcy price; it takes it
+        // only if it is margined for it afterwards (module docs, step 3).
         let fund_pnl = crate::perp::pnl(&market, size, market.last_mark - bankruptcy);
-        let fund = i128::from(self.insurance[usize::from(market.quote)]);
-        if fund_pnl >= 0 || fund + fund_pnl >= 0 {
+        if self.fund_can_take(m, size, fund_pnl) {
             let (buyer, seller) = if size > 0 { (None, Some(account)) } else { (Some(account), None) };
             self.transfer_position(m, buyer, seller, qty, bankruptcy, out);
             out.push(Event::Liquidation {
@@ -341,19 +387,24 @@ impl Engine {
         (filled, last_price)
     }
 
-    /// Auto-deleverages the account's position in `m` against the largest opposite positions.
-    fn auto_deleverage(&mut self, account: u32, m: u16, price: i64, out: &mut EventBuf) {
-        let size = self.positions[usize::from(m)].size[account as usize];
+    /// Fills `adl_scratch` with the user positions in `m` opposite to `size` (but `exclude`'s),
+    /// as (size, account index): largest first, then lowest account index, deterministic.
+    pub(crate) fn collect_adl_candidates(&mut self, m: u16, size: i64, exclude: Option<u32>) {
         self.adl_scratch.clear();
         for i in 0..self.positions[usize::from(m)].holders.len() {
             let holder = self.positions[usize::from(m)].holders[i];
             let other = self.positions[usize::from(m)].size[holder as usize];
-            if holder != account && other.signum() == -size.signum() {
+            if Some(holder) != exclude && other.signum() == -size.signum() {
                 self.adl_scratch.push((other.unsigned_abs(), holder));
             }
         }
-        // Largest first, then lowest account index: deterministic.
         self.adl_scratch.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    }
+
+    /// Auto-deleverages the account's position in `m` against the largest opposite positions.
+    fn auto_deleverage(&mut self, account: u32, m: u16, price: i64, out: &mut EventBuf) {
+        let size = self.positions[usize::from(m)].size[account as usize];
+        self.collect_adl_candidates(m, size, Some(account));
         let mut remaining = size.unsigned_abs();
         for i in 0..self.adl_scratch.len() {
             if remaining == 0 {
@@ -374,10 +425,16 @@ impl Engine {
             remaining -= qty;
         }
         // Positions sum to zero with the insurance fund's: what users do not cover, the fund's
-        // opposite position does (the fund is deleveraged last).
+        // opposite position does (the fund is deleveraged last), at the bankruptcy price only
+        // if it is margined for that, else at the mark (the account keeps its deficit).
         let fund = self.positions[usize::from(m)].insurance;
         if remaining > 0 && fund.signum() == -size.signum() {
             let qty = remaining.min(fund.unsigned_abs());
+            let market = *self.catalog.market(m);
+            // The fund takes `qty` of the account's side: its position moves towards zero.
+            let delta = i64::try_from(qty).unwrap_or_else(|_| panic!("invariant: qty {qty} bounded")) * size.signum();
+            let pnl = crate::perp::pnl(&market, delta, market.last_mark - price);
+            let price = if self.fund_can_take(m, delta, pnl) { price } else { market.last_mark };
             let (buyer, seller) = if size > 0 { (None, Some(account)) } else { (Some(account), None) };
             self.transfer_position(m, buyer, seller, qty, price, out);
             out.push(Event::Liquidation {

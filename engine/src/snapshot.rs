@@ -22,7 +22,7 @@ use crate::tx::{MarketKind, Side, Symbol, TimeInForce};
 use crate::{Genesis, Limits};
 
 /// Format version of snapshot files.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 /// Trailer magic.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"VEREXSNP";
 /// Bytes after the archive: checksum, length, magic.
@@ -155,6 +155,9 @@ pub struct SnapshotState {
     supply: Vec<u64>,
     pool_lent: Vec<u64>,
     pool_borrowed: Vec<u64>,
+    /// Per asset: Σ deposits and Σ withdrawals ever (since version 2).
+    deposited: Vec<u128>,
+    withdrawn: Vec<u128>,
 }
 
 /// A whole snapshot file's archive.
@@ -248,6 +251,8 @@ impl Engine {
             supply: self.supply.clone(),
             pool_lent: self.pool_lent.clone(),
             pool_borrowed: self.pool_borrowed.clone(),
+            deposited: self.deposited.clone(),
+            withdrawn: self.withdrawn.clone(),
         }
     }
 
@@ -349,11 +354,16 @@ impl Engine {
         if state.insurance.len() != assets {
             return Err(SnapshotError::Inconsistent("insurance per asset".into()));
         }
+        if state.deposited.len() != assets || state.withdrawn.len() != assets {
+            return Err(SnapshotError::Inconsistent("deposit and withdrawal totals per asset".into()));
+        }
         engine.fees.clone_from(&state.fees);
         engine.insurance.clone_from(&state.insurance);
         engine.supply.clone_from(&state.supply);
         engine.pool_lent.clone_from(&state.pool_lent);
         engine.pool_borrowed.clone_from(&state.pool_borrowed);
+        engine.deposited.clone_from(&state.deposited);
+        engine.withdrawn.clone_from(&state.withdrawn);
         engine.check_invariants().map_err(SnapshotError::Inconsistent)?;
         Ok(engine)
     }

@@ -8,7 +8,7 @@ use crate::engine::Engine;
 use crate::tx::MarketKind;
 
 /// Domain tag and format version of the state hash.
-const STATE_HASH_DOMAIN: &[u8] = b"verex-state-v1";
+const STATE_HASH_DOMAIN: &[u8] = b"verex-state-v2";
 
 struct Canon(blake3::Hasher);
 
@@ -17,6 +17,9 @@ impl Canon {
         self.0.update(&v.to_le_bytes());
     }
     fn i64(&mut self, v: i64) {
+        self.0.update(&v.to_le_bytes());
+    }
+    fn u128(&mut self, v: u128) {
         self.0.update(&v.to_le_bytes());
     }
     fn bytes(&mut self, v: &[u8]) {
@@ -48,6 +51,12 @@ impl Engine {
         h.u64(self.insurance.len() as u64);
         for v in &self.insurance {
             h.i64(*v);
+        }
+        for column in [&self.deposited, &self.withdrawn] {
+            h.u64(column.len() as u64);
+            for v in column {
+                h.u128(*v);
+            }
         }
         self.hash_positions(&mut h);
         *h.0.finalize().as_bytes()

@@ -1,9 +1,11 @@
 //! Property tests for the invariants of SPEC section 7 on random perp workloads: random
 //! orders (every type, tif and reduce-only), random marks (gaps included), random funding of
 //! both signs, deposits (also to the insurance fund) and withdrawals. After every tx:
-//! exact conservation per asset (fee and insurance accounts included), Σ positions = 0 per
-//! market (insurance included), locks equal what orders need, books uncrossed, and no account
-//! with a maintenance requirement left below it. A rejected tx changes nothing.
+//! exact conservation per asset (fee and insurance accounts included), Σ withdrawals ≤
+//! Σ deposits per asset, Σ positions = 0 per market (insurance included), the insurance fund
+//! ≥ 0 in every asset and not below maintenance, locks equal what orders need, books
+//! uncrossed, and no account with a maintenance requirement left below it. A rejected tx
+//! changes nothing. (The cascades that drain the fund are `liquidation_cascade_prop.rs`.)
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -5,6 +5,8 @@
 //! random mix of places (every type and tif, on and off the grid), cancels, cancel-alls,
 //! amends, deposits, withdrawals, lends and redeems. After every tx:
 //! - conservation per asset, exactly (fee account included);
+//! - Σ withdrawals ≤ Σ deposits per asset, their difference the supply; the insurance fund
+//!   ≥ 0 in every asset;
 //! - `locked` equals what resting orders need; level totals match their orders;
 //! - no book is crossed;
 //! - a rejected tx changed nothing but the signer's nonce (state hash of a clone that
