@@ -85,16 +85,20 @@ only (`verex replay --events` re-derives them all). The genesis keys and limits 
 DIR/verex.json when the journal was created; --limits, --genesis or --dev that disagree with it \
 are refused. With --dev, nonces and account numbers continue where the journal left off.
 
-Durability modes (--durability), and what each can lose:
+Durability modes (--durability), and what each can lose. Every commit makes its records durable \
+(per the mode), then writes the commit mark (DIR/commit.mark: the last committed seq and its \
+hash); recovery cuts a torn record only beyond the mark and refuses, naming file, offset and \
+seq, any damage at or below it or a missing segment.
 
-  sync   Each record is msynced before its events are written. Loss window: none; a \
+  sync   Each record is msynced, and the mark fdatasynced, before its events are written. Loss window: none; a \
 transaction whose events were written survives a crash and a power loss. One msync per \
 transaction: the slowest mode.
 
   batch  (default) Records are msynced once per commit group: everything the journal stage found \
 in the ring, closed when the ring is empty, at 8192 transactions or 2 ms after the group's first \
 append (group commit: idle, each transaction is msynced at once; saturated, one msync covers \
-thousands), and at the end of the run; a batch's events are written only after its msync returns. Loss window: a process crash (kill -9) \
+thousands), and at the end of the run; a batch's events are written only after its msync and \
+the mark's fdatasync return. Loss window: a process crash (kill -9) \
 loses nothing that was appended, because the records sit in the page cache and recovery finds \
 them (their events may never have been written: replay re-derives them); a power loss or \
 kernel crash loses at most the transactions since the last msync, none of whose events were \
@@ -105,7 +109,9 @@ the page cache, and the kernel writes the pages back on its own schedule (typica
 a finished segment is msynced completely in the background after the journal rolls to the next. \
 Loss window: a process crash loses nothing that was appended; a power loss or kernel crash can \
 lose every transaction since the kernel last wrote back, including ones whose events were \
-already written.
+already written; if the mark reached the disk before the records it covers, the next run \
+refuses the journal, naming the first missing seq (an operator decides), rather than cut \
+records whose events were written.
 
 A failed msync stops the run (exit status 1) without writing the state: the journal is never \
 assumed durable after an error; rerun to recover what is on disk.

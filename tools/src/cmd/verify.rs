@@ -39,7 +39,8 @@ state hash equals the replayed state's, and its signature verifies;
   no attestation names a seq beyond the journal's end, and the log has no torn last line;
   the bytes after the last record are zero.
 
-A torn tail (the last record cut short by a crash) fails verification too: it is reported with \
+A torn tail (a record after the last commit, cut short by a crash; recovery never cuts a \
+record at or below the commit mark, DIR/commit.mark) fails verification too: it is reported with \
 its seq and file, the records before it having passed. `verex run` on the journal would cut it \
 and continue; verify, an audit tool, does not accept a journal that needs repair.
 
