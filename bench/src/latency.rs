@@ -615,6 +615,12 @@ fn ingress_rate(txs: &[SignedTxBytes], workers: usize, chunk_inputs: usize, veri
     assert_eq!(verified, txs.len(), "every signature verifies");
     rate
 }
+/// The options (the module doc says what each measures).
+const USAGE: &str = "usage: latency [--rates 100000,500000,1000000,2000000,max] \
+[--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000] \
+[--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE] \
+[--commit-max-records 8192] [--commit-max-delay-us 2000]\n       latency --verify";
+
 struct Args {
     rates: Vec<Option<u64>>,
     sinks: Vec<String>,
@@ -647,7 +653,11 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--rates" => {
                 args.rates = value()
@@ -683,7 +693,7 @@ fn parse_args() -> Args {
                 args.commit_max_delay = Duration::from_micros(us);
             }
             "--bench" => {}
-            other => panic!("unknown argument {other}"),
+            other => panic!("unknown argument {other}\n{USAGE}"),
         }
     }
     args
