@@ -214,7 +214,8 @@ enum Signer {
     Account(u64),
 }
 
-/// One generated input.
+/// One generated input (moved once from the generator to `feed`; never stored in bulk).
+#[allow(clippy::large_enum_variant)]
 enum Input {
     /// A well-formed tx, signed by its signer, maybe with its own (development) stamp.
     Tx(Tx, Signer, Option<u64>),
@@ -225,7 +226,7 @@ enum Input {
 /// The hardening issue's adversarial inputs that never reach the journal.
 enum Refusable {
     /// A signed tx whose signature must fail the rule (weak key, zero or tampered signature).
-    Signed(SignedTx),
+    Signed(Box<SignedTx>),
     /// A text line that must not parse (a key named twice, a 64 KB value).
     Text(String),
 }
@@ -399,12 +400,20 @@ impl Sim {
             0..=29 => self.perp_order(account, false),
             30..=41 => self.perp_order(account, true),
             42..=49 => self.spot_order(account),
-            50..=57 => Input::Tx(op_tx(Op::CancelAll(sym(if roll % 2 == 0 { PERP } else { SPOT }))), Signer::Account(account), None),
+            50..=57 => Input::Tx(
+                op_tx(Op::CancelAll(sym(if roll.is_multiple_of(2) { PERP } else { SPOT }))),
+                Signer::Account(account),
+                None,
+            ),
             58..=65 => self.mark_move(false),
             66..=68 => self.mark_move(true),
             69..=71 => {
                 let rate = self.rng.below(200) as i64 - 100;
-                Input::Tx(op_tx(Op::Funding(Funding { market: sym(PERP), rate: Dec::new(rate, 5) })), Signer::Oracle, None)
+                Input::Tx(
+                    op_tx(Op::Funding(Funding { market: sym(PERP), rate: Dec::new(rate, 5) })),
+                    Signer::Oracle,
+                    None,
+                )
             }
             72..=78 => {
                 let amount = 1 + self.rng.below(30_000) as i64;
@@ -478,15 +487,15 @@ impl Sim {
         constant[0] = 1;
         match self.rng.below(6) {
             // A weak key signs "for every message": create an account, then withdraw.
-            0 => Input::Refused(Refusable::Signed(SignedTx {
+            0 => Input::Refused(Refusable::Signed(Box::new(SignedTx {
                 tx: Tx { signer: weak, nonce: 1, account: 0, op: Op::CreateAccount },
                 signature: constant,
-            })),
+            }))),
             // A deposit claiming custody, with an all-zero signature.
             1 => {
                 let custody = self.keys.custody.verifying_key().to_bytes();
                 let tx = Tx { signer: custody, nonce: u64::MAX, ..deposit(account, USDC, 1_000_000) };
-                Input::Refused(Refusable::Signed(SignedTx { tx, signature: [0; 64] }))
+                Input::Refused(Refusable::Signed(Box::new(SignedTx { tx, signature: [0; 64] })))
             }
             // An honest withdrawal whose signature was tampered with in transit.
             2 => {
@@ -495,7 +504,7 @@ impl Sim {
                 let tx = Tx { signer: key.verifying_key().to_bytes(), nonce: u64::MAX - 1, account, op };
                 let mut signed = verex_engine::signing::sign(tx, key);
                 signed.signature[40] ^= 0x10;
-                Input::Refused(Refusable::Signed(signed))
+                Input::Refused(Refusable::Signed(Box::new(signed)))
             }
             // A key named twice (which amount is meant?).
             3 => Input::Refused(Refusable::Text(format!(
@@ -781,7 +790,8 @@ impl Sim {
     /// Replays the whole journal into a fresh engine (every signature re-checked) and checks
     /// each record's events and the state hash against the live run's.
     fn replay_journal(&self, what: &str) -> Result<Engine, SimFailure> {
-        let reader = JournalReader::open(&self.config.dir).map_err(|e| self.fail(format!("after {what}: reader: {e}")))?;
+        let reader =
+            JournalReader::open(&self.config.dir).map_err(|e| self.fail(format!("after {what}: reader: {e}")))?;
         let mut engine = Engine::new(Genesis::dev(), Limits::small()).map_err(|e| self.fail(e.to_string()))?;
         let mut buf = engine.event_buf();
         for item in reader.iter() {
@@ -853,11 +863,11 @@ impl Sim {
         match JournalWriter::open(config) {
             Ok((_, report)) => {
                 return Err(self.fail(format!(
-                    "a flipped bit at offset {offset} of {} (seq {}, committed) was not refused: recovery ended at seq {}",
-                    path.display(),
-                    victim.seq,
-                    report.last_seq
-                )))
+                "a flipped bit at offset {offset} of {} (seq {}, committed) was not refused: recovery ended at seq {}",
+                path.display(),
+                victim.seq,
+                report.last_seq
+            )))
             }
             Err(JournalError::Corrupt { file, .. }) if file == path => {}
             Err(other) => {
@@ -876,7 +886,9 @@ impl Sim {
         // The read-only path names it too.
         let named_by_reader = match JournalReader::open(&self.config.dir) {
             Err(JournalError::Corrupt { file, .. }) => file == path,
-            Ok(reader) => reader.iter().any(|item| matches!(item, Err(JournalError::Corrupt { ref file, .. }) if *file == path)),
+            Ok(reader) => {
+                reader.iter().any(|item| matches!(item, Err(JournalError::Corrupt { ref file, .. }) if *file == path))
+            }
             Err(_) => false,
         };
         if !named_by_reader {
@@ -908,7 +920,8 @@ impl Sim {
         }
         self.report.records = txs.len() as u64;
         let engine = Engine::new(Genesis::dev(), Limits::small()).map_err(|e| self.fail(e.to_string()))?;
-        let config = PipelineConfig { ring_slots: 256, output_slots: 4096, ..PipelineConfig::yielding(Clock::Deterministic) };
+        let config =
+            PipelineConfig { ring_slots: 256, output_slots: 4096, ..PipelineConfig::yielding(Clock::Deterministic) };
         let mut pipeline = Pipeline::start(engine, MemorySink::discarding(), |_: u64, _: &Event| {}, config)
             .map_err(|e| self.fail(format!("pipeline: {e}")))?;
         for (k, (tx, ts)) in txs.iter().enumerate() {

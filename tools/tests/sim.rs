@@ -20,7 +20,8 @@ fn seeded_runs_with_injected_faults_keep_every_rule() {
                 scope.spawn(move || {
                     let mut totals = SimReport::default();
                     for seed in (1..=seeds).filter(|seed| seed % threads == worker) {
-                        let report = run_seed(seed, &SimConfig::new(dir.clone())).unwrap_or_else(|failed| panic!("{failed}"));
+                        let report =
+                            run_seed(seed, &SimConfig::new(dir.clone())).unwrap_or_else(|failed| panic!("{failed}"));
                         totals.add(&report);
                     }
                     totals
