@@ -75,6 +75,11 @@ pub enum CliError {
         /// Why it stopped.
         reason: String,
     },
+    /// Replication through NATS JetStream failed: another writer holds the stream, a
+    /// follower found a gap, a fork or a record that fails a check, or the server never
+    /// acknowledged what `--replicated` needed.
+    #[error("replication: {0}")]
+    Replication(String),
     /// A journal whose framing holds but whose content fails a check (an archive that does not
     /// validate, a bad signature, a sequence the engine refuses, a torn tail under `verify`).
     #[error("journal {dir}: seq {seq}: {reason}")]
@@ -103,7 +108,8 @@ impl CliError {
             | Self::Journal(_)
             | Self::Damaged { .. }
             | Self::Replica { .. }
-            | Self::BadRecord { .. } => EXIT_FAILURE,
+            | Self::BadRecord { .. }
+            | Self::Replication(_) => EXIT_FAILURE,
         })
     }
 }

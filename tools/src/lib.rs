@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod rebuild;
 pub mod recover;
 pub mod replica;
+pub mod replicate;
 pub mod sim;
 pub mod snapshots;
 pub mod tail;
