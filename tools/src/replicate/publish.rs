@@ -241,6 +241,8 @@ struct Worker {
     reader: Option<JournalReader>,
     report: PublishReport,
     stop_deadline: Option<Instant>,
+    /// Between a failure and the next acknowledged message.
+    failing: bool,
 }
 
 impl Worker {
@@ -257,6 +259,7 @@ impl Worker {
             reader: None,
             report: PublishReport::default(),
             stop_deadline: None,
+            failing: false,
         }
     }
 
@@ -288,11 +291,11 @@ impl Worker {
 
     async fn sessions(&mut self) {
         let mut pause = FIRST_RETRY_PAUSE;
-        let mut failing = false;
         loop {
             if self.done() {
                 return;
             }
+            let messages_before = self.report.messages;
             match self.session().await {
                 Ok(()) => return,
                 Err(End::Fenced(reason)) => {
@@ -304,20 +307,20 @@ impl Worker {
                 }
                 Err(End::Failed(reason)) => {
                     self.report.failures += 1;
-                    if !failing {
+                    if !self.failing {
                         warn(&format!(
                             "publish: {reason}; the local journal goes on, retrying (backlog {} records)",
                             self.backlog()
                         ));
                     }
-                    failing = true;
+                    self.failing = true;
                     self.report.last_failure = Some(reason);
+                    if self.report.messages > messages_before {
+                        pause = FIRST_RETRY_PAUSE;
+                    }
                     let _ = tokio::time::timeout(pause, self.shared.notify.notified()).await;
                     pause = (pause * 2).min(MAX_RETRY_PAUSE);
                 }
-            }
-            if failing && self.report.messages > 0 && pause == FIRST_RETRY_PAUSE {
-                failing = false;
             }
         }
     }
@@ -337,7 +340,6 @@ impl Worker {
             Some(message) => parse_attestation(&message.payload).map(|a| a.seq).unwrap_or(0),
             None => 0,
         };
-        let mut announced = false;
         loop {
             if self.done() {
                 return Ok(());
@@ -346,10 +348,10 @@ impl Worker {
             if self.published.seq < durable {
                 self.report.max_backlog = self.report.max_backlog.max(durable - self.published.seq);
                 self.publish_next(&context, &stream, durable).await?;
-                if !announced && self.report.failures > 0 {
-                    note(&format!("publish: connected again, acknowledged through seq {}", self.published.seq));
+                if self.failing {
+                    note(&format!("publish: publishing again, acknowledged through seq {}", self.published.seq));
+                    self.failing = false;
                 }
-                announced = true;
                 continue;
             }
             self.publish_attestations(&context).await?;
