@@ -28,7 +28,11 @@ the stream; a message beyond the next seq is a gap); its previous digest must be
 follower's BLAKE3 attestation-chain digest; every record must validate as an archived \
 transaction with the expected seq and carry a signature that passes the one rule; the chain \
 folded over the records must end at the message's digest. Then the records are appended to \
-DIR's journal and committed (--durability), and applied to the engine, which must accept each. \
+DIR's journal and applied to the engine, which must accept each; the journal commits \
+(--durability) once per group of messages that arrived together (at most 8,192 records), before \
+any attestation or snapshot covering them is written, and before the lag is measured. The \
+follower asks the server for at most 16 MiB of messages at a time, so a follower far behind \
+catches up without being dropped as a slow consumer. \
 The xxh3 chain of a journal covers its segment indexes, so it is a property of one copy of the \
 journal; the follower's own xxh3 chain is checked by its own reader and recovery.
 

@@ -15,8 +15,10 @@
 //!    property of one journal's files (the follower's journal has its own, verified by its
 //!    own reader and recovery), while `d[n]` is the same for every copy of the log, and it is
 //!    what attestations sign.
-//! 4. **Journal**: the records are appended to the follower's own journal and committed (its
-//!    durability mode), then **applied** to its engine, which must accept each one.
+//! 4. **Journal**: the records are appended to the follower's own journal and **applied** to
+//!    its engine, which must accept each one; the journal commits (its durability mode) once
+//!    per group of messages that arrived together (at most 8,192 records), before any
+//!    attestation or snapshot that covers them is written.
 //!
 //! At every multiple of the publisher's `Verex-Attest-Every` the follower hashes its state;
 //! each attestation from the `attest` subject must be signed by the genesis attest key, link
@@ -49,7 +51,7 @@ use verex_engine::verified::VerifiedRecord;
 use verex_engine::{Engine, EventBuf};
 use verex_journal::{Durability, JournalConfig, JournalReader, JournalWriter};
 
-use super::message::{split_records, LogHeader};
+use super::message::{split_records, LogHeader, MAX_MESSAGE_BYTES};
 use super::{connect, last_on_subject, wall_ns, Subjects, Target, MAX_RETRY_PAUSE};
 use crate::attestations::{
     attestations_path, check_against_chain, cut_torn_line, read_attestations, AttestationLog, AttestationWriter,
@@ -68,6 +70,18 @@ pub const MAX_POINTS: usize = 1024;
 pub const MAX_EARLY_ATTESTATIONS: usize = 1024;
 /// How often the follower looks at its exit conditions while no message arrives.
 const POLL: Duration = Duration::from_millis(100);
+/// Most records in one commit group of the follower's journal.
+const MAX_GROUP_RECORDS: u64 = 8192;
+/// Most bytes of log messages one pull request may ask the server for. The client reads the
+/// socket on the follower's own thread, between messages it checks and applies: without a
+/// bound, a follower catching up on a long stream is sent batches of 500 messages of up to
+/// [`MAX_MESSAGE_BYTES`] each, the server's buffer for the connection passes its 64 MiB
+/// `max_pending`, and the server drops the follower as a slow consumer (seen: a follower
+/// starting 600,000 records behind stalled).
+const FETCH_BYTES: u64 = 16 << 20;
+/// Most messages per pull request: [`FETCH_BYTES`] of the largest messages.
+#[allow(clippy::cast_possible_wrap)]
+const FETCH_MESSAGES: i64 = (FETCH_BYTES / MAX_MESSAGE_BYTES) as i64;
 
 /// How to follow.
 #[derive(Debug, Clone)]
@@ -176,6 +190,9 @@ struct Follower<'c> {
     attest_every: u64,
     last_snapshot_seq: u64,
     last_message: Instant,
+    /// Messages applied since the last commit: (publish time, records).
+    group_lag: Vec<(u64, u64)>,
+    group_records: u64,
     report: FollowReport,
 }
 
@@ -214,6 +231,8 @@ impl<'c> Follower<'c> {
             attest_every: 0,
             last_snapshot_seq: 0,
             last_message: Instant::now(),
+            group_lag: Vec::new(),
+            group_records: 0,
             report: FollowReport {
                 seq: 0,
                 state_hash: [0; 32],
@@ -232,10 +251,18 @@ impl<'c> Follower<'c> {
     async fn sessions(&mut self) -> Result<(), CliError> {
         let mut pause = Duration::from_millis(50);
         loop {
+            let messages_before = self.report.messages;
             match self.session().await {
                 Ok(()) => return Ok(()),
-                Err(End::Fatal(error)) => return Err(error),
+                Err(End::Fatal(error)) => {
+                    // What passed every check before the failure is kept, durably.
+                    let _ = self.commit_group();
+                    return Err(error);
+                }
                 Err(End::Retry(reason)) => {
+                    if self.report.messages > messages_before {
+                        pause = Duration::from_millis(50);
+                    }
                     self.report.failures += 1;
                     if self.report.failures == 1 || pause == MAX_RETRY_PAUSE {
                         warn(&format!("follow: {reason}; retrying"));
@@ -284,6 +311,9 @@ impl<'c> Follower<'c> {
         let consumer = stream
             .create_consumer(OrderedConfig {
                 deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
+                // The client asks for at most this many messages at once (and for more once
+                // half of them arrived): at most 1.5 x FETCH_BYTES wait in the server's buffer.
+                max_batch: FETCH_MESSAGES,
                 ..OrderedConfig::default()
             })
             .await
@@ -291,9 +321,19 @@ impl<'c> Follower<'c> {
         let mut messages = consumer.messages().await.map_err(|e| End::Retry(format!("consumer: {e}")))?;
         loop {
             if self.done() {
+                self.commit_group()?;
                 return Ok(());
             }
-            match tokio::time::timeout(POLL, messages.next()).await {
+            // Group commit: while messages are ready, append them; commit once none is (or
+            // the group is large), so one msync covers every message that arrived meanwhile.
+            let open = self.group_open();
+            if open && self.group_records >= MAX_GROUP_RECORDS {
+                self.commit_group()?;
+                continue;
+            }
+            let wait = if open { Duration::ZERO } else { POLL };
+            match tokio::time::timeout(wait, messages.next()).await {
+                Err(_) if open => self.commit_group()?,
                 Err(_) => {}
                 Ok(None) => return Err(End::Retry("the consumer ended".to_string())),
                 Ok(Some(Err(e))) => return Err(End::Retry(format!("consumer: {e}"))),
@@ -478,8 +518,8 @@ impl<'c> Follower<'c> {
         let (digests, verified) = self.check_records(header, next, digest_before, fresh)?;
         self.store(next, fresh)?;
         self.apply(header, next, &verified, &digests)?;
-        let lag_us = wall_ns().saturating_sub(header.published_ns) / 1000;
-        let _ = self.report.lag_us.record_n(lag_us.max(1), fresh.len() as u64);
+        self.group_lag.push((header.published_ns, fresh.len() as u64));
+        self.group_records += fresh.len() as u64;
         self.report.messages += 1;
         self.after_message()
     }
@@ -535,10 +575,25 @@ impl<'c> Follower<'c> {
         for (offset, record) in records.iter().enumerate().skip(held) {
             self.writer.append(next + offset as u64, &record.0).map_err(CliError::from)?;
         }
-        if held < records.len() {
-            self.writer.commit().map_err(CliError::from)?;
-            self.report.records += (records.len() - held) as u64;
+        self.report.records += (records.len() - held) as u64;
+        Ok(())
+    }
+
+    /// Whether records or lag samples wait for the group's commit.
+    fn group_open(&self) -> bool {
+        !self.group_lag.is_empty() || self.writer.durable_seq() < self.writer.last_seq()
+    }
+
+    /// Commits the group (one msync and mark for every message that was ready at once) and
+    /// records the lag of its records: publish to durable and applied here.
+    fn commit_group(&mut self) -> Result<(), End> {
+        self.writer.commit().map_err(CliError::from)?;
+        let now = wall_ns();
+        for (published_ns, records) in self.group_lag.drain(..) {
+            let lag_us = now.saturating_sub(published_ns) / 1000;
+            let _ = self.report.lag_us.record_n(lag_us.max(1), records);
         }
+        self.group_records = 0;
         Ok(())
     }
 
@@ -588,6 +643,7 @@ impl<'c> Follower<'c> {
     }
 
     fn snapshot(&mut self) -> Result<(), End> {
+        self.commit_group()?;
         let position = self.position.as_ref().ok_or_else(|| fatal("no engine"))?;
         let seq = position.engine.seq();
         let bytes = encode_snapshot(&position.engine, self.writer.last_hash(), position.digest.digest)
@@ -651,6 +707,8 @@ impl<'c> Follower<'c> {
         if attestation.prev != self.attest_link {
             return Err(fatal(format!("attestation at seq {seq} does not link to the follower's last one")));
         }
+        // The attested records are durable in this journal before their attestation is.
+        self.commit_group()?;
         if self.attest_writer.is_none() {
             self.attest_writer = Some(AttestationWriter::open(&self.config.dir)?);
         }
@@ -665,7 +723,11 @@ impl<'c> Follower<'c> {
     }
 
     fn finish(mut self) -> Result<FollowReport, CliError> {
-        self.writer.commit()?;
+        match self.commit_group() {
+            Ok(()) => {}
+            Err(End::Fatal(error)) => return Err(error),
+            Err(End::Retry(reason)) => return Err(CliError::Replication(reason)),
+        }
         if let Some(position) = &self.position {
             self.report.seq = position.engine.seq();
             self.report.state_hash = position.engine.state_hash();

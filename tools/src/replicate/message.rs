@@ -21,8 +21,9 @@ pub const FORMAT: u64 = 1;
 /// NATS's default 1 MiB `max_payload`: a larger commit group is split, each part its own
 /// message and id.
 pub const MAX_MESSAGE_RECORDS: u64 = 2000;
-const _: () =
-    assert!(MAX_MESSAGE_RECORDS * (RECORD_BYTES as u64) + 4096 <= 1 << 20, "a message fits the default max_payload");
+/// Most bytes of a log message's payload and headers (headers stay under 4 KiB).
+pub const MAX_MESSAGE_BYTES: u64 = MAX_MESSAGE_RECORDS * (RECORD_BYTES as u64) + 4096;
+const _: () = assert!(MAX_MESSAGE_BYTES <= 1 << 20, "a message fits the default max_payload");
 
 /// JetStream's de-duplication header: the first seq of a log message.
 pub const MSG_ID: &str = "Nats-Msg-Id";
