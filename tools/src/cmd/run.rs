@@ -142,6 +142,23 @@ gets most of a core they share; it falls behind while it hashes or encodes a lar
 work is then reported on standard error). If it fails, the run still releases its events and \
 writes its state, then exits with status 1 naming the failure.
 
+Replication (--publish URLS, with --journal). Every committed record is published to the \
+NATS JetStream stream --stream NAME (default verex; created if missing with --stream-replicas \
+copies) at the servers URLS (nats://HOST:PORT, several comma-separated for a cluster), one \
+message per commit group, by a thread of its own that reads the committed records from the \
+journal: the engine stage never waits on the network, and an unreachable server only makes \
+the publisher fall behind (reported on standard error; it retries at most a second apart and \
+catches up from the journal; what is still unpublished at the end is named, and the next run \
+with --publish sends it). Before sequencing anything, the run checks the stream's last message \
+against the journal (waiting up to --publish-timeout seconds, default 10): a stream ahead of \
+the journal or holding another history means another writer (a promoted follower) holds it, \
+and the run stops (exit status 1) without journaling anything; a second live writer is \
+refused by JetStream itself and stops too. With --replicated a transaction's events are \
+released only once JetStream has acknowledged its record (a second machine holds it); \
+records never acknowledged by the end of the run (after --publish-timeout) keep their events \
+withheld and the exit status is 1. Followers: `verex follow --help`; the format: \
+docs/replication.md.
+
 Recovery. On an existing journal, the snapshots in DIR/snapshots are tried newest first: one is \
 used only if it decodes (checksum, archive validation, rebuilt state hash) and its header's \
 journal hash and BLAKE3 attestation digest equal the journal's at its seq (the chain is \
