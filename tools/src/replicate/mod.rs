@@ -159,6 +159,18 @@ pub fn wall_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// CPU time (user + system) of the calling thread (`thread: true`) or of the whole process,
+/// in ms, from `/proc` (Linux; `None` elsewhere): measurements only (perf/replication).
+#[must_use]
+pub fn cpu_ms(thread: bool) -> Option<u64> {
+    let text = std::fs::read_to_string(if thread { "/proc/thread-self/stat" } else { "/proc/self/stat" }).ok()?;
+    // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
+    // USER_HZ, in which /proc counts, is 100 on Linux.
+    Some((ticks(11)? + ticks(12)?) * 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +184,12 @@ mod tests {
         assert!(Target::parse("nats://h:1", "a.b", 1).is_err());
         assert!(Target::parse("nats://h:1", "a", 0).is_err());
         assert!(Target::parse("", "a", 1).is_err());
+    }
+
+    #[test]
+    fn cpu_time_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(cpu_ms(true).is_some() && cpu_ms(false).is_some());
+        }
     }
 }

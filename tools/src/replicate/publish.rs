@@ -87,6 +87,8 @@ pub struct PublishReport {
     pub fenced: Option<String>,
     /// The last failure.
     pub last_failure: Option<String>,
+    /// The publisher thread's CPU time in ms (Linux), for measurements.
+    pub cpu_ms: Option<u64>,
 }
 
 /// What the journal stage and the publisher share.
@@ -273,6 +275,7 @@ impl Worker {
         };
         runtime.block_on(self.sessions());
         self.report.acked_seq = self.shared.acked_seq.load(Ordering::Acquire);
+        self.report.cpu_ms = super::cpu_ms(true);
         self.report
     }
 
