@@ -26,7 +26,9 @@ pub mod fault;
 pub mod format;
 mod json;
 pub mod proof;
+pub mod reserves;
 pub mod root;
+pub mod stress;
 pub mod tree;
 pub mod vectors;
 

@@ -5,7 +5,8 @@
 //!
 //! The cycle: two assets (USDC, 6 decimals; BTC, 8), seven accounts of which account 3 is
 //! empty (no leaf), so six leaves and height 3; accounts 5, 6 and 7 hold the same balances;
-//! account 4 has borrowed USDC against BTC. Cycle A is at seq 1000, cycle B the same balances
+//! account 1 has lent 6,000 USDC (in its equity) and account 4 has borrowed 5,000 of it
+//! against BTC. Cycle A is at seq 1000, cycle B the same balances
 //! at seq 2000 with another salt seed. Journal digest and state hash are fixed arbitrary values
 //! (no journal stands behind the vectors); the attest key is the development attest key.
 //!
@@ -156,7 +157,7 @@ fn symbol(text: &str) -> Symbol {
 
 /// The accounts of the vectors' cycle: `(id, [USDC, BTC] equity, [USDC, BTC] debt)`.
 const ACCOUNTS: [(u64, [u64; 2], [u64; 2]); 7] = [
-    (1, [1_000_000_000, 0], [0, 0]),
+    (1, [7_000_000_000, 0], [0, 0]),
     (2, [250_000_000, 10_000_000], [0, 0]),
     (3, [0, 0], [0, 0]),
     (4, [0, 150_000_000], [5_000_000_000, 0]),
