@@ -174,6 +174,34 @@ fn parse_sibling(value: &Value, level: usize, assets: usize) -> Result<Sibling, 
     Ok(Sibling { hash, sums })
 }
 
+/// Which file of a pair failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The root file (parsing or its own checks).
+    Root,
+    /// The proof file (parsing or the checks against the root).
+    Proof,
+}
+
+/// Verifies a proof file against a root file, as `verex por verify` does: the root is parsed
+/// and checked (its height, its signature, by `attest_key` when pinned), then the proof is
+/// parsed and checked against it.
+///
+/// # Errors
+/// The stage and the first fault.
+pub fn verify_files(
+    proof_text: &str,
+    root_text: &str,
+    attest_key: Option<&[u8; 32]>,
+    account: Option<u64>,
+) -> Result<(Root, Verified), (Stage, PorError)> {
+    let root = Root::from_json(root_text).map_err(|e| (Stage::Root, e))?;
+    root.verify(attest_key).map_err(|e| (Stage::Root, e))?;
+    let proof = Proof::from_json(proof_text).map_err(|e| (Stage::Proof, e))?;
+    let verified = verify_proof(&proof, &root, account).map_err(|e| (Stage::Proof, e))?;
+    Ok((root, verified))
+}
+
 /// Checks `proof` against a published `root` (whose own checks, [`Root::verify`], are the
 /// caller's: the CLI makes them first). `account`: the account the user expects the proof to
 /// be for.

@@ -356,6 +356,9 @@ impl ShockOutcome {
         let social = amounts(
             self.socialized.iter().enumerate().map(|(a, v)| (a, i128::try_from(*v).unwrap_or(i128::MAX))).collect(),
         );
+        if self.prices.is_empty() {
+            return format!("{:+} %: no index or mark price to move (the oracle has published none)", self.percent);
+        }
         format!(
             "{:+} %: {} liquidated, {} bankrupt, insurance draw {draw}, socialized {social}, bad debt {}, books absorb the liquidations: {}",
             self.percent,

@@ -19,9 +19,9 @@ use serde_json::{json, Map, Value};
 use verex_engine::signing::{dev_role_key, hex, Role};
 use verex_engine::tx::Symbol;
 
-use crate::fault::{Fault, PorError};
+use crate::fault::Fault;
 use crate::format::{derive_salt, leaf_hash, node_hash, pad_hashes, seed_commitment, user_hash, Hash};
-use crate::proof::{verify_proof, Proof, Verified};
+use crate::proof::{verify_proof, Proof};
 use crate::root::{Root, RootAsset};
 use crate::tree::{LeafSet, Sibling, Tree};
 
@@ -29,34 +29,6 @@ use crate::tree::{LeafSet, Sibling, Tree};
 pub const SEQ_A: u64 = 1000;
 /// Seq of cycle B.
 pub const SEQ_B: u64 = 2000;
-
-/// Which file of a pair failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// The root file (parsing or its own checks).
-    Root,
-    /// The proof file (parsing or the checks against the root).
-    Proof,
-}
-
-/// Verifies a proof file against a root file, as `verex por verify` does: the root is parsed
-/// and checked (its height, its signature, by `attest_key` when pinned), then the proof is
-/// parsed and checked against it.
-///
-/// # Errors
-/// The stage and the first fault.
-pub fn verify_files(
-    proof_text: &str,
-    root_text: &str,
-    attest_key: Option<&[u8; 32]>,
-    account: Option<u64>,
-) -> Result<(Root, Verified), (Stage, PorError)> {
-    let root = Root::from_json(root_text).map_err(|e| (Stage::Root, e))?;
-    root.verify(attest_key).map_err(|e| (Stage::Root, e))?;
-    let proof = Proof::from_json(proof_text).map_err(|e| (Stage::Proof, e))?;
-    let verified = verify_proof(&proof, &root, account).map_err(|e| (Stage::Proof, e))?;
-    Ok((root, verified))
-}
 
 /// One vector.
 #[derive(Clone, Debug)]
@@ -634,6 +606,7 @@ fn primitives(a: &Built, b: &Built) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proof::verify_files;
 
     #[test]
     fn every_case_gives_its_verdict() {

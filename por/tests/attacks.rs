@@ -5,7 +5,8 @@
 
 use verex_por::audit::compare_roots;
 use verex_por::format::{add_sums, derive_salt, leaf_hash, node_hash, user_hash, NODE_DOMAIN};
-use verex_por::vectors::{generate, verify_files, Stage, Vectors, SEQ_A, SEQ_B};
+use verex_por::proof::{verify_files, Stage};
+use verex_por::vectors::{generate, Vectors, SEQ_A, SEQ_B};
 use verex_por::{Fault, LeafSet, Proof, Tree};
 
 /// Runs case `name` and asserts its expected fault (and that it is expected to fail).
