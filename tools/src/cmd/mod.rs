@@ -2,6 +2,7 @@
 
 pub mod attestations;
 pub mod demo;
+pub mod demo_por;
 pub mod gen;
 pub mod inspect;
 pub mod keygen;
