@@ -7,7 +7,7 @@
 //! - signed amounts (liabilities): the same with an optional leading `-` (never `-0`), within
 //!   `i128`;
 //! - counts and ids (`seq`, `account`, `position`, `leaf_count`, `height`, `decimals`): JSON
-//!   integers `0 ≤ v ≤ 2^53 − 1` (exact in every JSON reader);
+//!   numbers whose value is whole, `0 ≤ v ≤ 2^53 − 1` (exact in every JSON reader);
 //! - hashes, keys, salts, signatures: lower-case hex of exactly their length (`bad_hex`).
 
 use serde_json::{Map, Value};
@@ -92,27 +92,30 @@ fn canonical_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'))
 }
 
-/// A count or id: a JSON integer `0 ≤ v ≤ 2^53 − 1`.
+/// A count or id: a JSON number whose value is a whole number `0 ≤ v ≤ 2^53 − 1` (`5` and
+/// `5.0` alike, as every JSON reader, JavaScript's included, sees the same value).
 ///
 /// # Errors
-/// `not_a_number`, `negative_value`, `out_of_range`.
+/// `not_a_number` (not a number, or not whole), `negative_value`, `out_of_range`.
 pub fn integer(value: &Value, name: &str) -> Result<u64, PorError> {
-    match value {
-        Value::Number(n) if n.as_u64().is_some() => {
-            let v = n.as_u64().unwrap_or(u64::MAX);
-            if v > MAX_JSON_INTEGER {
-                return Err(PorError::new(Fault::OutOfRange, format!("{name} is {v}, above 2^53 − 1")));
-            }
-            Ok(v)
-        }
-        Value::Number(n) if n.as_i64().is_some_and(|v| v < 0) => {
-            Err(PorError::new(Fault::NegativeValue, format!("{name} is {n}: never negative")))
-        }
-        Value::Number(n) if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) => {
-            Err(PorError::new(Fault::OutOfRange, format!("{name} is {n}, above 2^53 − 1")))
-        }
-        other => Err(PorError::new(Fault::NotANumber, format!("{name} is {other}, not an integer"))),
+    let Value::Number(n) = value else {
+        return Err(PorError::new(Fault::NotANumber, format!("{name} is {value}, not an integer")));
+    };
+    let out_of_range = || PorError::new(Fault::OutOfRange, format!("{name} is {n}, above 2^53 − 1"));
+    if let Some(v) = n.as_u64() {
+        return if v > MAX_JSON_INTEGER { Err(out_of_range()) } else { Ok(v) };
     }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    if f < 0.0 {
+        return Err(PorError::new(Fault::NegativeValue, format!("{name} is {n}: never negative")));
+    }
+    if f.fract() != 0.0 || f.is_nan() {
+        return Err(PorError::new(Fault::NotANumber, format!("{name} is {n}, not a whole number")));
+    }
+    if f > MAX_JSON_INTEGER as f64 {
+        return Err(out_of_range());
+    }
+    Ok(f as u64)
 }
 
 /// Lower-case hex of exactly `N` bytes.
@@ -191,8 +194,10 @@ mod tests {
         assert_eq!(fault(integer(&json!(9_007_199_254_740_992u64), "n")), Fault::OutOfRange);
         assert_eq!(fault(integer(&json!(-1), "n")), Fault::NegativeValue);
         assert_eq!(fault(integer(&json!(1.5), "n")), Fault::NotANumber);
+        assert_eq!(fault(integer(&json!(-1.5), "n")), Fault::NegativeValue);
         assert_eq!(fault(integer(&json!("1"), "n")), Fault::NotANumber);
         assert_eq!(fault(integer(&json!(1e300), "n")), Fault::OutOfRange);
+        assert_eq!(integer(&json!(5.0), "n"), Ok(5), "5.0 is the value 5 to every reader");
     }
 
     #[test]
