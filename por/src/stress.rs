@@ -21,7 +21,9 @@
 //! socialized per asset (what auto-deleveraged counterparties lose against the mark), the bad
 //! debt left (Σ of negative net values, in the valuation unit), and per market the quantity
 //! liquidated against the book versus by the fund or ADL, beside the book's depth before the
-//! shock: the books absorbed the liquidations when nothing went to the fund or ADL.
+//! shock: the books absorbed the liquidations when nothing went to the fund or ADL. And the
+//! account left closest to its maintenance requirement (equity / maintenance): how much room
+//! the collateral still has when nothing was liquidated.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -127,6 +129,9 @@ pub struct ShockOutcome {
     pub markets: Vec<MarketOutcome>,
     /// Events of the shock's transactions, by kind.
     pub events: BTreeMap<String, u64>,
+    /// After the shock, the account with a maintenance requirement closest to it:
+    /// `(account, equity, maintenance)` in value units (how much room the collateral has left).
+    pub tightest: Option<(u64, i128, i128)>,
 }
 
 /// A stress report.
@@ -301,7 +306,8 @@ fn scale(value: i128, exp: i32) -> i128 {
 }
 
 /// Accounts left with a negative net value (balances at index prices, no weights) are
-/// bankrupt; their deficits are the bad debt.
+/// bankrupt; their deficits are the bad debt. The account closest to its maintenance
+/// requirement is kept too.
 fn read_net_values(copy: &Engine, outcome: &mut ShockOutcome) {
     let catalog = copy.catalog();
     let prices: Vec<(i128, i128)> = catalog
@@ -323,7 +329,20 @@ fn read_net_values(copy: &Engine, outcome: &mut ShockOutcome) {
             outcome.bankrupt.insert(account);
             outcome.bad_debt_value -= value;
         }
+        if let Some(m) = copy.account_margin(account).filter(|m| m.maintenance > 0) {
+            // equity / maintenance smallest: compare cross-multiplied (maintenance > 0).
+            let tighter = outcome.tightest.is_none_or(|(_, e, mm)| m.equity * mm < e * m.maintenance);
+            if tighter {
+                outcome.tightest = Some((account, m.equity, m.maintenance));
+            }
+        }
     }
+}
+
+/// `equity / maintenance` with two decimals, as text.
+fn ratio_text(equity: i128, maintenance: i128) -> String {
+    let hundredths = equity.saturating_mul(100) / maintenance.max(1);
+    format!("{}.{:02}", hundredths / 100, (hundredths % 100).abs())
 }
 
 impl ShockOutcome {
@@ -359,8 +378,11 @@ impl ShockOutcome {
         if self.prices.is_empty() {
             return format!("{:+} %: no index or mark price to move (the oracle has published none)", self.percent);
         }
+        let tightest = self.tightest.map_or("no open position".to_string(), |(account, equity, maintenance)| {
+            format!("tightest account {account} at {}× its maintenance", ratio_text(equity, maintenance))
+        });
         format!(
-            "{:+} %: {} liquidated, {} bankrupt, insurance draw {draw}, socialized {social}, bad debt {}, books absorb the liquidations: {}",
+            "{:+} %: {} liquidated, {} bankrupt, insurance draw {draw}, socialized {social}, bad debt {}, books absorb the liquidations: {}; {tightest}",
             self.percent,
             self.liquidated.len(),
             self.bankrupt.len(),
@@ -429,6 +451,12 @@ impl StressReport {
                     "socialized_loss": asset_map(&mut s.socialized.iter().enumerate().map(|(a, v)| (a, i128::try_from(*v).unwrap_or(i128::MAX)))),
                     "bad_debt_value": format_units(s.bad_debt_value, INDEX_PRICE_DECIMALS),
                     "books_absorb_liquidations": s.books_absorbed(),
+                    "tightest": s.tightest.map(|(account, equity, maintenance)| json!({
+                        "account": account,
+                        "equity_value": format_units(equity, INDEX_PRICE_DECIMALS),
+                        "maintenance_value": format_units(maintenance, INDEX_PRICE_DECIMALS),
+                        "ratio": ratio_text(equity, maintenance),
+                    })),
                     "markets": markets,
                     "events": s.events,
                     "headline": s.headline(engine),

@@ -51,6 +51,8 @@ fn shocks_liquidate_on_a_copy_and_read_the_engine_events() {
     assert_eq!(mild.markets[0].via_book, 100_000_000, "1 BTC closed against the bids at 95");
     assert!(mild.books_absorbed());
     assert_eq!(mild.insurance[0], (1_000_000_000, 1_000_000_000));
+    let (_, equity, maintenance) = mild.tightest.expect("positions remain open");
+    assert!(equity > maintenance, "nobody is left below maintenance");
 
     let hard = &report.shocks[1];
     assert_eq!(hard.bankrupt.iter().copied().collect::<Vec<_>>(), [2], "its equity is gone: no book step");
