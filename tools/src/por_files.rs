@@ -59,12 +59,12 @@ pub fn read_root(path: &Path) -> Result<Root, CliError> {
     Root::from_json(&read_text(path)?).map_err(|e| CliError::por(path, e))
 }
 
-/// Creates `dir` for new output; refuses one that exists and is not empty (a published
-/// cycle is never overwritten).
+/// Refuses an output directory that exists and is not empty (a published cycle is never
+/// overwritten).
 ///
 /// # Errors
-/// [`CliError::Usage`] for a non-empty directory, [`CliError::Io`] when it cannot be created.
-pub fn create_output_dir(dir: &Path) -> Result<(), CliError> {
+/// [`CliError::Usage`] for a non-empty directory.
+pub fn check_output_dir(dir: &Path) -> Result<(), CliError> {
     if let Ok(mut entries) = std::fs::read_dir(dir) {
         if entries.next().is_some() {
             return Err(CliError::Usage(format!(
@@ -73,6 +73,15 @@ pub fn create_output_dir(dir: &Path) -> Result<(), CliError> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Creates `dir` for new output after [`check_output_dir`].
+///
+/// # Errors
+/// [`CliError::Usage`] for a non-empty directory, [`CliError::Io`] when it cannot be created.
+pub fn create_output_dir(dir: &Path) -> Result<(), CliError> {
+    check_output_dir(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("create", dir, e))
 }
 

@@ -17,7 +17,7 @@ use crate::error::CliError;
 use crate::io::{note, warn, Output};
 use crate::manifest::require_manifest;
 use crate::por_files::{
-    create_output_dir, proof_path, read_seed, write_new, write_seed, PROOFS_DIR, ROOT_FILE, SEED_FILE,
+    check_output_dir, create_output_dir, proof_path, read_seed, write_new, write_seed, PROOFS_DIR, ROOT_FILE, SEED_FILE,
 };
 use crate::rebuild::open_reader;
 use crate::recover::recover_at;
@@ -91,13 +91,14 @@ pub fn execute(args: &BuildArgs) -> Result<(), CliError> {
             seed
         }
     };
-    create_output_dir(&args.out)?;
+    check_output_dir(&args.out)?;
     let reader = open_reader(dir)?;
     let started = Instant::now();
     let state = recover_at(dir, &reader, &manifest, &args.from.source(), args.at, "por build")?;
     let rebuilt_s = started.elapsed().as_secs_f64();
     let engine = &state.engine;
     check_attested(dir, engine, &state.digest.digest)?;
+    create_output_dir(&args.out)?;
     let building = Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut cycle = Cycle::build(engine, state.digest.digest, seed, threads)
