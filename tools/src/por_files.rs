@@ -151,6 +151,30 @@ pub struct PinnedKeys {
     pub custody: Option<[u8; 32]>,
 }
 
+/// The flags that pin the keys of `solvency` and `publish`.
+#[derive(Debug, clap::Args)]
+pub struct PinArgs {
+    /// Pin the attest and custody keys from this journal's manifest.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// The attest public key (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub attest_pubkey: Option<String>,
+    /// The custody public key (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub custody_pubkey: Option<String>,
+}
+
+impl PinArgs {
+    /// The keys these flags pin.
+    ///
+    /// # Errors
+    /// As [`pinned_keys`].
+    pub fn pinned(&self) -> Result<PinnedKeys, CliError> {
+        pinned_keys(self.journal.as_deref(), self.attest_pubkey.as_deref(), self.custody_pubkey.as_deref())
+    }
+}
+
 /// Where the verifying keys come from: `--journal DIR` (its manifest's genesis keys) or the
 /// keys given in hex. `None`: not pinned.
 ///

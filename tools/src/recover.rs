@@ -194,12 +194,39 @@ pub fn recover(
     if options.source == Source::Genesis {
         return recover_from_genesis(dir, reader, manifest, options, observe, visit);
     }
+    let (from, mut engine, scan) = start_from_snapshot(dir, reader, manifest, options, u64::MAX, observe)?;
+    let base = options.keep_base.then(|| {
+        let seq = engine.seq();
+        let digest =
+            scan.points.get(&seq).map_or(JournalDigest::default(), |p| JournalDigest { seq, digest: p.digest });
+        (engine.clone(), digest)
+    });
+    let suffix = replay_journal(dir, reader, &mut engine, options.label, visit)?;
+    Ok(Recovered { engine, from, base, scan, suffix })
+}
+
+/// The state a snapshot source starts from: the named snapshot (which must fit the journal and
+/// be at or before `at_most`), or the newest in `DIR/snapshots` at or before `at_most` that
+/// fits (each one skipped named), else genesis; and the pass over the journal that checked it,
+/// with the chain values at `options.extra_points` too.
+fn start_from_snapshot(
+    dir: &Path,
+    reader: &JournalReader,
+    manifest: &Manifest,
+    options: &Options,
+    at_most: u64,
+    observe: impl FnMut(&Record<'_>) -> Result<(), CliError>,
+) -> Result<(Option<UsedSnapshot>, Engine, ChainScan), CliError> {
     let named = match &options.source {
         Source::File(path) => Some(decode_named(path, manifest)?),
         _ => None,
     };
-    let candidates = match options.source {
-        Source::Newest => list_snapshots(dir)?,
+    if let Some((header, _, path)) = named.as_ref().filter(|(header, _, _)| header.seq > at_most) {
+        let reason = format!("snapshot {} is at seq {}, after seq {at_most}", path.display(), header.seq);
+        return Err(CliError::Usage(reason));
+    }
+    let candidates: Vec<(u64, PathBuf)> = match options.source {
+        Source::Newest => list_snapshots(dir)?.into_iter().filter(|(seq, _)| *seq <= at_most).collect(),
         _ => Vec::new(),
     };
     let mut wanted: BTreeSet<u64> = candidates.iter().map(|(seq, _)| *seq).collect();
@@ -218,18 +245,10 @@ pub fn recover(
     if chosen.is_none() && !candidates.is_empty() {
         warn(&format!("{}: no usable snapshot: replaying the whole journal", options.label));
     }
-    let (from, mut engine) = match chosen {
-        Some((used, engine)) => (Some(used), engine),
-        None => (None, manifest.engine()?),
-    };
-    let base = options.keep_base.then(|| {
-        let seq = engine.seq();
-        let digest =
-            scan.points.get(&seq).map_or(JournalDigest::default(), |p| JournalDigest { seq, digest: p.digest });
-        (engine.clone(), digest)
-    });
-    let suffix = replay_journal(dir, reader, &mut engine, options.label, visit)?;
-    Ok(Recovered { engine, from, base, scan, suffix })
+    Ok(match chosen {
+        Some((used, engine)) => (Some(used), engine, scan),
+        None => (None, manifest.engine()?, scan),
+    })
 }
 
 /// A full replay, folding the chain as it goes (one pass, no separate scan).
@@ -354,40 +373,8 @@ pub fn recover_at(
         })?;
         return Ok(AtSeq { engine, digest, from: None, records: replayed.records });
     }
-    let named = match source {
-        Source::File(path) => Some(decode_named(path, manifest)?),
-        _ => None,
-    };
-    if let Some((header, _, path)) = &named {
-        if header.seq > at {
-            return Err(CliError::Usage(format!(
-                "snapshot {} is at seq {}, after --at {at}",
-                path.display(),
-                header.seq
-            )));
-        }
-    }
-    let candidates: Vec<(u64, PathBuf)> = match source {
-        Source::Newest => list_snapshots(dir)?.into_iter().filter(|(seq, _)| *seq <= at).collect(),
-        _ => Vec::new(),
-    };
-    let mut wanted: BTreeSet<u64> = candidates.iter().map(|(seq, _)| *seq).collect();
-    wanted.extend(named.iter().map(|(header, _, _)| header.seq));
-    wanted.insert(at);
-    let scan = scan_chain(dir, reader, &wanted, |_| Ok(()))?;
-    let chosen = match named {
-        Some((header, engine, path)) => {
-            if let Some(reason) = header_mismatch(&header, &scan) {
-                return Err(CliError::Damaged { file: path.display().to_string(), reason });
-            }
-            Some((UsedSnapshot { path, seq: header.seq }, engine))
-        }
-        None => choose_newest(&candidates, &scan, manifest),
-    };
-    let (from, mut engine) = match chosen {
-        Some((used, engine)) => (Some(used), engine),
-        None => (None, manifest.engine()?),
-    };
+    let options = Options { source: source.clone(), keep_base: false, extra_points: BTreeSet::from([at]), label };
+    let (from, mut engine, scan) = start_from_snapshot(dir, reader, manifest, &options, at, |_| Ok(()))?;
     let records = if engine.seq() < at {
         crate::rebuild::replay_journal_until(dir, reader, &mut engine, at, label, |_, _, _, _| Ok(()))?.records
     } else {

@@ -13,7 +13,7 @@ use verex_por::{Fault, PorError, Proof};
 use crate::error::CliError;
 use crate::io::note;
 use crate::por_files::{
-    create_output_dir, pinned_keys, read_root, read_text, write_new, PinnedKeys, PROOFS_DIR, ROOT_FILE,
+    create_output_dir, read_root, read_text, write_new, PinArgs, PinnedKeys, PROOFS_DIR, ROOT_FILE,
 };
 
 /// `--help` text of the command.
@@ -50,15 +50,9 @@ pub struct PublishArgs {
     /// The folder to write (new, or empty).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Pin the attest and custody keys from this journal's manifest.
-    #[arg(long, value_name = "DIR")]
-    pub journal: Option<PathBuf>,
-    /// The attest public key (64 hex digits).
-    #[arg(long, value_name = "HEX")]
-    pub attest_pubkey: Option<String>,
-    /// The custody public key (64 hex digits).
-    #[arg(long, value_name = "HEX")]
-    pub custody_pubkey: Option<String>,
+    /// The keys the signatures must be by.
+    #[command(flatten)]
+    pub keys: PinArgs,
 }
 
 /// Checks everything, then writes the folder.
@@ -67,8 +61,7 @@ pub struct PublishArgs {
 /// [`CliError::Por`] for a file that fails its check, [`CliError::Usage`] for a non-empty
 /// --out.
 pub fn execute(args: &PublishArgs) -> Result<(), CliError> {
-    let PinnedKeys { attest, custody } =
-        pinned_keys(args.journal.as_deref(), args.attest_pubkey.as_deref(), args.custody_pubkey.as_deref())?;
+    let PinnedKeys { attest, custody } = args.keys.pinned()?;
     let root_path = args.cycle.join(ROOT_FILE);
     let root = read_root(&root_path)?;
     root.verify(attest.as_ref()).map_err(|e| CliError::por(&root_path, e))?;

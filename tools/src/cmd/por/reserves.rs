@@ -13,7 +13,7 @@ use verex_por::{Fault, PorError, Root};
 use crate::cmd::por::operator_key;
 use crate::error::CliError;
 use crate::io::{warn, Output};
-use crate::por_files::{pinned_keys, read_root, read_text, write_new, PinnedKeys};
+use crate::por_files::{read_root, read_text, write_new, PinArgs, PinnedKeys};
 
 /// `--help` text of `verex por reserves`.
 pub const RESERVES_LONG_ABOUT: &str = "\
@@ -67,15 +67,9 @@ pub struct SolvencyArgs {
     /// Custody's reserves file.
     #[arg(long, value_name = "FILE")]
     pub reserves: PathBuf,
-    /// Pin the attest and custody keys from this journal's manifest.
-    #[arg(long, value_name = "DIR")]
-    pub journal: Option<PathBuf>,
-    /// The attest public key (64 hex digits).
-    #[arg(long, value_name = "HEX")]
-    pub attest_pubkey: Option<String>,
-    /// The custody public key (64 hex digits).
-    #[arg(long, value_name = "HEX")]
-    pub custody_pubkey: Option<String>,
+    /// The keys the signatures must be by.
+    #[command(flatten)]
+    pub keys: PinArgs,
 }
 
 /// Signs and writes the statement.
@@ -113,8 +107,7 @@ fn parse_amount(text: &str, root: &Root, chain_position: &str) -> Result<Reserve
 /// # Errors
 /// [`CliError::Por`]: a file that fails its checks, or `short`.
 pub fn execute_solvency(args: &SolvencyArgs) -> Result<(), CliError> {
-    let PinnedKeys { attest, custody } =
-        pinned_keys(args.journal.as_deref(), args.attest_pubkey.as_deref(), args.custody_pubkey.as_deref())?;
+    let PinnedKeys { attest, custody } = args.keys.pinned()?;
     let root = read_root(&args.root)?;
     root.verify(attest.as_ref()).map_err(|e| CliError::por(&args.root, e))?;
     let reserves = Reserves::from_json(&read_text(&args.reserves)?).map_err(|e| CliError::por(&args.reserves, e))?;
