@@ -39,7 +39,11 @@ engine stage in parallel, events released only once durable) into a journal in a
 directory (batch durability), and reports throughput and the latency of each tx from its \
 publication into the ring to the release of its events.
 4. Replays the journal from disk and checks it rebuilds the same state hash.
-5. Runs a Proof of Reserves cycle at the last seq (SPEC 10): builds the Merkle-sum tree over every account from the pipeline's state and signs its root with the attest key, verifies a sample of the proofs as their owners would, audits by replay (the tree rebuilt from the replayed state with the cycle's salt seed must give the same root), puts a reserves statement signed by custody beside the liabilities, and prints the stress report's headline at −10, −30 and −50 %.
+5. Runs a Proof of Reserves cycle at the last seq (SPEC 10): builds the Merkle-sum tree over \
+every account from the pipeline's state and signs its root with the attest key, verifies a \
+sample of the proofs as their owners would, audits by replay (the tree rebuilt from the replayed \
+state with the cycle's salt seed must give the same root), puts a reserves statement signed by \
+custody beside the liabilities, and prints the stress report's headline at −10, −30 and −50 %.
 
 The latency figures are measured at a fixed offered load (--rate, default 50,000 tx/s on this 2-core default), each tx from its publication into the ring to the release of its events; the throughput line is what that run sustained. --rate 0 shows the saturated maximum instead.
 
