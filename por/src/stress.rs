@@ -238,7 +238,9 @@ fn shock(mut copy: Engine, percent: i64, oracle: &SigningKey) -> Result<ShockOut
         // last nonce, which the top of the range is above.
         let nonce = u64::MAX - (chunks.len() - 1 - i) as u64;
         let tx = VerifiedTx::sign(Tx { signer: [0; 32], nonce, account: 0, op: Op::Mark(mark) }, oracle);
-        let record = sequencer.stamp(&tx, None).map_err(|e| StressError::Copy(e.to_string()))?;
+        // Stamped right after the state's last tx: no time passes (no interest accrues) in the copy.
+        let ts = copy.last_ts() + 1;
+        let record = sequencer.stamp(&tx, Some(ts)).map_err(|e| StressError::Copy(e.to_string()))?;
         copy.apply(record.verified(), &mut buf).map_err(|e| StressError::Copy(e.to_string()))?;
         if let Some(reason) = buf.rejection() {
             return Err(StressError::Rejected { percent, reason: reason.as_str() });
