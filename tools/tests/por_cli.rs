@@ -371,20 +371,13 @@ fn the_stress_report_and_the_published_folder() {
         "reserves",
     );
     let site = tmp.path().join("site");
-    let out = verex(&[
-        "por",
-        "publish",
-        "--cycle",
-        path_text(&cycle),
-        "--reserves",
-        path_text(&reserves),
-        "--risk",
-        path_text(&risk),
-        "--out",
-        path_text(&site),
-        "--journal",
-        path_text(&j),
-    ]);
+    let publish = |extra: &[&str]| {
+        let mut args = vec!["por", "publish", "--cycle", path_text(&cycle), "--reserves", path_text(&reserves)];
+        args.extend(["--risk", path_text(&risk), "--out", path_text(&site)]);
+        args.extend(extra);
+        verex(&args)
+    };
+    let out = publish(&["--journal", path_text(&j)]);
     expect_success(&out, "publish");
     let published = files_under(&site);
     assert!(published.keys().all(|name| !name.contains("seed")), "{:?}", published.keys());
@@ -395,17 +388,6 @@ fn the_stress_report_and_the_published_folder() {
         .expect("proof");
     let name = format!("proofs/{}.json", hex(&verex_por::format::user_hash(2, &proof.salt)));
     assert!(published.contains_key(&name), "{name} in {:?}", published.keys());
-    let again = verex(&[
-        "por",
-        "publish",
-        "--cycle",
-        path_text(&cycle),
-        "--reserves",
-        path_text(&reserves),
-        "--risk",
-        path_text(&risk),
-        "--out",
-        path_text(&site),
-    ]);
+    let again = publish(&[]);
     expect_failure(&again, 2, &["not empty"], "never overwrites");
 }
