@@ -35,6 +35,7 @@ pub mod matcher;
 mod matching;
 mod orders;
 mod perp;
+pub mod por;
 pub mod record;
 pub mod risk;
 pub mod runtime;

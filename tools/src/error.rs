@@ -76,13 +76,13 @@ pub enum CliError {
         reason: String,
     },
     /// A Proof of Reserves check that fails (SPEC 10): the file at fault and the named reason
-    /// (`verex_por::Fault`), the same word the test vectors and an independent verifier give.
+    /// (`verex_engine::por::Fault`), the same word the test vectors and an independent verifier give.
     #[error("{file}: {fault}: {detail}")]
     Por {
         /// Display name of the file.
         file: String,
         /// The named reason.
-        fault: verex_por::Fault,
+        fault: verex_engine::por::Fault,
         /// The specifics.
         detail: String,
     },
@@ -101,7 +101,7 @@ pub enum CliError {
 
 impl CliError {
     /// A Proof of Reserves fault in `file`.
-    pub fn por(file: &Path, error: verex_por::PorError) -> Self {
+    pub fn por(file: &Path, error: verex_engine::por::PorError) -> Self {
         Self::Por { file: file.display().to_string(), fault: error.fault, detail: error.detail }
     }
 

@@ -14,8 +14,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use verex_engine::por::{Fault, PorError, Root};
 use verex_engine::signing::{hex, parse_hex};
-use verex_por::{Fault, PorError, Root};
 
 use crate::error::CliError;
 use crate::manifest::require_manifest;

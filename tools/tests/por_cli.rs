@@ -9,8 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{err_text, expect_failure, expect_success, out_text, path_text, verex_in};
+use verex_engine::por::vectors::generate;
 use verex_engine::signing::{dev_role_key, hex, Role};
-use verex_por::vectors::generate;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/por");
 
@@ -233,10 +233,10 @@ fn omitted_account_is_caught_by_audit() {
         verex_tools::recover::recover_at(&j, &reader, &manifest, &verex_tools::recover::Source::Genesis, None, "test")
             .expect("state");
     let (_, seed) = verex_tools::por_files::read_seed(&honest.join("salt-seed.json")).expect("seed");
-    let mut leaves = verex_por::cycle::leaves_of(&state.engine).expect("leaves");
+    let mut leaves = verex_engine::por::cycle::leaves_of(&state.engine).expect("leaves");
     assert!(leaves.remove(2));
     let mut dishonest =
-        verex_por::Cycle::from_leaves(&state.engine, leaves, state.digest.digest, seed, 1).expect("build");
+        verex_engine::por::Cycle::from_leaves(&state.engine, leaves, state.digest.digest, seed, 1).expect("build");
     dishonest.sign(&dev_role_key(Role::Attest));
     let root = tmp.path().join("dishonest-root.json");
     std::fs::write(&root, dishonest.root.to_json()).expect("write");
@@ -278,8 +278,9 @@ fn audit_names_a_wrong_seed_another_state_and_a_foreign_root() {
     expect_failure(&out, 1, &["salt-seed.json: seed_mismatch: "], "another cycle's seed");
     // A root signed for seq 20 but naming the state of seq 19.
     let mut bent =
-        verex_por::Root::from_json(&std::fs::read_to_string(a.join("root.json")).expect("read")).expect("root");
-    let other = verex_por::Root::from_json(&std::fs::read_to_string(b.join("root.json")).expect("read")).expect("root");
+        verex_engine::por::Root::from_json(&std::fs::read_to_string(a.join("root.json")).expect("read")).expect("root");
+    let other =
+        verex_engine::por::Root::from_json(&std::fs::read_to_string(b.join("root.json")).expect("read")).expect("root");
     bent.state_hash = other.state_hash;
     bent.sign(&dev_role_key(Role::Attest));
     let bent_path = tmp.path().join("bent.json");
@@ -384,9 +385,10 @@ fn the_stress_report_and_the_published_folder() {
     for name in ["index.json", "root.json", "attestation.json", "reserves.json", "risk.json"] {
         assert!(published.contains_key(name), "{name}");
     }
-    let proof = verex_por::Proof::from_json(&std::fs::read_to_string(cycle.join("proofs/2.json")).expect("read"))
-        .expect("proof");
-    let name = format!("proofs/{}.json", hex(&verex_por::format::user_hash(2, &proof.salt)));
+    let proof =
+        verex_engine::por::Proof::from_json(&std::fs::read_to_string(cycle.join("proofs/2.json")).expect("read"))
+            .expect("proof");
+    let name = format!("proofs/{}.json", hex(&verex_engine::por::format::user_hash(2, &proof.salt)));
     assert!(published.contains_key(&name), "{name} in {:?}", published.keys());
     let again = publish(&[]);
     expect_failure(&again, 2, &["not empty"], "never overwrites");

@@ -3,13 +3,13 @@
 use std::time::Instant;
 
 use rand_core::{OsRng, RngCore};
+use verex_engine::por::audit::compare_roots;
+use verex_engine::por::proof::verify_files;
+use verex_engine::por::reserves::{solvency, Reserve, Reserves};
+use verex_engine::por::stress::stress;
+use verex_engine::por::Cycle;
 use verex_engine::signing::{dev_role_key, hex, Role};
 use verex_engine::Engine;
-use verex_por::audit::compare_roots;
-use verex_por::proof::verify_files;
-use verex_por::reserves::{solvency, Reserve, Reserves};
-use verex_por::stress::stress;
-use verex_por::Cycle;
 
 use crate::cmd::por::reserves::table;
 use crate::cmd::por::totals_lines;

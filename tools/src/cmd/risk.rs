@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use verex_por::stress::stress;
+use verex_engine::por::stress::stress;
 
 use crate::cmd::replay::FromSnapshotArgs;
 use crate::error::CliError;

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use verex_engine::por::audit::compare_roots;
+use verex_engine::por::format::seed_commitment;
+use verex_engine::por::proof::verify_proof;
+use verex_engine::por::{Cycle, Fault, PorError, Proof, Root};
 use verex_engine::signing::hex;
-use verex_por::audit::compare_roots;
-use verex_por::format::seed_commitment;
-use verex_por::proof::verify_proof;
-use verex_por::{Cycle, Fault, PorError, Proof, Root};
 
 use crate::attestations::read_attestations;
 use crate::cmd::replay::FromSnapshotArgs;

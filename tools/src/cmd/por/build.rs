@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use clap::Args;
 use rand_core::{OsRng, RngCore};
+use verex_engine::por::cycle::conservation_gaps;
+use verex_engine::por::{Cycle, Fault, PorError};
 use verex_engine::signing::{hex, Role};
 use verex_engine::Engine;
-use verex_por::cycle::conservation_gaps;
-use verex_por::{Cycle, Fault, PorError};
 
 use crate::attestations::{attestations_path, read_attestations};
 use crate::cmd::por::{operator_key, totals_lines};

@@ -11,9 +11,9 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 use ed25519_dalek::SigningKey;
+use verex_engine::por::Root;
 use verex_engine::signing::{dev_role_key, hex, Role};
 use verex_engine::text::decimal::format_units;
-use verex_por::Root;
 
 use crate::error::CliError;
 use crate::keys::read_key_file;

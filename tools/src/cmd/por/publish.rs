@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::{json, Value};
+use verex_engine::por::format::user_hash;
+use verex_engine::por::proof::verify_proof;
+use verex_engine::por::reserves::Reserves;
+use verex_engine::por::{Fault, PorError, Proof};
 use verex_engine::signing::hex;
-use verex_por::format::user_hash;
-use verex_por::proof::verify_proof;
-use verex_por::reserves::Reserves;
-use verex_por::{Fault, PorError, Proof};
 
 use crate::error::CliError;
 use crate::io::note;
@@ -128,7 +128,7 @@ pub fn execute(args: &PublishArgs) -> Result<(), CliError> {
 }
 
 /// Every proof file of a cycle, each verified against its root.
-fn read_proofs(dir: &std::path::Path, root: &verex_por::Root) -> Result<Vec<(Proof, String)>, CliError> {
+fn read_proofs(dir: &std::path::Path, root: &verex_engine::por::Root) -> Result<Vec<(Proof, String)>, CliError> {
     let entries = std::fs::read_dir(dir).map_err(|e| CliError::io("read", dir, e))?;
     let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     paths.sort();

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use verex_engine::por::reserves::{solvency, Reserve, Reserves, SolvencyRow};
+use verex_engine::por::{Fault, PorError, Root};
 use verex_engine::signing::Role;
 use verex_engine::text::decimal::{format_units, parse_dec};
 use verex_engine::tx::Symbol;
-use verex_por::reserves::{solvency, Reserve, Reserves, SolvencyRow};
-use verex_por::{Fault, PorError, Root};
 
 use crate::cmd::por::operator_key;
 use crate::error::CliError;

@@ -32,7 +32,7 @@ pub struct VectorsArgs {
 /// [`CliError::Usage`] for a non-empty --out, [`CliError::Io`].
 pub fn execute(args: &VectorsArgs) -> Result<(), CliError> {
     create_output_dir(&args.out)?;
-    let vectors = verex_por::vectors::generate();
+    let vectors = verex_engine::por::vectors::generate();
     let files = vectors.files();
     for (name, text) in &files {
         let path = args.out.join(name);

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use verex_engine::por::proof::{verify_files, Stage};
 use verex_engine::signing::hex;
 use verex_engine::text::decimal::format_units;
-use verex_por::proof::{verify_files, Stage};
 
 use crate::error::CliError;
 use crate::io::{warn, Output};

@@ -17,12 +17,12 @@
 //! (default 48).
 
 use proptest::prelude::*;
+use verex_engine::por::proof::verify_files;
+use verex_engine::por::Cycle;
 use verex_engine::signing::{dev_role_key, Role};
 use verex_engine::text::runner::{LineOutcome, TextRunner};
 use verex_engine::text::state_json::state_value;
 use verex_engine::Limits;
-use verex_por::proof::verify_files;
-use verex_por::Cycle;
 
 #[derive(Clone, Debug)]
 enum Op {

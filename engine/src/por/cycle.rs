@@ -6,14 +6,14 @@
 //! `debt = borrowed` (SPEC 10); the fee account and the insurance fund are the exchange's own
 //! and are reported beside the tree, in the root.
 
+use crate::tx::Symbol;
+use crate::Engine;
 use ed25519_dalek::SigningKey;
-use verex_engine::tx::Symbol;
-use verex_engine::Engine;
 
-use crate::format::{seed_commitment, Hash};
-use crate::proof::Proof;
-use crate::root::{Root, RootAsset};
-use crate::tree::{BuildError, LeafSet, Tree};
+use crate::por::format::{seed_commitment, Hash};
+use crate::por::proof::Proof;
+use crate::por::root::{Root, RootAsset};
+use crate::por::tree::{BuildError, LeafSet, Tree};
 
 /// The leaves of an engine's state: every account with a non-zero value, in id order.
 ///

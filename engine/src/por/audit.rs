@@ -1,10 +1,10 @@
 //! Audit by replay: the published root against the root an auditor rebuilds from the journal
 //! at the same seq with the cycle's salt seed. Every difference is named, most telling first.
 
-use verex_engine::signing::hex;
+use crate::signing::hex;
 
-use crate::fault::{Fault, PorError};
-use crate::root::Root;
+use crate::por::fault::{Fault, PorError};
+use crate::por::root::Root;
 
 /// The differences between a published root and the rebuilt one, in this order: the cycle
 /// (`cycle_mismatch`: another seq), the journal position (`state_mismatch`: digest or state

@@ -35,7 +35,7 @@ pub const SALT_DOMAIN: &[u8] = b"verex-por-salt";
 pub const SEED_DOMAIN: &[u8] = b"verex-por-seed";
 
 /// Most assets a tree covers (the engine's hard ceiling on listed assets).
-pub const MAX_ASSETS: usize = verex_engine::limits::MAX_ASSETS_CEILING as usize;
+pub const MAX_ASSETS: usize = crate::limits::MAX_ASSETS_CEILING as usize;
 /// Tallest tree: 2^40 leaves is far beyond any account table (ids are `u32` in the engine).
 pub const MAX_HEIGHT: u32 = 40;
 /// Largest integer a JSON number may carry in the public files (2^53 − 1: exact in every JSON

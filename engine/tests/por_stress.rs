@@ -3,9 +3,9 @@
 //! bankruptcy price and pays the difference). The state shocked is a copy: the engine is
 //! untouched.
 
+use verex_engine::por::stress::{stress, StressError};
 use verex_engine::text::runner::{LineOutcome, TextRunner};
 use verex_engine::Limits;
-use verex_por::stress::{stress, StressError};
 
 fn state() -> TextRunner {
     let mut runner = TextRunner::dev(Limits::small()).expect("engine");

@@ -12,8 +12,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::fault::{Fault, PorError};
-use crate::format::MAX_JSON_INTEGER;
+use crate::por::fault::{Fault, PorError};
+use crate::por::format::MAX_JSON_INTEGER;
 
 /// Parses a whole file's text into a JSON object.
 ///
@@ -128,7 +128,7 @@ pub fn hex<const N: usize>(value: &Value, name: &str) -> Result<[u8; N], PorErro
     if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(bad());
     }
-    verex_engine::signing::parse_hex::<N>(text).ok_or_else(bad)
+    crate::signing::parse_hex::<N>(text).ok_or_else(bad)
 }
 
 /// A JSON array.
@@ -158,10 +158,10 @@ pub fn amounts(value: &Value, name: &str, len: usize) -> Result<Vec<u64>, PorErr
 ///
 /// # Errors
 /// `bad_symbol`.
-pub fn symbol(value: &Value, name: &str) -> Result<verex_engine::tx::Symbol, PorError> {
+pub fn symbol(value: &Value, name: &str) -> Result<crate::tx::Symbol, PorError> {
     value
         .as_str()
-        .and_then(verex_engine::tx::Symbol::new)
+        .and_then(crate::tx::Symbol::new)
         .ok_or_else(|| PorError::new(Fault::BadSymbol, format!("{name} is {value}, not an asset symbol")))
 }
 

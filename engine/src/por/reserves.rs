@@ -15,15 +15,15 @@
 //! ‖ per entry: symbol (16 bytes, ASCII zero-padded) ‖ amount u64 LE ‖ len u32 LE ‖ chain_position (len bytes, UTF-8)
 //! ```
 
+use crate::signature_rule::verify_message;
+use crate::signing::hex;
+use crate::tx::Symbol;
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::{json, Value};
-use verex_engine::signature_rule::verify_message;
-use verex_engine::signing::hex;
-use verex_engine::tx::Symbol;
 
-use crate::fault::{Fault, PorError};
-use crate::json;
-use crate::root::Root;
+use crate::por::fault::{Fault, PorError};
+use crate::por::json;
+use crate::por::root::Root;
 
 /// `format` of `reserves.json`.
 pub const RESERVES_FORMAT: &str = "verex-reserves-v1";
@@ -243,7 +243,7 @@ pub fn solvency(root: &Root, reserves: &Reserves) -> Result<Vec<SolvencyRow>, Po
 #[cfg(test)]
 mod tests {
     use super::*;
-    use verex_engine::signing::{dev_role_key, Role};
+    use crate::signing::{dev_role_key, Role};
 
     fn usdc() -> Symbol {
         Symbol::new("USDC").expect("symbol")
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn the_table_shows_the_hole_and_the_shortfall() {
-        let mut root = crate::vectors::generate().root("root-a.json").to_string();
+        let mut root = crate::por::vectors::generate().root("root-a.json").to_string();
         root = root.trim().to_string();
         let root = Root::from_json(&root).expect("root");
         let usdc_liability = root.assets[0].liability();

@@ -14,16 +14,16 @@
 //! none)`, made in the order of `docs/por.md` (root parsed, root checked, proof parsed, proof
 //! checked), giving `ok` or the first fault.
 
+use crate::signing::{dev_role_key, hex, Role};
+use crate::tx::Symbol;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
-use verex_engine::signing::{dev_role_key, hex, Role};
-use verex_engine::tx::Symbol;
 
-use crate::fault::Fault;
-use crate::format::{derive_salt, leaf_hash, node_hash, pad_hashes, seed_commitment, user_hash, Hash};
-use crate::proof::{verify_proof, Proof};
-use crate::root::{Root, RootAsset};
-use crate::tree::{LeafSet, Sibling, Tree};
+use crate::por::fault::Fault;
+use crate::por::format::{derive_salt, leaf_hash, node_hash, pad_hashes, seed_commitment, user_hash, Hash};
+use crate::por::proof::{verify_proof, Proof};
+use crate::por::root::{Root, RootAsset};
+use crate::por::tree::{LeafSet, Sibling, Tree};
 
 /// Seq of cycle A.
 pub const SEQ_A: u64 = 1000;
@@ -606,7 +606,7 @@ fn primitives(a: &Built, b: &Built) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proof::verify_files;
+    use crate::por::proof::verify_files;
 
     #[test]
     fn every_case_gives_its_verdict() {

@@ -27,17 +27,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::catalog::INDEX_PRICE_DECIMALS;
+use crate::events::{CancelReason, LiquidationVia, OrderStatus};
+use crate::sequencer::{Clock, Sequencer};
+use crate::snapshot::{decode_snapshot, encode_snapshot};
+use crate::text::decimal::format_units;
+use crate::text::event_json::event_value;
+use crate::tx::{Dec, Mark, MarkPrice, MarketKind, Op, Side, Tx, MAX_MARK_PRICES};
+use crate::verified::VerifiedTx;
+use crate::{Engine, Event, Genesis};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
-use verex_engine::catalog::INDEX_PRICE_DECIMALS;
-use verex_engine::events::{CancelReason, LiquidationVia, OrderStatus};
-use verex_engine::sequencer::{Clock, Sequencer};
-use verex_engine::snapshot::{decode_snapshot, encode_snapshot};
-use verex_engine::text::decimal::format_units;
-use verex_engine::text::event_json::event_value;
-use verex_engine::tx::{Dec, Mark, MarkPrice, MarketKind, Op, Side, Tx, MAX_MARK_PRICES};
-use verex_engine::verified::VerifiedTx;
-use verex_engine::{Engine, Event, Genesis};
 
 /// Value units per whole valuation unit (index prices have [`INDEX_PRICE_DECIMALS`] places).
 const VALUE_ONE: i128 = 10i128.pow(INDEX_PRICE_DECIMALS);
@@ -468,7 +468,7 @@ impl StressReport {
         json!({
             "format": "verex-risk-v1",
             "seq": self.seq,
-            "state_hash": verex_engine::signing::hex(&self.state_hash),
+            "state_hash": crate::signing::hex(&self.state_hash),
             "shocks": shocks,
         })
     }

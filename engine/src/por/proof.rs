@@ -14,15 +14,17 @@
 //! [`verify_proof`] makes its checks in a fixed order (documented in `docs/por.md`) so that
 //! every implementation names the same fault for the same file.
 
+use crate::signing::hex as to_hex;
+use crate::tx::Symbol;
 use serde_json::{Map, Value};
-use verex_engine::signing::hex as to_hex;
-use verex_engine::tx::Symbol;
 
-use crate::fault::{Fault, PorError};
-use crate::format::{add_sums, derive_salt, leaf_hash_with, node_hash_with, user_hash, Hash, MAX_ASSETS, MAX_HEIGHT};
-use crate::json;
-use crate::root::Root;
-use crate::tree::{value_name, Sibling, Tree};
+use crate::por::fault::{Fault, PorError};
+use crate::por::format::{
+    add_sums, derive_salt, leaf_hash_with, node_hash_with, user_hash, Hash, MAX_ASSETS, MAX_HEIGHT,
+};
+use crate::por::json;
+use crate::por::root::Root;
+use crate::por::tree::{value_name, Sibling, Tree};
 
 /// `format` of a proof file.
 pub const PROOF_FORMAT: &str = "verex-por-proof-v1";

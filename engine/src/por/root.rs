@@ -30,15 +30,15 @@
 //! triple against the replayed journal, and against the chain's own attestation at that seq
 //! when there is one.
 
+use crate::signature_rule::verify_message;
+use crate::signing::hex as to_hex;
+use crate::tx::Symbol;
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::{Map, Value};
-use verex_engine::signature_rule::verify_message;
-use verex_engine::signing::hex as to_hex;
-use verex_engine::tx::Symbol;
 
-use crate::fault::{Fault, PorError};
-use crate::format::{height_for, Hash, MAX_ASSETS};
-use crate::json;
+use crate::por::fault::{Fault, PorError};
+use crate::por::format::{height_for, Hash, MAX_ASSETS};
+use crate::por::json;
 
 /// `format` of `root.json`.
 pub const ROOT_FORMAT: &str = "verex-por-root-v1";
@@ -282,7 +282,7 @@ fn parse_asset(item: &Value, index: usize) -> Result<RootAsset, PorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use verex_engine::signing::{dev_role_key, Role};
+    use crate::signing::{dev_role_key, Role};
 
     pub(crate) fn sample() -> Root {
         let mut root = Root {

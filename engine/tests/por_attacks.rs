@@ -1,13 +1,13 @@
 //! One must-fail test per attack on a Proof of Reserves (SPEC 10, issue 13), each named after
-//! it. Each checks the vector of `verex_por::vectors` that carries the attack (the same file
+//! it. Each checks the vector of `verex_engine::por::vectors` that carries the attack (the same file
 //! `verex por verify` is run on in `tools/tests/por_cli.rs`) and, where the attack is about
 //! the tree's construction, shows with the library what the defence is.
 
-use verex_por::audit::compare_roots;
-use verex_por::format::{add_sums, derive_salt, leaf_hash, node_hash, user_hash, NODE_DOMAIN};
-use verex_por::proof::{verify_files, Stage};
-use verex_por::vectors::{generate, Vectors, SEQ_A, SEQ_B};
-use verex_por::{Fault, LeafSet, Proof, Tree};
+use verex_engine::por::audit::compare_roots;
+use verex_engine::por::format::{add_sums, derive_salt, leaf_hash, node_hash, user_hash, NODE_DOMAIN};
+use verex_engine::por::proof::{verify_files, Stage};
+use verex_engine::por::vectors::{generate, Vectors, SEQ_A, SEQ_B};
+use verex_engine::por::{Fault, LeafSet, Proof, Tree};
 
 /// Runs case `name` and asserts its expected fault (and that it is expected to fail).
 fn must_fail(vectors: &Vectors, name: &str) -> Fault {
@@ -135,15 +135,15 @@ fn omitted_account_is_caught_by_audit() {
     assert!(dishonest.remove(4));
     let root = |leaves: LeafSet| {
         let tree = Tree::build(leaves, 7, &[3; 32], 1).expect("build");
-        let mut root = verex_por::Root {
+        let mut root = verex_engine::por::Root {
             seq: 7,
             journal_digest: [1; 32],
             state_hash: [2; 32],
             root_hash: tree.root_hash(),
-            seed_commitment: verex_por::format::seed_commitment(&[3; 32]),
+            seed_commitment: verex_engine::por::format::seed_commitment(&[3; 32]),
             leaf_count: tree.leaf_count(),
             height: tree.height(),
-            assets: vec![verex_por::RootAsset {
+            assets: vec![verex_engine::por::RootAsset {
                 symbol: verex_engine::tx::Symbol::new("USDC").expect("symbol"),
                 decimals: 6,
                 equity: tree.root_sums()[0],

@@ -6,7 +6,7 @@
 //! core: a leaf costs a keyed BLAKE3 (salt), a BLAKE3 of 40 bytes (user) and one of
 //! `46 + 16·A` bytes; a node one of `78 + 32·A` bytes.
 
-use crate::format::{
+use crate::por::format::{
     add_sums, derive_salt, height_for, leaf_hash_with, node_hash_with, pad_hashes, user_hash, Hash, MAX_ASSETS,
     MAX_HEIGHT,
 };
@@ -353,7 +353,7 @@ fn build_parent(child: &Level, assets: usize, pad: &Hash, threads: usize) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{leaf_hash, node_hash};
+    use crate::por::format::{leaf_hash, node_hash};
 
     fn leaves(values: &[(u64, [u64; 2])]) -> LeafSet {
         let mut set = LeafSet::new(1).expect("assets");
