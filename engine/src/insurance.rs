@@ -106,6 +106,20 @@ impl Engine {
         balance >= 0 && margin.equity >= margin.initial
     }
 
+    /// What the fund can pay out of asset `asset` and stay margined: its balance less the
+    /// initial requirement of its positions settled there (in units, rounded down, ≥ 0). Bad
+    /// debts and collateral takeovers (`lending`, `collateral`) draw only on this.
+    pub(crate) fn fund_free(&self, asset: u16) -> u64 {
+        let (margin, balance) = self.fund_margin(asset, None);
+        let decimals = u32::from(self.catalog.asset(asset).decimals);
+        let spare = div_round(
+            (margin.equity - margin.initial).max(0) * crate::fixed::pow10(decimals).unwrap_or(1),
+            self.index_price(asset),
+            Round::Floor,
+        );
+        u64::try_from(spare.min(balance).max(0)).unwrap_or(0)
+    }
+
     /// Evaluates the fund in every settle asset and deleverages it where it is under water.
     pub(crate) fn evaluate_fund(&mut self, out: &mut EventBuf) {
         for a in 0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX) {
@@ -144,13 +158,13 @@ impl Engine {
         let shortfall = -i128::from(self.insurance[usize::from(asset)]);
         if shortfall > 0 {
             if let Some((m, counterparty)) = last {
-                self.adjust(counterparty, asset, -shortfall);
-                self.adjust_insurance(asset, shortfall);
                 out.push(Event::Settlement {
                     market: m,
                     account: u64::from(counterparty) + 1,
                     pnl: i64::try_from(-shortfall).unwrap_or(i64::MIN),
                 });
+                self.adjust(counterparty, asset, -shortfall, out);
+                self.adjust_insurance(asset, shortfall);
                 self.touch(counterparty);
             }
         }
@@ -260,7 +274,7 @@ mod tests {
         // most 99.9 (mark 100 down to one tick); account 1 pays the other 50.1 and is back at
         // 1,000 + the fund's 1.
         e.adjust_insurance(0, -151 * USDC);
-        e.adjust(0, 0, 151 * USDC);
+        e.adjust(0, 0, 151 * USDC, &mut out);
         assert!(e.check_invariants().is_err_and(|broken| broken.contains("insurance fund of USDC is negative")));
         out.begin(e.seq);
         e.evaluate_fund(&mut out);

@@ -45,13 +45,16 @@
 //! liquidation cancels the account's orders and closes its positions, each ADL leg shrinks
 //! open interest.
 //!
-//! Every step is an event. What is not done: borrows are not repaid by selling spot
-//! collateral (a debt stays, backed by the collateral).
+//! 5. an account still below maintenance with debts has its collateral sold for what it
+//!    owes, and a bankrupt remainder written off (`collateral`, `lending`).
+//!
+//! Every step is an event.
 
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf, LiquidationVia, OrderStatus};
 use crate::fixed::{div_round, mul_ratio, pow10, scale_pow10, Round, RATIO_ONE};
 use crate::insurance::FUND;
+use crate::lending::{BORROW_IMF, BORROW_MMF};
 use crate::tx::Side;
 
 /// Value units per whole valuation unit (value has the index price's decimals).
@@ -121,16 +124,43 @@ impl Engine {
     }
 
     /// The margin of an account, with `delta` added to its net balance of `asset` first
-    /// (to evaluate a withdrawal or a new lock before making it).
+    /// (to evaluate a withdrawal, a borrow or a redeem before making it).
     pub(crate) fn margin_after(&self, account: u32, asset: u16, delta: i128) -> Margin {
+        self.margin_with(account, asset, delta, 0)
+    }
+
+    /// The margin of an account with `change` added to what its perp orders reserve in
+    /// `asset` (a new, amended or re-priced perp order).
+    pub(crate) fn margin_reserving(&self, account: u32, asset: u16, change: i128) -> Margin {
+        self.margin_with(account, asset, 0, change)
+    }
+
+    /// The margin (module docs): equity over every asset's net balance (available + lent −
+    /// debt), the requirement of net debts (a borrow's initial and maintenance fractions of
+    /// its value), of perp orders' reserves (their value, initial only) and of positions.
+    fn margin_with(&self, account: u32, asset: u16, delta: i128, reserve_change: i128) -> Margin {
         let mut margin = Margin::default();
         for a in 0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX) {
-            let b = self.accounts.balance(account, a);
-            let mut net = i128::from(b.available) + i128::from(b.lent) - i128::from(b.borrowed);
+            let h = self.accounts.holding(account, a);
+            let mut net = i128::from(h.available) - i128::from(h.unfunded);
+            let mut reserved = i128::from(h.reserved);
+            if h.lent != 0 || h.borrowed != 0 {
+                net += i128::from(self.lent_amount(account, a)) - i128::from(self.debt_of(account, a))
+                    + i128::from(h.unfunded);
+            }
             if a == asset {
                 net += delta;
+                reserved += reserve_change;
             }
             margin.equity += self.asset_value(a, net);
+            if net < 0 {
+                let debt = self.units_value(a, -net);
+                margin.initial += div_round(debt * i128::from(BORROW_IMF), i128::from(RATIO_ONE), Round::Ceil);
+                margin.maintenance += div_round(debt * i128::from(BORROW_MMF), i128::from(RATIO_ONE), Round::Ceil);
+            }
+            if reserved > 0 {
+                margin.initial += self.units_value(a, reserved);
+            }
         }
         for &m in &self.perp_markets {
             let size = self.positions[usize::from(m)].size[account as usize];
@@ -144,6 +174,13 @@ impl Engine {
             margin.positions += 1;
         }
         margin
+    }
+
+    /// Unweighted value of `units` of an asset at its index price, rounded up.
+    #[inline]
+    pub(crate) fn units_value(&self, asset: u16, units: i128) -> i128 {
+        let decimals = u32::from(self.catalog.asset(asset).decimals);
+        div_round(units * self.index_price(asset), pow10(decimals).unwrap_or(1), Round::Ceil)
     }
 
     /// The margin of an account.
@@ -211,6 +248,9 @@ impl Engine {
             }
             let margin = self.margin(entry);
             self.refresh_bands(entry, &margin);
+            if self.is_debtor(entry) {
+                self.refresh_watch(entry, margin.equity - margin.maintenance - BAND_SAFETY_VALUE);
+            }
             // Evaluated: a change later in this tx queues it again.
             self.touched_seq[entry as usize] = 0;
         }
@@ -296,6 +336,9 @@ impl Engine {
                 continue;
             }
             self.close_position(account, m, out);
+        }
+        if self.is_debtor(account) && self.margin(account).is_liquidatable() {
+            self.liquidate_debts(account, out);
         }
     }
 

@@ -1,0 +1,246 @@
+//! Liquidating a debtor's collateral (SPEC 6a): the last steps of a liquidation.
+//!
+//! After `risk` has canceled the account's orders and closed its perp positions, an account
+//! still below maintenance because of its debts has, per asset it owes (in asset order):
+//! 1. its own funds of that asset used first: what it lent is redeemed (as far as the pool's
+//!    cash allows) and its available repays the debt;
+//! 2. its collateral (every other asset it holds, in asset order; what it lent is redeemed
+//!    first) sold for the owed asset: on the spot book whose base is the collateral and quote
+//!    the owed asset, with an IOC no worse than the index ratio less
+//!    [`LIQUIDATION_SLIPPAGE`]; what the book does not take, the insurance fund takes over at
+//!    the index price less [`LIQUIDATION_FEE`], as far as its balance of the owed asset pays;
+//!    the proceeds repay the debt (an automatic repayment);
+//! 3. each sale sized to repay the whole debt (plus the slippage bound), until the debt is
+//!    repaid or the account is back above maintenance;
+//! 4. once it holds nothing else (no collateral, no position), a remaining debt is bankrupt
+//!    and written off (`lending`): insurance fund, then the lenders (a socialized loss), then
+//!    the fee account, then recorded as uncovered.
+//!
+//! Each sale is a `collateral_sold` event (after the fills of a book sale); each write-off a
+//! `bad_debt` or `socialized_loss` event. Collateral that finds no buyer (no book, no fund
+//! money) stays with the account, which is evaluated again whenever it is touched.
+
+use crate::engine::Engine;
+use crate::events::{Event, EventBuf, LiquidationVia};
+use crate::fixed::{pow10, Round, RATIO_ONE};
+use crate::lending::mul_div;
+use crate::tx::MarketKind;
+
+/// Worst price of a collateral sale on the book, below the index ratio: 5 %.
+pub const LIQUIDATION_SLIPPAGE: i64 = RATIO_ONE / 20;
+
+/// Discount to the index price at which the insurance fund takes collateral over: 2.5 %.
+pub const LIQUIDATION_FEE: i64 = RATIO_ONE / 40;
+
+impl Engine {
+    /// The account's net balance of an asset: available + lent − debt (units).
+    pub(crate) fn net_of(&self, account: u32, a: u16) -> i128 {
+        i128::from(self.accounts.holding(account, a).available) + i128::from(self.lent_amount(account, a))
+            - i128::from(self.debt_of(account, a))
+    }
+
+    /// Steps 1-4 of the module docs for every asset the account owes.
+    pub(crate) fn liquidate_debts(&mut self, account: u32, out: &mut EventBuf) {
+        let assets = u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX);
+        for d in 0..assets {
+            if self.debt_of(account, d) == 0 {
+                continue;
+            }
+            self.repay_from_own(account, d, out);
+            for c in 0..assets {
+                if self.debt_of(account, d) == 0 || !self.margin(account).is_liquidatable() {
+                    break;
+                }
+                if c != d && self.net_of(account, c) > 0 {
+                    self.sell_collateral(account, c, d, out);
+                }
+            }
+        }
+        if self.holds_nothing_but_debts(account) {
+            for d in 0..assets {
+                if self.debt_of(account, d) > 0 {
+                    self.write_off(account, d, out);
+                }
+            }
+        }
+        self.sync_debtor(account);
+    }
+
+    /// Step 1: redeem the account's own lent of `d` (within the pool's cash), repay from
+    /// available.
+    fn repay_from_own(&mut self, account: u32, d: u16, out: &mut EventBuf) {
+        self.redeem_all(account, d);
+        let pay = self.accounts.holding(account, d).available.min(self.debt_of(account, d));
+        if pay > 0 {
+            self.repay_debt(account, d, pay);
+            out.push(Event::Repay { account: u64::from(account) + 1, asset: d, amount: pay });
+        }
+    }
+
+    /// Redeems as much of the account's lent of `a` as the pool's cash allows (no cap:
+    /// a liquidation is not a voluntary redeem).
+    fn redeem_all(&mut self, account: u32, a: u16) {
+        self.accrue(a);
+        let amount = self.lent_amount(account, a).min(self.pools[usize::from(a)].cash());
+        if amount > 0 {
+            let principal = self.accounts.holding(account, a).lent;
+            let pool = self.pools[usize::from(a)];
+            // All of it: the whole principal; a part: ⌈amount / S⌉ (never more than it has).
+            let give = if amount == pool.lent_of(principal) {
+                principal
+            } else {
+                mul_div(u128::from(amount), crate::lending::INDEX_ONE, pool.supply_index, Round::Ceil)
+                    .and_then(|p| u64::try_from(p).ok())
+                    .map_or(principal, |p| p.min(principal))
+            };
+            let before = pool.lent();
+            self.pools[usize::from(a)].lent_principal -= u128::from(give);
+            let fell = before - self.pools[usize::from(a)].lent();
+            let h = self.accounts.holding_mut(account, a);
+            h.lent -= give;
+            h.available += amount;
+            self.add_fees(a, i128::from(fell) - i128::from(amount));
+        }
+    }
+
+    /// Step 2: sells collateral `c` for the owed asset `d`, on the book then to the fund.
+    fn sell_collateral(&mut self, account: u32, c: u16, d: u16, out: &mut EventBuf) {
+        self.redeem_all(account, c);
+        let needed = self.collateral_for(c, d, self.debt_of(account, d));
+        let mut qty = needed.min(self.accounts.holding(account, c).available);
+        if let Some(m) = self.spot_market(c, d) {
+            let market = *self.catalog.market(m);
+            let lots =
+                qty.div_ceil(market.step_units).min(self.accounts.holding(account, c).available / market.step_units);
+            let limit = self.sale_limit(m);
+            if lots > 0 && limit > 0 {
+                let before = self.net_of(account, d);
+                let sold = self.match_collateral_sale(account, m, limit, lots * market.step_units, out);
+                if sold > 0 {
+                    let proceeds = u64::try_from(self.net_of(account, d) - before).unwrap_or(0);
+                    out.push(Event::CollateralSold {
+                        account: u64::from(account) + 1,
+                        asset: c,
+                        qty: sold,
+                        debt_asset: d,
+                        proceeds,
+                        via: LiquidationVia::Book,
+                    });
+                }
+                qty = qty.saturating_sub(sold);
+            }
+        }
+        if self.debt_of(account, d) == 0 || !self.margin(account).is_liquidatable() {
+            return;
+        }
+        let qty = qty.min(self.accounts.holding(account, c).available);
+        self.fund_takes_collateral(account, c, d, qty, out);
+    }
+
+    /// The fund takes `qty` of collateral `c` (or as much as its balance of `d` pays for) at
+    /// the index price less the liquidation fee.
+    fn fund_takes_collateral(&mut self, account: u32, c: u16, d: u16, qty: u64, out: &mut EventBuf) {
+        let fund = self.fund_free(d);
+        let mut qty = qty;
+        let mut pay = self.collateral_value(c, d, qty);
+        if pay > fund {
+            // As much as the fund pays for: qty × fund / pay, rounded down.
+            qty = u64::try_from(u128::from(qty) * u128::from(fund) / u128::from(pay.max(1))).unwrap_or(0);
+            pay = self.collateral_value(c, d, qty);
+        }
+        if qty == 0 || pay == 0 {
+            return;
+        }
+        self.accounts.holding_mut(account, c).available -= qty;
+        self.adjust_insurance(c, i128::from(qty));
+        self.adjust_insurance(d, -i128::from(pay));
+        self.touch_fund();
+        self.adjust(account, d, i128::from(pay), out);
+        out.push(Event::CollateralSold {
+            account: u64::from(account) + 1,
+            asset: c,
+            qty,
+            debt_asset: d,
+            proceeds: pay,
+            via: LiquidationVia::Insurance,
+        });
+    }
+
+    /// The first spot market with base `c` and quote `d`.
+    fn spot_market(&self, c: u16, d: u16) -> Option<u16> {
+        self.catalog
+            .markets()
+            .iter()
+            .position(|m| m.kind == MarketKind::Spot && m.base == c && m.quote == d)
+            .and_then(|m| u16::try_from(m).ok())
+    }
+
+    /// The worst price of a book sale in market `m`: the index ratio less the slippage bound,
+    /// rounded up to the tick (never worse than the bound); 0 if it is below one tick.
+    fn sale_limit(&self, m: u16) -> i64 {
+        let market = self.catalog.market(m);
+        let (c, d) = (self.index_price(market.base), self.index_price(market.quote));
+        let fair = mul_div(
+            u128::try_from(c).unwrap_or(0),
+            u128::try_from(pow10(market.price_decimals).unwrap_or(1)).unwrap_or(1),
+            u128::try_from(d).unwrap_or(1),
+            Round::Floor,
+        )
+        .unwrap_or(0);
+        let bound = fair * u128::try_from(RATIO_ONE - LIQUIDATION_SLIPPAGE).unwrap_or(0)
+            / u128::try_from(RATIO_ONE).unwrap_or(1);
+        let tick = u128::try_from(market.tick_units).unwrap_or(1);
+        let limit = bound.div_ceil(tick) * tick;
+        i64::try_from(limit).ok().filter(|l| *l <= crate::limits::MAX_PRICE_UNITS).unwrap_or(0)
+    }
+
+    /// Collateral `c` (units) that repays `debt` of `d` at the slippage bound, rounded up.
+    fn collateral_for(&self, c: u16, d: u16, debt: u64) -> u64 {
+        let (pc, pd) = (self.index_price(c), self.index_price(d));
+        let (dc, dd) = (u32::from(self.catalog.asset(c).decimals), u32::from(self.catalog.asset(d).decimals));
+        let value = u128::from(debt) * u128::try_from(pd).unwrap_or(1);
+        let whole = mul_div(
+            value,
+            u128::try_from(pow10(dc).unwrap_or(1)).unwrap_or(1),
+            u128::try_from(pc).unwrap_or(1),
+            Round::Ceil,
+        );
+        let bounded = whole.and_then(|w| {
+            mul_div(
+                w,
+                RATIO_ONE.unsigned_abs().into(),
+                (RATIO_ONE - LIQUIDATION_SLIPPAGE).unsigned_abs().into(),
+                Round::Ceil,
+            )
+        });
+        bounded
+            .map(|b| b.div_ceil(u128::try_from(pow10(dd).unwrap_or(1)).unwrap_or(1)))
+            .and_then(|q| u64::try_from(q).ok())
+            .unwrap_or(u64::MAX)
+    }
+
+    /// What the fund pays in `d` for `qty` of `c`: the index value less the fee, rounded down.
+    fn collateral_value(&self, c: u16, d: u16, qty: u64) -> u64 {
+        let (pc, pd) = (self.index_price(c), self.index_price(d));
+        let (dc, dd) = (u32::from(self.catalog.asset(c).decimals), u32::from(self.catalog.asset(d).decimals));
+        let value = u128::from(qty) * u128::try_from(pc).unwrap_or(0);
+        let in_d = mul_div(
+            value,
+            u128::try_from(pow10(dd).unwrap_or(1)).unwrap_or(1),
+            u128::try_from(pd).unwrap_or(1),
+            Round::Floor,
+        )
+        .unwrap_or(0)
+            / u128::try_from(pow10(dc).unwrap_or(1)).unwrap_or(1);
+        let net =
+            in_d * u128::try_from(RATIO_ONE - LIQUIDATION_FEE).unwrap_or(0) / u128::try_from(RATIO_ONE).unwrap_or(1);
+        u64::try_from(net).unwrap_or(0)
+    }
+
+    /// Nothing left to sell: no positive net balance, no position.
+    fn holds_nothing_but_debts(&self, account: u32) -> bool {
+        let assets = u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX);
+        (0..assets).all(|a| self.net_of(account, a) <= 0 && self.accounts.holding(account, a).locked == 0)
+            && self.perp_markets.iter().all(|&m| self.positions[usize::from(m)].size[account as usize] == 0)
+    }
+}
