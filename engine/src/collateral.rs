@@ -12,13 +12,16 @@
 //!    the proceeds repay the debt (an automatic repayment);
 //! 3. each sale sized to repay the whole debt (plus the slippage bound), until the debt is
 //!    repaid or the account is back above maintenance;
-//! 4. once it holds nothing else (no collateral, no position), a remaining debt is bankrupt
+//!    what neither takes is then sold on the book at any price;
+//! 4. collateral that finds no buyer at all (no bids, no fund money) while the account is
+//!    still below maintenance goes to the insurance fund for nothing (proceeds 0);
+//! 5. once it holds nothing else (no collateral, no position), a remaining debt is bankrupt
 //!    and written off (`lending`): insurance fund, then the lenders (a socialized loss), then
 //!    the fee account, then recorded as uncovered.
 //!
 //! Each sale is a `collateral_sold` event (after the fills of a book sale); each write-off a
-//! `bad_debt` or `socialized_loss` event. Collateral that finds no buyer (no book, no fund
-//! money) stays with the account, which is evaluated again whenever it is touched.
+//! `bad_debt` or `socialized_loss` event. Lent collateral that the pool's cash cannot return
+//! stays with the account (it still counts as collateral).
 
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf, LiquidationVia};
@@ -56,6 +59,9 @@ impl Engine {
                 }
             }
         }
+        if self.margin(account).is_liquidatable() {
+            self.seize_unsold(account, out);
+        }
         if self.holds_nothing_but_debts(account) {
             for d in 0..assets {
                 if self.debt_of(account, d) > 0 {
@@ -78,29 +84,40 @@ impl Engine {
     }
 
     /// Redeems as much of the account's lent of `a` as the pool's cash allows (no cap:
-    /// a liquidation is not a voluntary redeem).
+    /// a liquidation is not a voluntary redeem), never leaving the pool's lent below its
+    /// borrowed through rounding.
     fn redeem_all(&mut self, account: u32, a: u16) {
         self.accrue(a);
-        let amount = self.lent_amount(account, a).min(self.pools[usize::from(a)].cash());
-        if amount > 0 {
-            let principal = self.accounts.holding(account, a).lent;
-            let pool = self.pools[usize::from(a)];
+        let pool = self.pools[usize::from(a)];
+        let principal = self.accounts.holding(account, a).lent;
+        let mut amount = self.lent_amount(account, a).min(pool.cash());
+        let mut give = 0;
+        while amount > 0 {
             // All of it: the whole principal; a part: ⌈amount / S⌉ (never more than it has).
-            let give = if amount == pool.lent_of(principal) {
+            give = if amount == pool.lent_of(principal) {
                 principal
             } else {
                 mul_div(u128::from(amount), crate::lending::INDEX_ONE, pool.supply_index, Round::Ceil)
                     .and_then(|p| u64::try_from(p).ok())
                     .map_or(principal, |p| p.min(principal))
             };
-            let before = pool.lent();
-            self.pools[usize::from(a)].lent_principal -= u128::from(give);
-            let fell = before - self.pools[usize::from(a)].lent();
-            let h = self.accounts.holding_mut(account, a);
-            h.lent -= give;
-            h.available += amount;
-            self.add_fees(a, i128::from(fell) - i128::from(amount));
+            let mut after = pool;
+            after.lent_principal -= u128::from(give);
+            if after.lent() >= pool.borrowed() {
+                break;
+            }
+            amount -= 1;
         }
+        if amount == 0 {
+            return;
+        }
+        let before = pool.lent();
+        self.pools[usize::from(a)].lent_principal -= u128::from(give);
+        let fell = before - self.pools[usize::from(a)].lent();
+        let h = self.accounts.holding_mut(account, a);
+        h.lent -= give;
+        h.available += amount;
+        self.add_fees(a, i128::from(fell) - i128::from(amount));
     }
 
     /// Step 2: sells collateral `c` for the owed asset `d`, on the book then to the fund.
@@ -135,6 +152,54 @@ impl Engine {
         }
         let qty = qty.min(self.accounts.holding(account, c).available);
         self.fund_takes_collateral(account, c, d, qty, out);
+        if self.debt_of(account, d) == 0 || !self.margin(account).is_liquidatable() {
+            return;
+        }
+        // Neither the book within the bound nor the fund took enough: the book at any price.
+        if let Some(m) = self.spot_market(c, d) {
+            let market = *self.catalog.market(m);
+            let lots = self.accounts.holding(account, c).available / market.step_units;
+            if lots > 0 {
+                let before = self.net_of(account, d);
+                let sold = self.match_collateral_sale(account, m, market.tick_units, lots * market.step_units, out);
+                if sold > 0 {
+                    let proceeds = u64::try_from(self.net_of(account, d) - before).unwrap_or(0);
+                    out.push(Event::CollateralSold {
+                        account: u64::from(account) + 1,
+                        asset: c,
+                        qty: sold,
+                        debt_asset: d,
+                        proceeds,
+                        via: LiquidationVia::Book,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Last resort: collateral that found no buyer at any price (no bids, no fund money) while
+    /// the account is still below maintenance goes to the insurance fund for nothing (the
+    /// exchange sells it later); the account's debts are then bankrupt and written off.
+    fn seize_unsold(&mut self, account: u32, out: &mut EventBuf) {
+        let assets = u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX);
+        let Some(debt_asset) = (0..assets).find(|&d| self.debt_of(account, d) > 0) else { return };
+        for c in 0..assets {
+            let qty = self.accounts.holding(account, c).available;
+            if qty == 0 || self.debt_of(account, c) > 0 {
+                continue;
+            }
+            self.accounts.holding_mut(account, c).available = 0;
+            self.adjust_insurance(c, i128::from(qty));
+            self.touch_fund();
+            out.push(Event::CollateralSold {
+                account: u64::from(account) + 1,
+                asset: c,
+                qty,
+                debt_asset,
+                proceeds: 0,
+                via: LiquidationVia::Insurance,
+            });
+        }
     }
 
     /// The fund takes `qty` of collateral `c` (or as much as its balance of `d` pays for) at

@@ -551,8 +551,10 @@ impl Engine {
                 self.sync_debtor(account);
             }
             PoolMove::Repay => {
-                self.accrue(asset);
-                if self.debt_of(account, asset) < amount {
+                // Validated against the pool as accrued to now, without accruing it yet.
+                let (pool, _, _) = self.accrued_pool(asset);
+                let holding = *self.accounts.holding(account, asset);
+                if pool.borrowed_of(holding.borrowed) + holding.unfunded < amount {
                     return Err(RejectReason::InvalidAmount);
                 }
                 if self.accounts.holding(account, asset).available < amount {

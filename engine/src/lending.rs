@@ -131,6 +131,26 @@ impl Pool {
         self.lent().saturating_sub(self.borrowed())
     }
 
+    /// The pool's borrowed after lending `amount` more (its rounding included).
+    #[must_use]
+    pub fn borrowed_after(&self, amount: u64) -> u64 {
+        if amount == 0 {
+            return self.borrowed();
+        }
+        let principal = mul_div(u128::from(amount), INDEX_ONE, self.borrow_index, Round::Ceil).unwrap_or(u128::MAX / 2);
+        units(self.borrowed_principal + principal, self.borrow_index, Round::Ceil)
+    }
+
+    /// The most of `amount` the pool can lend without its borrowed passing its lent.
+    #[must_use]
+    pub fn fundable(&self, amount: u64) -> u64 {
+        let mut fund = amount.min(self.cash());
+        while fund > 0 && self.borrowed_after(fund) > self.lent() {
+            fund -= 1;
+        }
+        fund
+    }
+
     /// An account's lent amount for principal `p`.
     #[must_use]
     pub fn lent_of(&self, principal: u64) -> u64 {
@@ -300,14 +320,21 @@ impl Engine {
         let reserve =
             u64::try_from(u128::from(interest) * u128::try_from(asset.reserve_factor).unwrap_or(0) / one).unwrap_or(0);
         let share = interest - reserve;
-        let mut to_fees = share;
         if pool.lent_principal > 0 {
             pool.supply_index += mul_div(u128::from(share), INDEX_ONE, pool.lent_principal, Round::Floor).unwrap_or(0);
-            to_fees = share - (pool.lent() - lent);
+            // The pool's lent never falls below its borrowed: when its cash cannot pay the
+            // reserve and the rounding out (utilization near 1), the lenders keep them.
+            let owed = u128::from(pool.borrowed());
+            if u128::from(pool.lent()) < owed {
+                pool.supply_index =
+                    mul_div(owed, INDEX_ONE, pool.lent_principal, Round::Ceil).unwrap_or(pool.supply_index);
+            }
         }
+        let rest = interest.saturating_sub(pool.lent() - lent);
+        let reserve = reserve.min(rest);
         accrual.interest = interest;
         accrual.reserve = reserve;
-        (pool, accrual, to_fees)
+        (pool, accrual, rest - reserve)
     }
 
     /// Accrues the pool of asset `a` to the current stamp (module docs). O(1), except when the
@@ -396,6 +423,12 @@ impl Engine {
             .and_then(|p| u64::try_from(p).ok())
             .filter(|p| *p <= h.lent)
             .unwrap_or_else(|| panic!("invariant: lent {} covers a redeem of {amount}", h.lent));
+        // The pool's cash must cover what its lent falls by (the amount and its rounding).
+        let mut after = pool;
+        after.lent_principal -= u128::from(principal);
+        if after.lent() < pool.borrowed() {
+            return Err(RejectReason::InsufficientLiquidity);
+        }
         self.accrue(a);
         let before = pool.lent();
         let p = &mut self.pools[usize::from(a)];
@@ -412,7 +445,7 @@ impl Engine {
     pub(crate) fn check_pool_borrow(&self, a: u16, amount: u64) -> Result<(), crate::RejectReason> {
         use crate::RejectReason;
         let (pool, _, _) = self.accrued_pool(a);
-        if pool.cash() < amount {
+        if pool.borrowed_after(amount) > pool.lent() {
             return Err(RejectReason::InsufficientLiquidity);
         }
         let borrowed_after = pool.borrowed() + amount;
@@ -427,7 +460,7 @@ impl Engine {
     pub(crate) fn borrow_from_pool(&mut self, account: u32, a: u16, amount: u64) {
         self.accrue(a);
         let pool = self.pools[usize::from(a)];
-        debug_assert!(pool.cash() >= amount, "a pool borrow within cash");
+        debug_assert!(pool.borrowed_after(amount) <= pool.lent(), "a pool borrow within cash");
         let principal = mul_div(u128::from(amount), INDEX_ONE, pool.borrow_index, Round::Ceil)
             .and_then(|p| u64::try_from(p).ok())
             .unwrap_or_else(|| panic!("invariant: borrow of {amount} bounded"));
@@ -518,7 +551,7 @@ impl Engine {
         }
         let debit = u64::try_from(-delta).unwrap_or_else(|_| panic!("invariant: debit {delta} bounded"));
         let shortfall = debit.saturating_sub(h.available);
-        let from_pool = shortfall.min(self.pools[usize::from(a)].cash());
+        let from_pool = self.pools[usize::from(a)].fundable(shortfall);
         if from_pool > 0 {
             self.borrow_from_pool(account, a, from_pool);
         }
@@ -539,43 +572,66 @@ impl Engine {
     /// `uncovered` loss. Each step is an event; the account owes nothing afterwards.
     pub(crate) fn write_off(&mut self, account: u32, a: u16, out: &mut EventBuf) {
         self.accrue(a);
-        let mut rest = self.debt_of(account, a);
         debug_assert_eq!(self.accounts.holding(account, a).available, 0, "written off only with nothing available");
         let id = u64::from(account) + 1;
-        let fund = self.fund_free(a).min(rest);
+        // Each step reads what is still owed (a partial repayment's rounding may leave a unit).
+        let fund = self.fund_free(a).min(self.debt_of(account, a));
         if fund > 0 {
             self.adjust_insurance(a, -i128::from(fund));
             self.pay_debt_for(account, a, fund);
             out.push(Event::BadDebt { account: id, asset: a, amount: fund, paid_by: DebtPayer::Insurance });
-            rest -= fund;
         }
-        let pool = self.pools[usize::from(a)];
-        let loss = rest.min(pool.cash());
-        if loss > 0 && pool.lent_principal > 0 {
-            // S' = ⌊(lent − loss) / P⌋ leaves ⌊P × S'⌋ ≤ lent − loss: the lenders lose at least
-            // `loss`, the fee account gains what the rounding took beyond it.
-            let lent = pool.lent();
-            let new_index = mul_div(u128::from(lent - loss), INDEX_ONE, pool.lent_principal, Round::Floor).unwrap_or(0);
-            self.pools[usize::from(a)].supply_index = new_index;
-            let fell = lent - self.pools[usize::from(a)].lent();
-            self.add_fees(a, i128::from(fell - loss));
-            self.pay_debt_for(account, a, loss);
-            out.push(Event::BadDebt { account: id, asset: a, amount: loss, paid_by: DebtPayer::Lenders });
-            rest -= loss;
-        }
-        let fees = self.fees[usize::from(a)].min(rest);
+        self.socialize(account, a, out);
+        let fees = self.fees[usize::from(a)].min(self.debt_of(account, a));
         if fees > 0 {
             self.fees[usize::from(a)] -= fees;
             self.pay_debt_for(account, a, fees);
             out.push(Event::BadDebt { account: id, asset: a, amount: fees, paid_by: DebtPayer::Exchange });
-            rest -= fees;
         }
+        let rest = self.debt_of(account, a);
         if rest > 0 {
             self.uncovered[usize::from(a)] += rest;
             self.pay_debt_for(account, a, rest);
             out.push(Event::BadDebt { account: id, asset: a, amount: rest, paid_by: DebtPayer::Uncovered });
         }
         self.sync_debtor(account);
+    }
+
+    /// The lenders of `a` take a bankrupt account's remaining debt (a `socialized_loss`): all
+    /// of its pool debt (their own loan, so the pool's cash is unchanged) and of its unfunded
+    /// debt as much as the pool's cash allows, by cutting the supply index so that the pool's
+    /// lent falls by at least that much (the rounding beyond it is the fee account's).
+    fn socialize(&mut self, account: u32, a: u16, out: &mut EventBuf) {
+        let pool = self.pools[usize::from(a)];
+        let h = *self.accounts.holding(account, a);
+        if pool.lent_principal == 0 || (h.borrowed == 0 && h.unfunded == 0) {
+            return;
+        }
+        let pool_debt = pool.borrowed_of(h.borrowed);
+        let mut after = pool;
+        after.borrowed_principal -= u128::from(h.borrowed);
+        // Unfunded debt comes out of the cash; two units stay for the rounding of both cuts.
+        let unfunded = h.unfunded.min(after.lent().saturating_sub(after.borrowed()).saturating_sub(2));
+        let loss = pool_debt + unfunded;
+        let lent = pool.lent();
+        if loss == 0 || loss > lent {
+            return;
+        }
+        after.supply_index =
+            mul_div(u128::from(lent - loss), INDEX_ONE, pool.lent_principal, Round::Floor).unwrap_or(0);
+        after.unfunded -= unfunded;
+        let (lent_fell, borrowed_fell) = (lent - after.lent(), pool.borrowed() - after.borrowed());
+        self.pools[usize::from(a)] = after;
+        let hm = self.accounts.holding_mut(account, a);
+        hm.borrowed = 0;
+        hm.unfunded -= unfunded;
+        self.add_fees(a, i128::from(lent_fell) - i128::from(borrowed_fell) - i128::from(unfunded));
+        out.push(Event::BadDebt {
+            account: u64::from(account) + 1,
+            asset: a,
+            amount: loss,
+            paid_by: DebtPayer::Lenders,
+        });
     }
 
     /// Clears `amount` of an account's debt of `a` with money from outside the account.
