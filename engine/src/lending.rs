@@ -14,7 +14,17 @@
 //! accruals. `B` grows by `B × rate × dt / year` rounded up; the interest is the growth of
 //! the pool's `borrowed`; the reserve `⌊interest × reserve_factor⌋` goes to the insurance
 //! fund; the lenders' share raises `S` by `⌊share / P⌋` (rounded down), and what the
-//! rounding keeps back goes to the fee account.
+//! rounding keeps back goes to the fee account. The reserve and that rounding are paid out of
+//! the pool's cash: when the cash cannot pay them (utilization near 1), the lenders keep them
+//! (`S` rises so that the pool's lent covers its borrowed), so **the pool's lent is never below
+//! its borrowed**; every other operation below checks the same after its rounding.
+//!
+//! **Debtors and interest.** Accounts with any debt are listed (`Engine::debtors`). Each
+//! evaluation of a debtor lowers its pools' *watch index* to the borrow index at which
+//! interest alone could consume its share of the account's slack; an accrual that reaches a
+//! pool's watch index queues that pool's debtors for evaluation, so a tick is O(assets)
+//! unless someone may actually have fallen below maintenance. An index-price move or a
+//! socialized loss queues every debtor and position holder.
 //!
 //! **Rates.** `U = borrowed / lent` (0 when nothing is lent, at most 1). The borrow rate is
 //! linear from `rate_base` at `U = 0` to `rate_at_kink` at `rate_kink_utilization`, then to
@@ -42,11 +52,14 @@
 //! which liquidation sells for the asset. A credit to the account repays unfunded debt first,
 //! then the pool.
 //!
-//! **Bankruptcy.** A debt left after liquidation (no collateral left) is written off: the
-//! insurance fund pays what it holds of the asset; the rest is socialized to the asset's
-//! lenders by cutting `S` (an `socialized_loss` event), as far as the pool's cash allows
-//! (lenders cannot lose funds that are lent out to others). Anything beyond both stays as the
-//! account's debt (an account with nothing left): it is reported, never paid out.
+//! **Bankruptcy.** A debt left after liquidation (no collateral left, see `collateral`) is
+//! written off, each step an event: the insurance fund pays from what its positions do not
+//! need (`bad_debt`, `"paid_by": "insurance"`); the asset's lenders take the rest by a cut of
+//! `S` (`socialized_loss`): all of the pool debt (their own loan: the pool's cash does not
+//! change) and unfunded debt as far as the pool's cash allows; the fee account pays what
+//! remains (`"paid_by": "exchange"`); what even that cannot pay is the asset's `uncovered`
+//! loss (`"paid_by": "uncovered"`, in the state dump), the exchange's reported hole. The
+//! account owes nothing afterwards: a debt never stays on an account with nothing to sell.
 
 use crate::accounts::NIL;
 use crate::catalog::Asset;
@@ -610,8 +623,9 @@ impl Engine {
         let pool_debt = pool.borrowed_of(h.borrowed);
         let mut after = pool;
         after.borrowed_principal -= u128::from(h.borrowed);
-        // Unfunded debt comes out of the cash; two units stay for the rounding of both cuts.
-        let unfunded = h.unfunded.min(after.lent().saturating_sub(after.borrowed()).saturating_sub(2));
+        // The pool debt leaves lent and borrowed alike; unfunded debt comes out of the cash,
+        // less two units for the rounding of both cuts.
+        let unfunded = h.unfunded.min(pool.cash().saturating_sub(2));
         let loss = pool_debt + unfunded;
         let lent = pool.lent();
         if loss == 0 || loss > lent {
@@ -619,19 +633,36 @@ impl Engine {
         }
         after.supply_index =
             mul_div(u128::from(lent - loss), INDEX_ONE, pool.lent_principal, Round::Floor).unwrap_or(0);
+        if after.lent() < after.borrowed() {
+            // At utilization near 1 the cut's rounding would leave lent below borrowed: the
+            // lenders lose a unit or two less.
+            after.supply_index =
+                mul_div(u128::from(after.borrowed()), INDEX_ONE, pool.lent_principal, Round::Ceil).unwrap_or(0);
+        }
         after.unfunded -= unfunded;
         let (lent_fell, borrowed_fell) = (lent - after.lent(), pool.borrowed() - after.borrowed());
         self.pools[usize::from(a)] = after;
         let hm = self.accounts.holding_mut(account, a);
         hm.borrowed = 0;
         hm.unfunded -= unfunded;
-        self.add_fees(a, i128::from(lent_fell) - i128::from(borrowed_fell) - i128::from(unfunded));
+        // What the cut's rounding took beyond the debt is the fee account's; what it fell short
+        // of the debt by (a unit or two, see above) is the exchange's uncovered loss.
+        let rounding = i128::from(lent_fell) - i128::from(borrowed_fell) - i128::from(unfunded);
+        if rounding >= 0 {
+            self.add_fees(a, rounding);
+        } else {
+            self.uncovered[usize::from(a)] += u64::try_from(-rounding).unwrap_or(0);
+        }
         out.push(Event::BadDebt {
             account: u64::from(account) + 1,
             asset: a,
             amount: loss,
             paid_by: DebtPayer::Lenders,
         });
+        // Every lender's equity fell: those with a requirement (a position or a debt) are
+        // evaluated, as after an index move.
+        self.touch_all_holders();
+        self.touch_all_debtors();
     }
 
     /// Clears `amount` of an account's debt of `a` with money from outside the account.
