@@ -490,8 +490,9 @@ impl EventBuf {
 
     /// Moves the last event to index `at`, shifting the ones from `at` on by one (no
     /// allocation).
+    #[inline]
     pub(crate) fn move_last_to(&mut self, at: usize) {
-        if at < self.events.len() {
+        if at + 1 < self.events.len() {
             self.events[at..].rotate_right(1);
         }
     }

@@ -5,6 +5,9 @@
 //! per lot, the notional at its limit price rounded up plus the larger fee rounded up, so the
 //! lock is additive in lots and each fill's real cost (at a price no worse than the limit,
 //! rounded once) always fits inside what that fill releases. A sell locks its base quantity.
+//! A perp order locks nothing (cross-collateral, SPEC 6): the same per-lot worst case
+//! (initial margin and the larger fee) is *reserved*, an initial requirement in the settle
+//! asset (`Holding::reserved`), released as it fills or leaves the book.
 //!
 //! Every rule is checked before the first change: a rejected order changes nothing.
 
@@ -107,8 +110,8 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
 /// a buy, the lot's notional at `price` rounded up plus the larger fee on it rounded up.
 /// `None` on overflow.
 ///
-/// A perp order (either side) locks per lot its initial margin at `price` (notional × IMF)
-/// plus the larger fee, each rounded up, in the settle asset.
+/// A perp order (either side) reserves per lot its initial margin at `price` (notional × IMF)
+/// plus the larger fee, each rounded up, in the settle asset (a requirement, not a lock).
 pub(crate) fn lock_per_lot(market: &Market, side: Side, price: i64) -> Option<u64> {
     lock_per_lot_whole(market, side, price).or_else(|| lock_per_lot_exact(market, side, price))
 }

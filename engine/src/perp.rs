@@ -121,6 +121,14 @@ impl Engine {
                 }
             }
         }
+        self.adjust_debt_path(account, asset, delta, out);
+    }
+
+    /// The slow path of [`Engine::adjust`] (the account owes, or the debit is beyond its
+    /// available): kept out of line so the common path stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn adjust_debt_path(&mut self, account: u32, asset: u16, delta: i128, out: &mut EventBuf) {
         self.adjust_with_debt(account, asset, delta, out);
         self.sync_debtor(account);
         self.touch(account);

@@ -1,13 +1,17 @@
 //! Cross margin and liquidation.
 //!
-//! **Valuation.** Equity = Σ over assets of the net balance (`available + lent − borrowed`;
-//! funds locked by orders are reserved for those orders and not counted) × index price ×
-//! collateral weight, debts × borrow weight. Values are integers in `10^-8` of the valuation
-//! unit; an asset never marked by the oracle is valued at 1 per whole unit. Requirements:
-//! Σ |position| × mark × IMF (initial) or MMF (maintenance), in value. Resting perp orders
-//! lock their worst case (initial margin and fee per lot) in the settle asset, so the initial
-//! check of a new order is `equity after its lock ≥ initial requirement of the positions`.
-//! Equity rounds down, requirements round up.
+//! **Valuation.** Equity = Σ over assets of the net balance (`available + lent − debt`, the
+//! debt including unfunded debt; funds locked by spot orders are reserved for those orders
+//! and not counted) × index price × collateral weight, debts × borrow weight. Values are
+//! integers in `10^-8` of the valuation unit; an asset never marked by the oracle is valued at
+//! 1 per whole unit. Requirements: Σ |position| × mark × IMF (initial) or MMF (maintenance),
+//! plus for each net debt [`crate::lending::BORROW_IMF`] or [`crate::lending::BORROW_MMF`] of
+//! its value. A perp order locks nothing: its worst case (initial margin and fee per lot) is
+//! reserved in the settle asset and counts against equity as if spent (at the asset's
+//! weight: for a settle asset of weight 1, exactly an addition to the initial requirement),
+//! so any collateral backs it (SPEC 6); as a lock did, it also counts in the maintenance
+//! check, and a liquidation cancels the orders first. Equity rounds down, requirements round
+//! up.
 //!
 //! **Risk index.** Each position carries a band of mark prices inside which its holder cannot
 //! fall below maintenance, whatever the other markets do: the holder's slack (equity −
@@ -136,12 +140,17 @@ impl Engine {
     }
 
     /// The margin (module docs): equity over every asset's net balance (available + lent −
-    /// debt), the requirement of net debts (a borrow's initial and maintenance fractions of
-    /// its value), of perp orders' reserves (their value, initial only) and of positions.
+    /// debt) less what perp orders reserve in it, the requirement of net debts (a borrow's
+    /// initial and maintenance fractions of its value) and of positions.
     fn margin_with(&self, account: u32, asset: u16, delta: i128, reserve_change: i128) -> Margin {
         let mut margin = Margin::default();
         for a in 0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX) {
             let h = self.accounts.holding(account, a);
+            if h.lent | h.borrowed | h.unfunded | h.reserved == 0 && a != asset {
+                // The common case: no pool position, no debt, no perp order in this asset.
+                margin.equity += self.asset_value(a, i128::from(h.available));
+                continue;
+            }
             let mut net = i128::from(h.available) - i128::from(h.unfunded);
             let mut reserved = i128::from(h.reserved);
             if h.lent != 0 || h.borrowed != 0 {
@@ -152,14 +161,13 @@ impl Engine {
                 net += delta;
                 reserved += reserve_change;
             }
-            margin.equity += self.asset_value(a, net);
+            // What perp orders reserve counts against equity, as if spent (as a lock did):
+            // at the settle asset's weight, without a division of its own.
+            margin.equity += self.asset_value(a, net - reserved);
             if net < 0 {
                 let debt = self.units_value(a, -net);
                 margin.initial += div_round(debt * i128::from(BORROW_IMF), i128::from(RATIO_ONE), Round::Ceil);
                 margin.maintenance += div_round(debt * i128::from(BORROW_MMF), i128::from(RATIO_ONE), Round::Ceil);
-            }
-            if reserved > 0 {
-                margin.initial += self.units_value(a, reserved);
             }
         }
         for &m in &self.perp_markets {
