@@ -91,33 +91,17 @@ impl Engine {
         let pool = self.pools[usize::from(a)];
         let principal = self.accounts.holding(account, a).lent;
         let mut amount = self.lent_amount(account, a).min(pool.cash());
-        let mut give = 0;
         while amount > 0 {
-            // All of it: the whole principal; a part: ⌈amount / S⌉ (never more than it has).
-            give = if amount == pool.lent_of(principal) {
-                principal
-            } else {
-                mul_div(u128::from(amount), crate::lending::INDEX_ONE, pool.supply_index, Round::Ceil)
-                    .and_then(|p| u64::try_from(p).ok())
-                    .map_or(principal, |p| p.min(principal))
-            };
             let mut after = pool;
-            after.lent_principal -= u128::from(give);
+            after.lent_principal -= u128::from(pool.redeem_principal(principal, amount));
             if after.lent() >= pool.borrowed() {
                 break;
             }
             amount -= 1;
         }
-        if amount == 0 {
-            return;
+        if amount > 0 {
+            self.take_lent(account, a, amount, pool.redeem_principal(principal, amount));
         }
-        let before = pool.lent();
-        self.pools[usize::from(a)].lent_principal -= u128::from(give);
-        let fell = before - self.pools[usize::from(a)].lent();
-        let h = self.accounts.holding_mut(account, a);
-        h.lent -= give;
-        h.available += amount;
-        self.add_fees(a, i128::from(fell) - i128::from(amount));
     }
 
     /// Step 2: sells collateral `c` for the owed asset `d`, on the book then to the fund.

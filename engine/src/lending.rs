@@ -164,6 +164,18 @@ impl Pool {
         fund
     }
 
+    /// The principal a redeem of `amount` out of `principal` gives up: all of it when the
+    /// amount is all it is worth, else `⌈amount / S⌉` (rounded up, never more than it has).
+    #[must_use]
+    pub fn redeem_principal(&self, principal: u64, amount: u64) -> u64 {
+        if amount >= self.lent_of(principal) {
+            return principal;
+        }
+        mul_div(u128::from(amount), INDEX_ONE, self.supply_index, Round::Ceil)
+            .and_then(|p| u64::try_from(p).ok())
+            .map_or(principal, |p| p.min(principal))
+    }
+
     /// An account's lent amount for principal `p`.
     #[must_use]
     pub fn lent_of(&self, principal: u64) -> u64 {
@@ -432,10 +444,7 @@ impl Engine {
         {
             return Err(RejectReason::UtilizationCap);
         }
-        let principal = mul_div(u128::from(amount), INDEX_ONE, pool.supply_index, Round::Ceil)
-            .and_then(|p| u64::try_from(p).ok())
-            .filter(|p| *p <= h.lent)
-            .unwrap_or_else(|| panic!("invariant: lent {} covers a redeem of {amount}", h.lent));
+        let principal = pool.redeem_principal(h.lent, amount);
         // The pool's cash must cover what its lent falls by (the amount and its rounding).
         let mut after = pool;
         after.lent_principal -= u128::from(principal);
@@ -443,15 +452,22 @@ impl Engine {
             return Err(RejectReason::InsufficientLiquidity);
         }
         self.accrue(a);
-        let before = pool.lent();
+        self.take_lent(account, a, amount, principal);
+        Ok(())
+    }
+
+    /// Moves `amount` out of an account's lent into its available, giving up `principal`
+    /// ([`Pool::redeem_principal`]; the caller checked the pool's cash); the fee account takes
+    /// what the pool's lent fell by beyond the amount.
+    pub(crate) fn take_lent(&mut self, account: u32, a: u16, amount: u64, principal: u64) {
         let p = &mut self.pools[usize::from(a)];
+        let before = p.lent();
         p.lent_principal -= u128::from(principal);
         let fell = before - p.lent();
-        let hm = self.accounts.holding_mut(account, a);
-        hm.lent -= principal;
-        hm.available += amount;
-        self.add_fees(a, i128::from(fell - amount));
-        Ok(())
+        let h = self.accounts.holding_mut(account, a);
+        h.lent -= principal;
+        h.available += amount;
+        self.add_fees(a, i128::from(fell) - i128::from(amount));
     }
 
     /// Checks an explicit `borrow` of `amount` against the pool (cash, utilization cap).
