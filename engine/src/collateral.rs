@@ -104,32 +104,16 @@ impl Engine {
         }
     }
 
-    /// Step 2: sells collateral `c` for the owed asset `d`, on the book then to the fund.
+    /// Step 2: sells collateral `c` for the owed asset `d`: on the book within the bound, to
+    /// the fund, then on the book at any price, until the debt is repaid or the account is
+    /// back above maintenance.
     fn sell_collateral(&mut self, account: u32, c: u16, d: u16, out: &mut EventBuf) {
         self.redeem_all(account, c);
         let needed = self.collateral_for(c, d, self.debt_of(account, d));
         let mut qty = needed.min(self.accounts.holding(account, c).available);
-        if let Some(m) = self.spot_market(c, d) {
-            let market = *self.catalog.market(m);
-            let lots =
-                qty.div_ceil(market.step_units).min(self.accounts.holding(account, c).available / market.step_units);
-            let limit = self.sale_limit(m);
-            if lots > 0 && limit > 0 {
-                let before = self.net_of(account, d);
-                let sold = self.match_collateral_sale(account, m, limit, lots * market.step_units, out);
-                if sold > 0 {
-                    let proceeds = u64::try_from(self.net_of(account, d) - before).unwrap_or(0);
-                    out.push(Event::CollateralSold {
-                        account: u64::from(account) + 1,
-                        asset: c,
-                        qty: sold,
-                        debt_asset: d,
-                        proceeds,
-                        via: LiquidationVia::Book,
-                    });
-                }
-                qty = qty.saturating_sub(sold);
-            }
+        let market = self.spot_market(c, d);
+        if let Some(m) = market {
+            qty = qty.saturating_sub(self.book_sale(account, m, self.sale_limit(m), qty, out));
         }
         if self.debt_of(account, d) == 0 || !self.margin(account).is_liquidatable() {
             return;
@@ -140,25 +124,36 @@ impl Engine {
             return;
         }
         // Neither the book within the bound nor the fund took enough: the book at any price.
-        if let Some(m) = self.spot_market(c, d) {
-            let market = *self.catalog.market(m);
-            let lots = self.accounts.holding(account, c).available / market.step_units;
-            if lots > 0 {
-                let before = self.net_of(account, d);
-                let sold = self.match_collateral_sale(account, m, market.tick_units, lots * market.step_units, out);
-                if sold > 0 {
-                    let proceeds = u64::try_from(self.net_of(account, d) - before).unwrap_or(0);
-                    out.push(Event::CollateralSold {
-                        account: u64::from(account) + 1,
-                        asset: c,
-                        qty: sold,
-                        debt_asset: d,
-                        proceeds,
-                        via: LiquidationVia::Book,
-                    });
-                }
-            }
+        if let Some(m) = market {
+            let all = self.accounts.holding(account, c).available;
+            self.book_sale(account, m, self.catalog.market(m).tick_units, all, out);
         }
+    }
+
+    /// Sells up to `qty` of the account's collateral (rounded up to whole lots, within what it
+    /// holds) on spot market `m` no lower than `limit`; a `collateral_sold` event with what it
+    /// fetched. Returns the quantity sold.
+    fn book_sale(&mut self, account: u32, m: u16, limit: i64, qty: u64, out: &mut EventBuf) -> u64 {
+        let market = *self.catalog.market(m);
+        let lots = qty
+            .div_ceil(market.step_units)
+            .min(self.accounts.holding(account, market.base).available / market.step_units);
+        if lots == 0 || limit <= 0 {
+            return 0;
+        }
+        let before = self.net_of(account, market.quote);
+        let sold = self.match_collateral_sale(account, m, limit, lots * market.step_units, out);
+        if sold > 0 {
+            out.push(Event::CollateralSold {
+                account: u64::from(account) + 1,
+                asset: market.base,
+                qty: sold,
+                debt_asset: market.quote,
+                proceeds: u64::try_from(self.net_of(account, market.quote) - before).unwrap_or(0),
+                via: LiquidationVia::Book,
+            });
+        }
+        sold
     }
 
     /// Last resort: collateral that found no buyer at any price (no bids, no fund money) while

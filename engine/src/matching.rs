@@ -458,17 +458,7 @@ impl Engine {
         };
         let market = *self.catalog.market(m);
         self.match_taker(&mut taker, &market, out);
-        for i in 0..self.filled_makers.len() {
-            let (order_id, maker, market) = self.filled_makers[i];
-            out.push(Event::Order {
-                order_id,
-                account: maker,
-                market,
-                status: OrderStatus::Filled,
-                remaining: 0,
-                price: 0,
-            });
-        }
+        self.emit_filled_makers(out);
         qty - taker.remaining
     }
 
@@ -497,18 +487,15 @@ impl Engine {
         };
         self.match_taker(&mut taker, &market, out);
         self.unlock(account, market.base, taker.locked);
-        for i in 0..self.filled_makers.len() {
-            let (order_id, maker, market) = self.filled_makers[i];
-            out.push(Event::Order {
-                order_id,
-                account: maker,
-                market,
-                status: OrderStatus::Filled,
-                remaining: 0,
-                price: 0,
-            });
-        }
+        self.emit_filled_makers(out);
         qty - taker.remaining
+    }
+
+    /// Reports the makers a taker filled completely (after the taker's own status).
+    fn emit_filled_makers(&self, out: &mut EventBuf) {
+        for &(order_id, account, market) in &self.filled_makers {
+            out.push(Event::Order { order_id, account, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
+        }
     }
 
     fn emit_status(&self, out: &mut EventBuf, taker: &Taker, status: OrderStatus, remaining: u64, price: i64) {
@@ -734,10 +721,7 @@ impl Engine {
             };
             self.emit_status(out, &taker, OrderStatus::Canceled(reason), 0, 0);
         }
-        for i in 0..self.filled_makers.len() {
-            let (order_id, account, market) = self.filled_makers[i];
-            out.push(Event::Order { order_id, account, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
-        }
+        self.emit_filled_makers(out);
     }
 
     /// Takes a resting order out of its book, its account's list and the pool, and releases
