@@ -14,14 +14,14 @@
 //!    repaid or the account is back above maintenance;
 //!    what neither takes is then sold on the book at any price;
 //! 4. collateral that finds no buyer at all (no bids, no fund money) while the account is
-//!    still below maintenance goes to the insurance fund for nothing (proceeds 0);
+//!    still below maintenance goes to the insurance fund for nothing (proceeds 0), lent
+//!    collateral the pool's cash cannot return as the fund's lent principal;
 //! 5. once it holds nothing else (no collateral, no position), a remaining debt is bankrupt
 //!    and written off (`lending`): insurance fund, then the lenders (a socialized loss), then
 //!    the fee account, then recorded as uncovered.
 //!
 //! Each sale is a `collateral_sold` event (after the fills of a book sale); each write-off a
-//! `bad_debt` or `socialized_loss` event. Lent collateral that the pool's cash cannot return
-//! stays with the account (it still counts as collateral).
+//! `bad_debt` or `socialized_loss` event.
 
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf, LiquidationVia};
@@ -158,17 +158,24 @@ impl Engine {
 
     /// Last resort: collateral that found no buyer at any price (no bids, no fund money) while
     /// the account is still below maintenance goes to the insurance fund for nothing (the
-    /// exchange sells it later); the account's debts are then bankrupt and written off.
+    /// exchange sells it later), its lent collateral that the pool could not return as the
+    /// fund's lent principal; the account's debts are then bankrupt and written off.
     fn seize_unsold(&mut self, account: u32, out: &mut EventBuf) {
         let assets = u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX);
         let Some(debt_asset) = (0..assets).find(|&d| self.debt_of(account, d) > 0) else { return };
         for c in 0..assets {
-            let qty = self.accounts.holding(account, c).available;
-            if qty == 0 || self.debt_of(account, c) > 0 {
+            let h = *self.accounts.holding(account, c);
+            if (h.available == 0 && h.lent == 0) || self.debt_of(account, c) > 0 {
                 continue;
             }
-            self.accounts.holding_mut(account, c).available = 0;
-            self.adjust_insurance(c, i128::from(qty));
+            // What it lent and the pool's cash could not return becomes the fund's lent
+            // principal (the pool's totals do not move).
+            let qty = h.available + self.lent_amount(account, c);
+            let holding = self.accounts.holding_mut(account, c);
+            holding.available = 0;
+            holding.lent = 0;
+            self.pools[usize::from(c)].fund_principal += h.lent;
+            self.adjust_insurance(c, i128::from(h.available));
             self.touch_fund();
             out.push(Event::CollateralSold {
                 account: u64::from(account) + 1,

@@ -816,7 +816,7 @@ impl Engine {
             lent += i128::from(self.lent_amount(index, asset));
             debt += i128::from(self.debt_of(index, asset));
         }
-        i128::from(self.fees[a]) + i128::from(pool.lent()) - lent + debt
+        i128::from(self.fees[a]) + i128::from(pool.lent()) - i128::from(pool.fund_lent()) - lent + debt
             - i128::from(pool.borrowed())
             - i128::from(pool.unfunded)
             - i128::from(self.uncovered[a])

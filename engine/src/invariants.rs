@@ -107,13 +107,16 @@ impl Engine {
                 borrowed_p += u128::from(h.borrowed);
                 counted += i128::from(h.lent != 0) + i128::from(h.borrowed != 0);
             }
-            if lent_p != pool.lent_principal
+            counted += i128::from(pool.fund_principal != 0);
+            if lent_p + u128::from(pool.fund_principal) != pool.lent_principal
                 || borrowed_p != pool.borrowed_principal
                 || unfunded != u128::from(pool.unfunded)
             {
                 return Err(format!("pool of {name}: principals {lent_p}/{borrowed_p}/{unfunded} != pool {pool:?}"));
             }
             let (pool_lent, pool_borrowed) = (i128::from(pool.lent()), i128::from(pool.borrowed()));
+            // The pool's lent includes what the fund lent; the per-account sum counts it with
+            // the fund.
             let exchange = i128::from(self.fees[a]) + i128::from(self.insurance[a]) - i128::from(self.uncovered[a]);
             let supply = i128::from(self.supply[a]);
             let pool_terms = held + pool_lent - pool_borrowed - i128::from(pool.unfunded) + exchange;
@@ -122,11 +125,12 @@ impl Engine {
                     "conservation of {name} (pool terms): held {pool_terms} != deposits - withdrawals {supply}"
                 ));
             }
-            let dust = (pool_lent - lent) + (debt - i128::from(pool.unfunded) - pool_borrowed);
+            let dust =
+                (pool_lent - lent - i128::from(pool.fund_lent())) + (debt - i128::from(pool.unfunded) - pool_borrowed);
             if dust < 0 || dust > counted {
                 return Err(format!("pool of {name}: accounts' rounding {dust} outside 0..={counted}"));
             }
-            let per_account = held + lent - debt + exchange + dust;
+            let per_account = held + lent - debt + exchange + i128::from(pool.fund_lent()) + dust;
             if per_account != supply
                 || self.fee_account(a16) != i128::from(self.fees[a]) + dust - i128::from(self.uncovered[a])
             {

@@ -97,8 +97,11 @@ pub struct Pool {
     pub supply_index: u128,
     /// Borrow index, [`INDEX_ONE`] = 1.
     pub borrow_index: u128,
-    /// Σ of the accounts' lent principals.
+    /// Σ of the lent principals: the accounts' and the insurance fund's.
     pub lent_principal: u128,
+    /// The insurance fund's lent principal: lent collateral of bankrupt debtors that the
+    /// pool's cash could not return (see `collateral`). Part of `lent_principal`.
+    pub fund_principal: u64,
     /// Σ of the accounts' borrowed principals.
     pub borrowed_principal: u128,
     /// Σ of the accounts' unfunded debts (units; not part of the pool).
@@ -120,6 +123,7 @@ impl Pool {
             borrow_index: INDEX_ONE,
             lent_principal: 0,
             borrowed_principal: 0,
+            fund_principal: 0,
             unfunded: 0,
             accrued_ts: ts,
             watch_index: u128::MAX,
@@ -174,6 +178,12 @@ impl Pool {
         mul_div(u128::from(amount), INDEX_ONE, self.supply_index, Round::Ceil)
             .and_then(|p| u64::try_from(p).ok())
             .map_or(principal, |p| p.min(principal))
+    }
+
+    /// What the insurance fund has lent (its principal's worth, rounded down).
+    #[must_use]
+    pub fn fund_lent(&self) -> u64 {
+        self.lent_of(self.fund_principal)
     }
 
     /// An account's lent amount for principal `p`.

@@ -97,6 +97,8 @@ pub struct AssetRecord {
 pub struct PoolRecord {
     /// supply index, borrow index, Σ lent principal, Σ borrowed principal, watch index.
     values: [u128; 5],
+    /// The insurance fund's lent principal.
+    fund_principal: u64,
     unfunded: u64,
     accrued_ts: u64,
 }
@@ -277,6 +279,7 @@ impl Engine {
                 .iter()
                 .map(|p| PoolRecord {
                     values: [p.supply_index, p.borrow_index, p.lent_principal, p.borrowed_principal, p.watch_index],
+                    fund_principal: p.fund_principal,
                     unfunded: p.unfunded,
                     accrued_ts: p.accrued_ts,
                 })
@@ -510,7 +513,10 @@ impl Engine {
             let lent: u128 = column.iter().map(|h| u128::from(h.lent)).sum();
             let borrowed: u128 = column.iter().map(|h| u128::from(h.borrowed)).sum();
             let unfunded: u128 = column.iter().map(|h| u128::from(h.unfunded)).sum();
-            if lent != lent_principal || borrowed != borrowed_principal || unfunded != u128::from(record.unfunded) {
+            if lent + u128::from(record.fund_principal) != lent_principal
+                || borrowed != borrowed_principal
+                || unfunded != u128::from(record.unfunded)
+            {
                 return Err(SnapshotError::Inconsistent(format!("pool {a} principals differ from its accounts'")));
             }
             if borrow_index < crate::lending::INDEX_ONE || supply_index == 0 && lent_principal > 0 {
@@ -521,6 +527,7 @@ impl Engine {
                 borrow_index,
                 lent_principal,
                 borrowed_principal,
+                fund_principal: record.fund_principal,
                 unfunded: record.unfunded,
                 accrued_ts: record.accrued_ts,
                 watch_index,

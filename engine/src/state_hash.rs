@@ -64,6 +64,7 @@ impl Engine {
             for v in [p.supply_index, p.borrow_index, p.lent_principal, p.borrowed_principal] {
                 h.u128(v);
             }
+            h.u64(p.fund_principal);
             h.u64(p.unfunded);
             h.u64(p.accrued_ts);
         }

@@ -109,8 +109,11 @@ pub fn state_value(engine: &Engine) -> Value {
             pool.insert("utilization".into(), ratio(crate::lending::utilization(lent, borrowed)).into());
             pool.insert("borrow_rate".into(), ratio(crate::lending::borrow_rate(info, lent, borrowed)).into());
             pool.insert("lend_rate".into(), ratio(crate::lending::lend_rate(info, lent, borrowed)).into());
-            let unfunded = engine.pool_state(a).map_or(0, |p| p.unfunded);
+            let state = engine.pool_state(a);
+            let unfunded = state.map_or(0, |p| p.unfunded);
             pool.insert("unfunded".into(), asset_amount(catalog, a, i128::from(unfunded)).into());
+            let fund = state.map_or(0, |p| p.fund_lent());
+            pool.insert("insurance_lent".into(), asset_amount(catalog, a, i128::from(fund)).into());
             Value::Object(pool)
         }),
     );
