@@ -2,8 +2,9 @@
 //!
 //! After `risk` has canceled the account's orders and closed its perp positions, an account
 //! still below maintenance because of its debts has, per asset it owes (in asset order):
-//! 1. its own funds of that asset used first: what it lent is redeemed (as far as the pool's
-//!    cash allows) and its available repays the debt;
+//! 1. its own funds of that asset used first: what it lent is set against what it owes (no
+//!    cash needed: the pool's lent and borrowed fall together), the rest redeemed as far as
+//!    the pool's cash allows, and its available repays the debt;
 //! 2. its collateral (every other asset it holds, in asset order; what it lent is redeemed
 //!    first) sold for the owed asset: on the spot book whose base is the collateral and quote
 //!    the owed asset, with an IOC no worse than the index ratio less
@@ -26,7 +27,7 @@
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf, LiquidationVia};
 use crate::fixed::{pow10, Round, RATIO_ONE};
-use crate::lending::mul_div;
+use crate::lending::{mul_div, ROUNDING_TRIES};
 use crate::tx::MarketKind;
 
 /// Worst price of a collateral sale on the book, below the index ratio: 5 %.
@@ -42,14 +43,18 @@ impl Engine {
             - i128::from(self.debt_of(account, a))
     }
 
-    /// Steps 1-4 of the module docs for every asset the account owes.
+    /// The steps of the module docs: step 1 for every asset the account owes, then 2-5.
     pub(crate) fn liquidate_debts(&mut self, account: u32, out: &mut EventBuf) {
         let assets = u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX);
+        for d in 0..assets {
+            if self.debt_of(account, d) > 0 {
+                self.repay_from_own(account, d, out);
+            }
+        }
         for d in 0..assets {
             if self.debt_of(account, d) == 0 {
                 continue;
             }
-            self.repay_from_own(account, d, out);
             for c in 0..assets {
                 if self.debt_of(account, d) == 0 || !self.margin(account).is_liquidatable() {
                     break;
@@ -75,12 +80,45 @@ impl Engine {
     /// Step 1: redeem the account's own lent of `d` (within the pool's cash), repay from
     /// available.
     fn repay_from_own(&mut self, account: u32, d: u16, out: &mut EventBuf) {
+        let netted = self.net_own_lent(account, d);
         self.redeem_all(account, d);
         let pay = self.accounts.holding(account, d).available.min(self.debt_of(account, d));
         if pay > 0 {
             self.repay_debt(account, d, pay);
-            out.push(Event::Repay { account: u64::from(account) + 1, asset: d, amount: pay });
         }
+        if netted + pay > 0 {
+            out.push(Event::Repay { account: u64::from(account) + 1, asset: d, amount: netted + pay });
+        }
+    }
+
+    /// Sets the account's own lent of `d` against its own pool debt of `d`: lent and borrowed
+    /// fall together, so no cash is needed. Returns the amount set off.
+    fn net_own_lent(&mut self, account: u32, d: u16) -> u64 {
+        self.accrue(d);
+        let pool = self.pools[usize::from(d)];
+        let h = *self.accounts.holding(account, d);
+        if h.lent == 0 || h.borrowed == 0 {
+            return 0;
+        }
+        // Only the two roundings can take the pool's lent below its borrowed: a unit or two.
+        let mut amount = self.lent_amount(account, d).min(pool.borrowed_of(h.borrowed));
+        for _ in 0..ROUNDING_TRIES {
+            let mut after = pool;
+            after.lent_principal -= u128::from(pool.redeem_principal(h.lent, amount));
+            after.borrowed_principal -= u128::from(pool.repay_principal(h.borrowed, amount));
+            if amount == 0 || after.lent() >= after.borrowed() {
+                break;
+            }
+            amount -= 1;
+        }
+        let mut after = pool;
+        after.lent_principal -= u128::from(pool.redeem_principal(h.lent, amount));
+        after.borrowed_principal -= u128::from(pool.repay_principal(h.borrowed, amount));
+        if amount == 0 || after.lent() < after.borrowed() {
+            return 0;
+        }
+        self.take_lent(account, d, amount, pool.redeem_principal(h.lent, amount));
+        self.repay_pool(account, d, amount)
     }
 
     /// Redeems as much of the account's lent of `a` as the pool's cash allows (no cap:
@@ -90,16 +128,19 @@ impl Engine {
         self.accrue(a);
         let pool = self.pools[usize::from(a)];
         let principal = self.accounts.holding(account, a).lent;
+        // Only the rounding of the principal can pass the cash: a unit or two.
         let mut amount = self.lent_amount(account, a).min(pool.cash());
-        while amount > 0 {
+        for _ in 0..ROUNDING_TRIES {
             let mut after = pool;
             after.lent_principal -= u128::from(pool.redeem_principal(principal, amount));
-            if after.lent() >= pool.borrowed() {
+            if amount == 0 || after.lent() >= pool.borrowed() {
                 break;
             }
             amount -= 1;
         }
-        if amount > 0 {
+        let mut after = pool;
+        after.lent_principal -= u128::from(pool.redeem_principal(principal, amount));
+        if amount > 0 && after.lent() >= pool.borrowed() {
             self.take_lent(account, a, amount, pool.redeem_principal(principal, amount));
         }
     }

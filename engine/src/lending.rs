@@ -67,6 +67,10 @@ use crate::engine::Engine;
 use crate::events::{DebtPayer, Event, EventBuf};
 use crate::fixed::{div_round, Round, RATIO_ONE};
 
+/// How many units an operation sized to the pool's cash gives back for rounding before it
+/// gives up (each rounding is at most a unit; two roundings meet in one operation).
+pub(crate) const ROUNDING_TRIES: u32 = 4;
+
 /// Scale of the pool indices: an index of `INDEX_ONE` is 1.
 pub const INDEX_ONE: u128 = 1_000_000_000_000_000_000;
 
@@ -161,11 +165,15 @@ impl Pool {
     /// The most of `amount` the pool can lend without its borrowed passing its lent.
     #[must_use]
     pub fn fundable(&self, amount: u64) -> u64 {
+        // Only the rounding of the new principal can pass the cash: a unit or two.
         let mut fund = amount.min(self.cash());
-        while fund > 0 && self.borrowed_after(fund) > self.lent() {
+        for _ in 0..ROUNDING_TRIES {
+            if fund == 0 || self.borrowed_after(fund) <= self.lent() {
+                return fund;
+            }
             fund -= 1;
         }
-        fund
+        0
     }
 
     /// The principal a redeem of `amount` out of `principal` gives up: all of it when the
@@ -178,6 +186,18 @@ impl Pool {
         mul_div(u128::from(amount), INDEX_ONE, self.supply_index, Round::Ceil)
             .and_then(|p| u64::try_from(p).ok())
             .map_or(principal, |p| p.min(principal))
+    }
+
+    /// The principal a repayment of `amount` out of a debt of `principal` clears: all of it
+    /// when the amount is all it owes, else `⌊amount / B⌋` (rounded down).
+    #[must_use]
+    pub fn repay_principal(&self, principal: u64, amount: u64) -> u64 {
+        if amount >= self.borrowed_of(principal) {
+            return principal;
+        }
+        mul_div(u128::from(amount), INDEX_ONE, self.borrow_index, Round::Floor)
+            .and_then(|q| u64::try_from(q).ok())
+            .map_or(0, |q| q.min(principal))
     }
 
     /// What the insurance fund has lent (its principal's worth, rounded down).
@@ -520,27 +540,25 @@ impl Engine {
         let h = *self.accounts.holding(account, a);
         debug_assert!(h.available >= amount, "a repayment from available");
         let unfunded = amount.min(h.unfunded);
-        let mut rest = amount - unfunded;
         {
             let hm = self.accounts.holding_mut(account, a);
             hm.unfunded -= unfunded;
             hm.available -= unfunded;
         }
         self.pools[usize::from(a)].unfunded -= unfunded;
-        if rest == 0 || h.borrowed == 0 {
-            return (0, unfunded);
+        (self.repay_pool(account, a, amount - unfunded), unfunded)
+    }
+
+    /// Pays up to `amount` of an account's pool debt of `a` from its available (the pool is
+    /// accrued); returns what was paid. The fee account takes the rounding.
+    pub(crate) fn repay_pool(&mut self, account: u32, a: u16, amount: u64) -> u64 {
+        let h = *self.accounts.holding(account, a);
+        if amount == 0 || h.borrowed == 0 {
+            return 0;
         }
         let pool = self.pools[usize::from(a)];
-        let owed = pool.borrowed_of(h.borrowed);
-        rest = rest.min(owed);
-        // Paying all of it clears the principal; a part clears ⌊rest / B⌋.
-        let principal = if rest == owed {
-            h.borrowed
-        } else {
-            u64::try_from(mul_div(u128::from(rest), INDEX_ONE, pool.borrow_index, Round::Floor).unwrap_or(0))
-                .unwrap_or(0)
-                .min(h.borrowed)
-        };
+        let rest = amount.min(pool.borrowed_of(h.borrowed));
+        let principal = pool.repay_principal(h.borrowed, rest);
         let before = pool.borrowed();
         let p = &mut self.pools[usize::from(a)];
         p.borrowed_principal -= u128::from(principal);
@@ -549,7 +567,7 @@ impl Engine {
         hm.borrowed -= principal;
         hm.available -= rest;
         self.add_fees(a, i128::from(rest) - i128::from(fell));
-        (rest, unfunded)
+        rest
     }
 
     /// An account's whole debt of asset `a` in units: pool debt (rounded up) + unfunded.
