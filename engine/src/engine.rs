@@ -160,10 +160,11 @@ impl Engine {
         let own_orders = self.limits.max_orders_per_account as usize;
         let accounts = self.limits.max_accounts as usize;
         let orders = self.limits.max_orders as usize;
-        // Lending: an automatic borrow or repayment per settlement, accruals per asset, and
-        // per liquidated account its collateral sales and write-offs per asset.
+        // Lending: an automatic borrow or repayment per settlement, accruals per asset, per
+        // liquidated account its set-offs, sales and write-offs per asset, and the fills of
+        // collateral sales (a taker of at most `fills` fills per collateral asset).
         let assets = usize::from(self.limits.max_assets);
-        16 + 6 * fills + own_orders + orders + (2 * MAX_MARK_PRICES + 6) * accounts + 2 * assets
+        16 + 6 * fills + own_orders + orders + (2 * MAX_MARK_PRICES + 6) * accounts + 2 * assets + 4 * fills * assets
     }
 
     /// A buffer sized for this engine.
