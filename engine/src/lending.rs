@@ -341,9 +341,10 @@ pub(crate) struct Accrual {
 
 impl Engine {
     /// The pool of asset `a` as an accrual to the current stamp would leave it, and what that
-    /// accrual pays: (pool, accrual, share of interest for the fee account). Pure: validation
-    /// reads it, so that a rejected tx changes nothing.
-    pub(crate) fn accrued_pool(&self, a: u16) -> (Pool, Accrual, u64) {
+    /// accrual pays: (pool, accrual, share of interest for the fee account, negative when the
+    /// fee account pays the lenders' rounding). Pure: validation reads it, so that a rejected
+    /// tx changes nothing.
+    pub(crate) fn accrued_pool(&self, a: u16) -> (Pool, Accrual, i128) {
         let mut pool = self.pools[usize::from(a)];
         if self.last_ts <= pool.accrued_ts {
             return (pool, Accrual::default(), 0);
@@ -385,11 +386,15 @@ impl Engine {
                     mul_div(owed, INDEX_ONE, pool.lent_principal, Round::Ceil).unwrap_or(pool.supply_index);
             }
         }
-        let rest = interest.saturating_sub(pool.lent() - lent);
-        let reserve = reserve.min(rest);
+        // With more than INDEX_ONE units of principal (lenders re-lending after a socialized
+        // loss cut the index far down) one index step is worth more than a unit, and keeping
+        // lent at or above borrowed may give the lenders a unit or two beyond the interest:
+        // the fee account pays it (a negative share).
+        let rest = i128::from(interest) - i128::from(pool.lent() - lent);
+        let reserve = reserve.min(u64::try_from(rest).unwrap_or(0));
         accrual.interest = interest;
         accrual.reserve = reserve;
-        (pool, accrual, rest - reserve)
+        (pool, accrual, rest - i128::from(reserve))
     }
 
     /// Accrues the pool of asset `a` to the current stamp (module docs). O(1), except when the
@@ -404,13 +409,26 @@ impl Engine {
         self.pools[usize::from(a)] = pool;
         if accrual.interest > 0 {
             self.adjust_insurance(a, i128::from(accrual.reserve));
-            self.add_fees(a, i128::from(to_fees));
+            self.exchange_pays(a, to_fees);
             if pool.borrow_index >= pool.watch_index {
                 self.pools[usize::from(a)].watch_index = u128::MAX;
                 self.touch_debtors_of(a);
             }
         }
         accrual
+    }
+
+    /// Credits `amount` to the fee account of `a`, or when negative takes it from the fee
+    /// account, and what that does not hold is the asset's uncovered loss.
+    pub(crate) fn exchange_pays(&mut self, a: u16, amount: i128) {
+        if amount >= 0 {
+            self.add_fees(a, amount);
+            return;
+        }
+        let owed = u64::try_from(-amount).unwrap_or(u64::MAX);
+        let from_fees = self.fees[usize::from(a)].min(owed);
+        self.fees[usize::from(a)] -= from_fees;
+        self.uncovered[usize::from(a)] += owed - from_fees;
     }
 
     /// `tick`: accrues every pool; an `accrual` event for each that charged interest.
@@ -690,13 +708,8 @@ impl Engine {
         hm.borrowed = 0;
         hm.unfunded -= unfunded;
         // What the cut's rounding took beyond the debt is the fee account's; what it fell short
-        // of the debt by (a unit or two, see above) is the exchange's uncovered loss.
-        let rounding = i128::from(lent_fell) - i128::from(borrowed_fell) - i128::from(unfunded);
-        if rounding >= 0 {
-            self.add_fees(a, rounding);
-        } else {
-            self.uncovered[usize::from(a)] += u64::try_from(-rounding).unwrap_or(0);
-        }
+        // of the debt by (a unit or two, see above) the exchange pays.
+        self.exchange_pays(a, i128::from(lent_fell) - i128::from(borrowed_fell) - i128::from(unfunded));
         out.push(Event::BadDebt {
             account: u64::from(account) + 1,
             asset: a,
