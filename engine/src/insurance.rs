@@ -31,11 +31,14 @@
 //! (the largest) pays the rest, as a `settlement` in that market: it is what the tick clamp
 //! saved it. A mark cannot cause that (a short's loss on one move is below its notional less a
 //! tick); in practice only a funding rate near 100% on a mark below tick / MMF can (20 ticks
-//! for BTC-PERP), since the fund holds at least its maintenance between txs. So the fund ends
-//! every tx ≥ 0 in every asset.
+//! for BTC-PERP), since the fund holds at least its maintenance between txs. Were the fund
+//! short with no position left in that asset (an account's liquidation closed the fund's
+//! opposite position at the mark after a settlement had taken it below zero), the exchange
+//! pays the rest: the fee account, then the asset's uncovered loss (`bad_debt` events with
+//! `"account": 0`). So the fund ends every tx ≥ 0 in every asset.
 
 use crate::engine::Engine;
-use crate::events::{Event, EventBuf};
+use crate::events::{DebtPayer, Event, EventBuf};
 use crate::fixed::{div_round, Round, RATIO_ONE};
 use crate::risk::Margin;
 
@@ -125,22 +128,14 @@ impl Engine {
         for a in 0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX) {
             let (margin, balance) = self.fund_margin(a, None);
             if balance < 0 || margin.is_liquidatable() {
-                self.deleverage_fund(a, balance, out);
+                self.deleverage_fund(a, out);
             }
         }
     }
 
     /// Closes every fund position settled in `asset` against opposite user positions (see
     /// the module docs), then settles a residual shortfall with the last counterparty.
-    fn deleverage_fund(&mut self, asset: u16, balance: i128, out: &mut EventBuf) {
-        debug_assert!(
-            balance >= 0
-                || self
-                    .perp_markets
-                    .iter()
-                    .any(|&m| self.catalog.market(m).quote == asset && self.positions[usize::from(m)].insurance != 0),
-            "the fund's balance of asset {asset} falls only through positions settled in it"
-        );
+    fn deleverage_fund(&mut self, asset: u16, out: &mut EventBuf) {
         let mut last = None;
         for i in 0..self.perp_markets.len() {
             let m = self.perp_markets[i];
@@ -166,6 +161,19 @@ impl Engine {
                 self.adjust(counterparty, asset, -shortfall, out);
                 self.adjust_insurance(asset, shortfall);
                 self.touch(counterparty);
+            } else {
+                // No position of the fund is left to deleverage (an account's liquidation
+                // closed the fund's opposite position at the mark after a settlement had
+                // taken the fund below zero): the exchange pays, as for a bad debt.
+                let amount = u64::try_from(shortfall).unwrap_or(u64::MAX);
+                let from_fees = self.fees[usize::from(asset)].min(amount);
+                self.adjust_insurance(asset, shortfall);
+                self.exchange_pays(asset, -shortfall);
+                for (paid, paid_by) in [(from_fees, DebtPayer::Exchange), (amount - from_fees, DebtPayer::Uncovered)] {
+                    if paid > 0 {
+                        out.push(Event::BadDebt { account: FUND_ACCOUNT_ID, asset, amount: paid, paid_by });
+                    }
+                }
             }
         }
         debug_assert!(self.insurance[usize::from(asset)] >= 0, "the fund ends ≥ 0 in asset {asset}");
