@@ -10,13 +10,15 @@
 //!
 //! Checked, against the state dump (the text path, not the accessors the tree is built from):
 //! per asset Σequity = Σ(available + locked + lent) and Σdebt = Σborrowed over the accounts,
-//! liability = their difference, fees and insurance as dumped, and `Σequity − Σdebt + fees +
-//! insurance` = custody's supply (conservation); exactly the accounts with a non-zero value
+//! liability = their difference, fees and insurance as dumped (the insurance fund's lent
+//! included), and `Σequity − Σdebt + fees + insurance − uncovered` = custody's supply
+//! (conservation), the root's conservation gap being exactly the uncovered loss; exactly the accounts with a non-zero value
 //! have a leaf; every leaf's proof, written to JSON and read back, verifies with the pinned
 //! attest key and shows that account's own values. `POR_PROP_CASES` sets the number of cases
 //! (default 48).
 
 use proptest::prelude::*;
+use verex_engine::por::cycle::conservation_gaps;
 use verex_engine::por::proof::verify_files;
 use verex_engine::por::Cycle;
 use verex_engine::signing::{dev_role_key, Role};
@@ -165,10 +167,18 @@ proptest! {
             prop_assert_eq!(i128::from(asset.equity), equity, "{} equity", symbol);
             prop_assert_eq!(i128::from(asset.debt), debt, "{} debt", symbol);
             prop_assert_eq!(asset.liability(), equity - debt);
+            // The exchange's own as dumped: the fee account (with the pools' rounding dust) and
+            // the insurance fund's cash and what it lends in the pool.
             let fees = units(&dump["fees"][symbol], decimals[i]);
-            let insurance = units(&dump["insurance"][symbol], decimals[i]);
+            let insurance = units(&dump["insurance"][symbol], decimals[i])
+                + units(&dump["pools"][symbol]["insurance_lent"], decimals[i]);
             prop_assert_eq!((i128::from(asset.fees), i128::from(asset.insurance)), (fees, insurance));
-            prop_assert_eq!(equity - debt + fees + insurance, i128::from(engine.supply(i as u16)), "conservation of {}", symbol);
+            // Conservation: what the root shows equals custody's supply, but for a bad debt
+            // that nobody could pay (the dump's `uncovered`), which the root's gap shows exactly.
+            let uncovered = units(&dump["uncovered"][symbol], decimals[i]);
+            prop_assert_eq!(equity - debt + fees + insurance - uncovered, i128::from(engine.supply(i as u16)), "conservation of {}", symbol);
+            let gap = conservation_gaps(engine, root).iter().find(|(s, _)| s.as_str() == symbol).map_or(0, |(_, gap)| *gap);
+            prop_assert_eq!(gap, uncovered, "{} gap", symbol);
         }
         let root_text = root.to_json();
         let key = attest.verifying_key().to_bytes();

@@ -30,7 +30,9 @@ pub const LONG_ABOUT: &str = "\
 The main job, on embedded defaults: no arguments needed.
 
 1. Generates a realistic signed workload (`verex gen`: accounts, spot and perp markets, resting, \
-crossing and market orders, cancels, amends, oracle marks and funding).
+crossing and market orders, cancels, amends, oracle marks and funding; lending pools with lends, \
+redeems, borrows, repayments and ticks, and a leveraged borrower liquidated by a 20 % drop of its \
+collateral's index), and reports what the pools did.
 2. Verifies every ed25519 signature on worker threads, as the ingress does, and reports \
 verifications per second: verification is orders of magnitude dearer than applying a tx, which \
 is why the engine consumes pre-verified transactions.
@@ -92,6 +94,17 @@ struct Tally {
     rejected: u64,
     liquidations: u64,
     settlements: u64,
+    /// Lending: explicit lends, redeems, borrows and repayments.
+    pool_moves: u64,
+    /// Automatic borrows and repayments (debits beyond available, credits to a debtor).
+    auto_borrows: u64,
+    auto_repays: u64,
+    /// Accruals at `tick` and the interest they charged, per asset index.
+    accruals: u64,
+    interest: Vec<u128>,
+    /// A debtor's collateral sold, bad debts paid by the fund, the lenders or the exchange.
+    collateral_sales: u64,
+    bad_debts: u64,
 }
 
 impl Subscriber for Tally {
@@ -101,6 +114,19 @@ impl Subscriber for Tally {
             Event::Rejected { .. } => self.rejected += 1,
             Event::Liquidation { .. } | Event::Adl { .. } => self.liquidations += 1,
             Event::Settlement { .. } => self.settlements += 1,
+            Event::Pool { .. } => self.pool_moves += 1,
+            Event::Borrow { .. } => self.auto_borrows += 1,
+            Event::Repay { .. } => self.auto_repays += 1,
+            Event::Accrual { asset, interest, .. } => {
+                self.accruals += 1;
+                let a = usize::from(*asset);
+                if self.interest.len() <= a {
+                    self.interest.resize(a + 1, 0);
+                }
+                self.interest[a] += u128::from(*interest);
+            }
+            Event::CollateralSold { .. } => self.collateral_sales += 1,
+            Event::BadDebt { .. } => self.bad_debts += 1,
             _ => {}
         }
     }
@@ -217,6 +243,35 @@ fn verify_all(signed: &[(SignedTx, Option<u64>)], workers: usize) -> (Vec<Stampe
     (all.into_iter().flatten().collect(), refused)
 }
 
+/// What the lending pools did over the run, and where they ended.
+fn report_pools(t: &Tally, engine: &Engine) {
+    use verex_engine::text::event_json::{asset_amount, ratio};
+    eprintln!(
+        "   pools: {} lends, redeems, borrows and repayments; {} automatic borrows, {} automatic repayments; \
+         {} interest accruals; a borrow liquidation: {} collateral sales, {} bad-debt payments",
+        t.pool_moves, t.auto_borrows, t.auto_repays, t.accruals, t.collateral_sales, t.bad_debts
+    );
+    let catalog = engine.catalog();
+    for (a, asset) in catalog.assets().iter().enumerate() {
+        let a16 = u16::try_from(a).unwrap_or(u16::MAX);
+        let (lent, borrowed) = engine.pool(a16);
+        if lent == 0 && borrowed == 0 {
+            continue;
+        }
+        let interest = t.interest.get(a).copied().unwrap_or(0);
+        eprintln!(
+            "   {} pool: lent {}, borrowed {} (utilization {}, borrow rate {} a year, lend rate {}), interest charged {}",
+            asset.symbol.as_str(),
+            asset_amount(catalog, a16, i128::from(lent)),
+            asset_amount(catalog, a16, i128::from(borrowed)),
+            ratio(verex_engine::lending::utilization(lent, borrowed)),
+            ratio(verex_engine::lending::borrow_rate(asset, lent, borrowed)),
+            ratio(verex_engine::lending::lend_rate(asset, lent, borrowed)),
+            asset_amount(catalog, a16, i128::try_from(interest).unwrap_or(i128::MAX))
+        );
+    }
+}
+
 /// Runs the pipeline and replays its journal: the pipeline's engine, the replayed one, and the
 /// journal's BLAKE3 digest at the last seq.
 fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(Engine, Engine, [u8; 32]), CliError> {
@@ -235,6 +290,13 @@ fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(Engine
         rejected: 0,
         liquidations: 0,
         settlements: 0,
+        pool_moves: 0,
+        auto_borrows: 0,
+        auto_repays: 0,
+        accruals: 0,
+        interest: Vec::new(),
+        collateral_sales: 0,
+        bad_debts: 0,
     };
     let mut pipeline =
         Pipeline::start(engine, JournalSink(writer), tally, PipelineConfig::for_this_machine(Clock::Deterministic))
@@ -274,6 +336,7 @@ fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(Engine
         "   {} fills, {} settlements, {} liquidation steps, {} rejections (e.g. cancels of orders that had filled)",
         t.fills, t.settlements, t.liquidations, t.rejected
     );
+    report_pools(t, &stopped.engine);
     eprintln!(
         "   latency, publish → release: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, p99.99 {:.1} µs, max {:.1} µs",
         us(0.5),
