@@ -556,8 +556,9 @@ export function verifyFiles(proofData, rootData, { attestKey = null, account = n
       + `${root.assets.length} assets, each liability equal to Σequity − Σdebt.` });
     checkRoot(root, key);
     add({ step: 4, text: `Height ${root.height} fits ${root.leafCount} leaves.` });
-    add({ step: key ? 5 : 6, text: `The attestation's signature over the root (seq, journal digest, state hash, root `
-      + `hash, totals) is valid, by ${key ? 'the pinned' : 'the published'} attest key ${hex(root.signer)}.` });
+    if (key) add({ step: 5, text: `The root's signer is the attest key you pinned, ${hex(key)}.` });
+    add({ step: 6, text: `The attestation's signature over the root (seq, journal digest, state hash, root hash, `
+      + `totals) is valid, by ${key ? 'the pinned' : 'the root’s own'} attest key ${hex(root.signer)}.` });
     stage = 'proof';
     const proof = parseProof(proofText);
     add({ step: 9, text: `The proof file is a well-formed ${PROOF_FORMAT}: account ${proof.account}, position ${proof.position}.` });
