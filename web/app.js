@@ -286,6 +286,7 @@ function showVerdict(result, ms) {
       el('span', { class: 'mark', 'aria-hidden': 'true' }, '✗ '), el('strong', {}, `${STEPS[result.step]}: failed, `),
       `${result.reason}: ${result.detail}`));
   }
+  $('steps-details').open = !result.ok;
   section.focus();
 }
 
