@@ -3,7 +3,7 @@
 // only files of its own folder.
 
 import {
-  checkRoot, formatUnits, parseReserves, parseRoot, pinnedKey, toHex, userHash, verifyFiles,
+  checkRoot, formatUnits, parseReserves, parseRoot, pinnedKey, rootSignedBytes, toHex, userHash, verifyFiles,
 } from './verifier.js';
 
 const $ = (id) => document.getElementById(id);
@@ -98,7 +98,18 @@ function journalTime(index) {
   return `${date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '')} UTC (the journal’s time stamp at this seq)`;
 }
 
-function showCycle(root, index, signature) {
+/** Whether attestation.json is the root's attestation: its signed bytes, signer and signature. */
+function attestationFact(root, attestation) {
+  if (!attestation) return 'not published';
+  const same = attestation.seq === root.seq
+    && attestation.signed_bytes === toHex(rootSignedBytes(root))
+    && attestation.signer === toHex(root.signer)
+    && attestation.signature === toHex(root.signature);
+  return same ? 'attestation.json holds the root’s signed bytes, signer and signature'
+    : el('span', { class: 'error' }, 'attestation.json is not the root’s attestation (its signed bytes, signer or signature differ)');
+}
+
+function showCycle(root, index, signature, attestation) {
   const dl = $('cycle');
   dl.replaceChildren();
   fact(dl, 'Journal position (seq)', String(root.seq));
@@ -109,6 +120,7 @@ function showCycle(root, index, signature) {
   fact(dl, 'Accounts in the tree', `${root.leafCount} (a tree of height ${root.height})`);
   fact(dl, 'Attest key (signer)', code(toHex(root.signer)));
   fact(dl, 'Attestation signature', signature);
+  fact(dl, 'Attestation file', attestationFact(root, attestation));
 }
 
 function percent(numerator, denominator) {
@@ -172,8 +184,8 @@ function showStress(root, risk) {
 
 async function loadCycle() {
   const status = $('load-status');
-  const [rootBytes, indexBytes, reservesBytes, riskBytes] = await Promise.all(
-    ['root.json', 'index.json', 'reserves.json', 'risk.json'].map(fetchBytes),
+  const [rootBytes, indexBytes, reservesBytes, riskBytes, attestationBytes] = await Promise.all(
+    ['root.json', 'index.json', 'reserves.json', 'risk.json', 'attestation.json'].map(fetchBytes),
   );
   if (!rootBytes) {
     status.textContent = 'This folder has no root.json: there is no cycle to check against.';
@@ -199,7 +211,7 @@ async function loadCycle() {
   cycle.rootBytes = rootBytes;
   cycle.root = root;
   cycle.index = json(indexBytes);
-  showCycle(root, cycle.index, signature);
+  showCycle(root, cycle.index, signature, json(attestationBytes));
   let reserves = null;
   let reservesError = null;
   if (reservesBytes) {

@@ -81,6 +81,7 @@ test('the page shows the cycle, liabilities against reserves and the stress repo
   assert.ok(facts.includes(cycle.root.root_hash) && facts.includes(cycle.root.state_hash), facts);
   assert.match(facts, /Time\s+2023-11-14 \d\d:\d\d:\d\d UTC/);
   assert.match(facts, /Attestation signature\s+valid/);
+  assert.match(facts, /Attestation file\s+attestation.json holds the root’s signed bytes, signer and signature/);
   const rows = await page.$$eval('#solvency tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
   assert.deepEqual(rows.map((r) => r[0]), cycle.root.assets.map((a) => a.symbol));
   for (const row of rows) {
@@ -122,6 +123,9 @@ test('a user loads their proof file: "your balances are included"', async () => 
 
 test('without a mouse: paste the proof, Tab to the button, Enter', async () => {
   const page = await openSite();
+  const unlabelled = await page.$$eval('input, textarea, select', (controls) => controls.filter((c) => c.labels.length === 0).map((c) => c.id));
+  assert.deepEqual(unlabelled, [], 'every control has a label');
+  assert.equal(await page.getAttribute('html', 'lang'), 'en');
   const focusOn = async (id) => {
     for (let i = 0; i < 40; i += 1) {
       if (await page.evaluate(() => document.activeElement?.id) === id) return;
@@ -235,7 +239,7 @@ test('nothing but the test server was asked for', () => {
   // Only the vector folders lack files (no reserves, stress report or index there).
   const missing = server.requests.filter((r) => r.status !== 200);
   for (const r of missing) {
-    assert.match(r.url, /^\/(vectors\/[^/]+\/(reserves|risk|index)\.json|site\/proofs\/[0-9a-f]{64}\.json)$/, `${r.url} ${r.status}`);
+    assert.match(r.url, /^\/(vectors\/[^/]+\/(reserves|risk|index|attestation)\.json|site\/proofs\/[0-9a-f]{64}\.json)$/, `${r.url} ${r.status}`);
   }
   console.log(`requests: ${browser.requests.length} from chromium, all to ${server.origin}; none elsewhere`);
 });
