@@ -359,7 +359,7 @@ function rootFields(map) {
   const journalDigest = hexField(get('journal_digest'), 'journal_digest', 32);
   const stateHash = hexField(get('state_hash'), 'state_hash', 32);
   const rootHash = hexField(get('root_hash'), 'root_hash', 32);
-  const seedCommitment_ = hexField(get('seed_commitment'), 'seed_commitment', 32);
+  const committedSeed = hexField(get('seed_commitment'), 'seed_commitment', 32);
   const leafCount = integer(get('leaf_count'), 'leaf_count');
   const height = integer(get('height'), 'height');
   if (height > U32_MAX) fail('out_of_range', 'height does not fit u32');
@@ -368,7 +368,7 @@ function rootFields(map) {
   const assets = items.map(parseRootAsset);
   const signer = hexField(get('signer'), 'signer', 32);
   const signature = hexField(get('signature'), 'signature', 64);
-  return { seq, journalDigest, stateHash, rootHash, seedCommitment: seedCommitment_, leafCount, height, assets,
+  return { seq, journalDigest, stateHash, rootHash, seedCommitment: committedSeed, leafCount, height, assets,
     signer, signature };
 }
 
