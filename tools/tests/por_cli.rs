@@ -390,6 +390,17 @@ fn the_stress_report_and_the_published_folder() {
             .expect("proof");
     let name = format!("proofs/{}.json", hex(&verex_engine::por::format::user_hash(2, &proof.salt)));
     assert!(published.contains_key(&name), "{name} in {:?}", published.keys());
+    // The verification page, as web/ has it (its tests, web/test/page.test.mjs, open a published
+    // folder in chromium and verify one of its proofs there).
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    for page_file in ["index.html", "style.css", "app.js", "verifier.js", "vendor/noble.js"] {
+        let on_disk = std::fs::read(web.join(page_file)).expect("web/ file");
+        assert!(published.get(page_file) == Some(&on_disk), "{page_file}: published as web/ has it");
+    }
+    let index: serde_json::Value = serde_json::from_slice(&published["index.json"]).expect("index.json");
+    assert_eq!(index["page"], "index.html");
+    let ts: u64 = index["journal_ts_ns"].as_str().expect("the journal's time stamp at the seq").parse().expect("ns");
+    assert!(ts > 1_700_000_000_000_000_000, "{ts}");
     let again = publish(&[]);
     expect_failure(&again, 2, &["not empty"], "never overwrites");
 }

@@ -1,6 +1,6 @@
 //! `verex por publish`: the static folder a web server hosts for one cycle.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::{json, Value};
@@ -8,6 +8,7 @@ use verex_engine::por::format::user_hash;
 use verex_engine::por::proof::verify_proof;
 use verex_engine::por::reserves::Reserves;
 use verex_engine::por::{Fault, PorError, Proof};
+use verex_engine::record::to_native;
 use verex_engine::signing::hex;
 
 use crate::error::CliError;
@@ -15,6 +16,7 @@ use crate::io::note;
 use crate::por_files::{
     create_output_dir, read_root, read_text, write_new, PinArgs, PinnedKeys, PROOFS_DIR, ROOT_FILE,
 };
+use crate::rebuild::{access_checked, bad_record, open_reader};
 
 /// `--help` text of the command.
 pub const LONG_ABOUT: &str = "\
@@ -28,12 +30,28 @@ Write the static folder of a Proof of Reserves cycle, for any web server to host
   proofs/<name>.json  each proof, named by hex(BLAKE3(account_id u64 LE ‖ salt)): only the \
 account's owner, who holds its salt, can find it; a proof holds the owner's balances, so serve \
 the folder without directory listings
+  index.html, style.css, app.js, verifier.js, vendor/noble.js
+                      the verification page (web/ of the verex repository, built into this \
+binary): it shows the cycle, liabilities against reserves and the stress report, and checks a \
+user's proof in the browser with a verifier independent of verex's (docs/por.md), offline once \
+loaded; it asks for nothing but files of this folder
 
 Nothing is published that is not checked first: the root and the reserves must verify (keys \
 pinned with --journal DIR or --attest-pubkey / --custody-pubkey), the reserves and the stress \
 report must be for the root's seq, and every proof of --cycle DIR must verify against the root. \
-The salt seed is never copied. The verification page itself (an independent verifier for the \
-browser) comes with the next issue; docs/por.md is what it implements.";
+The salt seed is never copied. With --journal, index.json also gives the journal's time stamp \
+at the cycle's seq (`journal_ts_ns`, nanoseconds since the Unix epoch, as a decimal string).";
+
+/// The verification page, built into the binary so that a published folder never depends on
+/// the repository's checkout: (path in the folder, bytes). `web/` holds the page and its
+/// tests; `page_files_are_every_file_of_the_page` checks this list against it.
+pub const PAGE_FILES: [(&str, &[u8]); 5] = [
+    ("index.html", include_bytes!("../../../../web/index.html")),
+    ("style.css", include_bytes!("../../../../web/style.css")),
+    ("app.js", include_bytes!("../../../../web/app.js")),
+    ("verifier.js", include_bytes!("../../../../web/verifier.js")),
+    ("vendor/noble.js", include_bytes!("../../../../web/vendor/noble.js")),
+];
 
 /// Arguments of `verex por publish`.
 #[derive(Debug, Args)]
@@ -106,7 +124,8 @@ pub fn execute(args: &PublishArgs) -> Result<(), CliError> {
         "signature": hex(&root.signature),
     });
     write_new(&args.out.join("attestation.json"), &serde_json::to_string_pretty(&attestation).unwrap_or_default())?;
-    let index = json!({
+    write_page(&args.out)?;
+    let mut index = json!({
         "format": "verex-por-publish-v1",
         "seq": root.seq,
         "root": "root.json",
@@ -115,8 +134,12 @@ pub fn execute(args: &PublishArgs) -> Result<(), CliError> {
         "risk": "risk.json",
         "proofs": "proofs/<hex of BLAKE3(account_id u64 LE ‖ salt)>.json",
         "proof_count": proofs.len(),
+        "page": "index.html",
         "formats": "docs/por.md of the verex repository",
     });
+    if let Some(journal) = &args.keys.journal {
+        index["journal_ts_ns"] = journal_ts(journal, root.seq)?.to_string().into();
+    }
     write_new(&args.out.join("index.json"), &serde_json::to_string_pretty(&index).unwrap_or_default())?;
     note(&format!(
         "por publish: cycle at seq {} with {} proofs written to {} (no salt seed)",
@@ -125,6 +148,37 @@ pub fn execute(args: &PublishArgs) -> Result<(), CliError> {
         args.out.display()
     ));
     Ok(())
+}
+
+/// Writes the verification page's files into the folder, byte for byte.
+fn write_page(out: &Path) -> Result<(), CliError> {
+    use std::io::Write as _;
+    for (name, bytes) in PAGE_FILES {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| CliError::io("create", parent, e))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| CliError::io("create", &path, e))?;
+        file.write_all(bytes).map_err(|e| CliError::io("write", &path, e))?;
+    }
+    Ok(())
+}
+
+/// The sequencer's time stamp (ns since the Unix epoch) of the journal's record at `seq`.
+fn journal_ts(dir: &Path, seq: u64) -> Result<u64, CliError> {
+    let reader = open_reader(dir)?;
+    let record = reader
+        .iter_from(seq)
+        .map_err(|e| CliError::Usage(format!("--journal: the cycle's seq {seq}: {e}")))?
+        .next()
+        .ok_or_else(|| bad_record(dir, seq, "the journal ends before the cycle's seq"))??;
+    let archived = access_checked(dir, &record)?;
+    let stx = to_native(archived).map_err(|e| bad_record(dir, seq, e.to_string()))?;
+    Ok(stx.ts)
 }
 
 /// Every proof file of a cycle, each verified against its root.
@@ -140,4 +194,35 @@ fn read_proofs(dir: &std::path::Path, root: &verex_engine::por::Root) -> Result<
         proofs.push((proof, text));
     }
     Ok(proofs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PAGE_FILES;
+    use std::path::Path;
+
+    /// Every file of `web/` that the page loads (HTML, CSS, JavaScript outside its tests,
+    /// scripts and packages) is built into the binary, byte for byte.
+    #[test]
+    fn page_files_are_every_file_of_the_page() {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+        let mut on_disk = Vec::new();
+        for dir in ["", "vendor"] {
+            for entry in std::fs::read_dir(web.join(dir)).expect("web/") {
+                let path = entry.expect("entry").path();
+                let is_page = path.extension().is_some_and(|x| x == "html" || x == "css" || x == "js");
+                if path.is_file() && is_page {
+                    let name = path.strip_prefix(&web).expect("under web/").to_string_lossy().into_owned();
+                    on_disk.push(name);
+                }
+            }
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = PAGE_FILES.iter().map(|(name, _)| (*name).to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "web/'s page files and the ones built into verex");
+        for (name, bytes) in PAGE_FILES {
+            assert_eq!(std::fs::read(web.join(name)).expect("read"), bytes, "{name}");
+        }
+    }
 }
