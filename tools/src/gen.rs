@@ -12,6 +12,7 @@
 //! spot book). Same config, same lines: a fixed xorshift stream, no clock, no OS randomness.
 
 use std::fmt::Write as _;
+use verex_engine::tx::MAX_MARK_PRICES;
 
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub struct Generator {
     /// [`RECENT_ORDERS`]; cancels and amends pick from these.
     recent: Vec<Vec<(u64, u64)>>,
     emitted: u64,
+    /// Which group of at most [`MAX_MARK_PRICES`] markets the next in-stream mark prices.
+    next_mark_group: usize,
 }
 
 struct MarketShape {
@@ -98,6 +101,7 @@ impl Generator {
             next_client: vec![1; accounts],
             recent: vec![Vec::with_capacity(RECENT_ORDERS); accounts],
             emitted: 0,
+            next_mark_group: 0,
             config,
         }
     }
@@ -150,7 +154,9 @@ impl Generator {
                 ));
             }
         }
-        lines.push(self.mark_line());
+        for group in 0..self.mark_groups() {
+            lines.push(self.mark_line(group));
+        }
         for a in (1..=self.config.accounts).step_by(10) {
             lines.push(format!(r#"{{"op":"lend","account":{a},"asset":"USDC","amount":"100000"}}"#));
             for pair in 0..pairs {
@@ -196,9 +202,16 @@ impl Generator {
         }
     }
 
-    fn mark_line(&self) -> String {
+    /// How many `mark` lines price every market: a `mark` carries at most
+    /// [`MAX_MARK_PRICES`] prices.
+    fn mark_groups(&self) -> usize {
+        self.mids.len().div_ceil(MAX_MARK_PRICES).max(1)
+    }
+
+    /// A `mark` of the markets of group `group` (the markets `group × MAX_MARK_PRICES` on).
+    fn mark_line(&self, group: usize) -> String {
         let mut prices = String::new();
-        for (m, mid) in self.mids.iter().enumerate() {
+        for (m, mid) in self.mids.iter().enumerate().skip(group * MAX_MARK_PRICES).take(MAX_MARK_PRICES) {
             let shape = market_shape(m as u64);
             let name = if shape.perp { shape.symbol } else { base_symbol(m as u64 / 2) };
             if !prices.is_empty() {
@@ -225,7 +238,9 @@ impl Generator {
                 let step = self.below(41) as i64 - 20;
                 self.mids[m] = (self.mids[m] + step).max(1_000);
             }
-            return Some(self.mark_line());
+            let group = self.next_mark_group;
+            self.next_mark_group = (group + 1) % self.mark_groups();
+            return Some(self.mark_line(group));
         }
         let m = self.below(self.config.markets);
         let account = 1 + self.below(self.config.accounts);
@@ -377,5 +392,33 @@ mod tests {
             lines
         };
         assert_eq!(collect(), collect());
+    }
+
+    #[test]
+    fn more_markets_than_a_mark_carries_are_priced_in_groups_the_engine_accepts() {
+        // 20 markets: 10 spot + 10 perp prices, more than one `mark` may carry.
+        let config = GenConfig { accounts: 10, markets: 20, txs: 3_000, seed: 3 };
+        let mut generator = Generator::new(config);
+        let mut limits = Limits::small();
+        limits.max_markets = 32;
+        limits.max_assets = 32;
+        let mut runner = TextRunner::dev(limits).expect("limits");
+        let mut lines = generator.setup();
+        while let Some(line) = generator.next_line() {
+            lines.push(line);
+        }
+        let mut marks = 0;
+        for line in &lines {
+            let mark = line.contains(r#""op":"mark""#);
+            marks += usize::from(mark);
+            match runner.run_line(line).unwrap_or_else(|e| panic!("{line}: {e}")) {
+                LineOutcome::Applied { events, .. } => {
+                    assert!(!mark || !events.iter().any(|e| e.contains("rejected")), "{line}: {events:?}");
+                }
+                LineOutcome::Refused(e) => panic!("refused {e}"),
+            }
+        }
+        assert!(marks >= 3, "{marks} marks");
+        assert_eq!(runner.engine.check_invariants(), Ok(()));
     }
 }
