@@ -76,6 +76,15 @@ impl RecordTemplate {
         self.bytes.archived()
     }
 
+    /// Rewrites seq and nonce, and the stamp to `ts` (a tx that jumps the clock); returns the
+    /// archived view to apply.
+    pub fn stamp_at(&mut self, seq: u64, ts: u64, nonce: u64) -> &ArchivedSequencedTx {
+        self.put(self.offsets.seq, seq);
+        self.put(self.offsets.ts, ts);
+        self.put(self.offsets.nonce, nonce);
+        self.bytes.archived()
+    }
+
     /// Rewrites the order id of a cancel template.
     pub fn set_order_id(&mut self, order_id: u64) {
         if let Some(at) = self.offsets.order_id {
@@ -314,6 +323,86 @@ impl PerpFixture {
         self.oracle_nonce += 1;
         let seq = self.book.engine.seq() + 1;
         let archived = template.stamp(seq, self.oracle_nonce);
+        self.book.engine.apply(VerifiedRecord::assume_verified(archived), &mut self.book.events).is_ok()
+            && self.book.events.rejection().is_none()
+    }
+}
+
+/// An engine with two lending pools (USDC and BTC, kinked rate curves) and `accounts`
+/// accounts that each lend and borrow: every account deposits 1,000 USDC and 1 BTC, lends 500
+/// USDC and 0.5 BTC, and borrows 100 USDC (even accounts) or 0.1 BTC (odd ones). Every pool
+/// has lenders and borrowers, and every account is a debtor, so a `tick` accrues interest
+/// that every one of them pays or earns.
+pub struct LendingFixture {
+    /// The engine and its driver.
+    pub book: BookFixture,
+    oracle_nonce: u64,
+}
+
+/// A `tick` signed by the oracle.
+#[must_use]
+pub fn tick_tx() -> Tx {
+    Tx { signer: dev_role_key(Role::Oracle).verifying_key().to_bytes(), nonce: 0, account: 0, op: Op::Tick }
+}
+
+impl LendingFixture {
+    /// Builds the fixture (6 txs per account, then a mark of BTC at 100).
+    ///
+    /// # Panics
+    /// If the fixture's own setup is rejected (a bug in the fixture).
+    #[must_use]
+    pub fn new(accounts: u64) -> Self {
+        use verex_engine::tx::AssetAmount;
+        let limits = Limits {
+            max_accounts: u32::try_from(accounts + 16).unwrap_or(u32::MAX),
+            max_orders: 1 << 10,
+            max_price_levels: 1 << 10,
+            max_levels_per_side: 1 << 9,
+            ..Limits::small()
+        };
+        let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
+        let events = engine.event_buf();
+        let mut book = BookFixture { engine, events, nonces: vec![0; accounts as usize + 4] };
+        let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
+        let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
+        for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
+            let mut asset = AddAsset::new(sym(symbol), decimals);
+            asset.rate_base = Dec::new(1, 2);
+            asset.rate_at_kink = Dec::new(1, 1);
+            asset.rate_max = Dec::new(1, 0);
+            book.apply_op(0, admin, 0, Op::AddAsset(asset));
+        }
+        let mut fixture = Self { book, oracle_nonce: 0 };
+        let prices = [verex_engine::tx::MarkPrice { symbol: sym("BTC"), price: Dec::new(100, 0) }];
+        let mark = Op::Mark(verex_engine::tx::Mark::from_prices(&prices).unwrap_or_else(|| panic!("one price")));
+        let oracle = dev_role_key(Role::Oracle).verifying_key().to_bytes();
+        fixture.book.apply_op(2, oracle, 0, mark);
+        fixture.oracle_nonce = fixture.book.nonces[2];
+        for account in 1..=accounts {
+            let key = dev_account_key(account).verifying_key().to_bytes();
+            let slot = 3 + account as usize;
+            fixture.book.apply_op(slot, key, 0, Op::CreateAccount);
+            for (asset, amount) in [("USDC", Dec::new(1_000, 0)), ("BTC", Dec::new(1, 0))] {
+                let op = Op::Deposit(Deposit { account, asset: sym(asset), amount, chain_ref: [0; 32] });
+                fixture.book.apply_op(1, custody, 0, op);
+            }
+            let amount = |asset: &str, amount: Dec| AssetAmount { asset: sym(asset), amount };
+            fixture.book.apply_op(slot, key, account, Op::Lend(amount("USDC", Dec::new(500, 0))));
+            fixture.book.apply_op(slot, key, account, Op::Lend(amount("BTC", Dec::new(5, 1))));
+            let borrow =
+                if account % 2 == 0 { amount("USDC", Dec::new(100, 0)) } else { amount("BTC", Dec::new(1, 1)) };
+            fixture.book.apply_op(slot, key, account, Op::Borrow(borrow));
+        }
+        fixture
+    }
+
+    /// Applies a tick template as the oracle's next tx, stamped a second after the previous
+    /// tx: every tick accrues interest in both pools.
+    pub fn apply_tick(&mut self, template: &mut RecordTemplate) -> bool {
+        self.oracle_nonce += 1;
+        let seq = self.book.engine.seq() + 1;
+        let ts = self.book.engine.last_ts() + 1_000_000_000;
+        let archived = template.stamp_at(seq, ts, self.oracle_nonce);
         self.book.engine.apply(VerifiedRecord::assume_verified(archived), &mut self.book.events).is_ok()
             && self.book.events.rejection().is_none()
     }

@@ -9,17 +9,37 @@ use crate::id_table::IdTable;
 /// Marks "no order" in intrusive lists.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// One account's balance in one asset. Every field is non-negative and in asset units.
+/// One account's balance in one asset, as reported. Every field is non-negative and in
+/// asset units.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Balance {
     /// Free to trade, withdraw or lend.
     pub available: u64,
-    /// Held by resting orders: exactly what they need.
+    /// Held by resting spot orders: exactly what they need.
     pub locked: u64,
-    /// In the asset's lending pool.
+    /// In the asset's lending pool, with its interest (rounded down).
     pub lent: u64,
-    /// Owed: borrowed from the pool or a settlement shortfall.
+    /// Owed: the pool debt with its interest (rounded up) plus any unfunded debt.
     pub borrowed: u64,
+}
+
+/// One account's holding of one asset as stored: amounts in units, pool positions as
+/// principals (see `lending`), so that interest accrues without touching accounts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Holding {
+    /// Free to trade, withdraw or lend (units).
+    pub available: u64,
+    /// Held by resting spot orders (units).
+    pub locked: u64,
+    /// Lent principal: the amount is `⌊lent × supply index⌋`.
+    pub lent: u64,
+    /// Borrowed principal: the debt is `⌈borrowed × borrow index⌉`.
+    pub borrowed: u64,
+    /// Debt that the pool could not fund (units, no interest).
+    pub unfunded: u64,
+    /// Initial margin and fees reserved by resting perp orders settled in this asset (units):
+    /// a requirement, not a balance (nothing leaves `available`).
+    pub reserved: u64,
 }
 
 /// One account.
@@ -41,7 +61,7 @@ pub(crate) struct Account {
 #[derive(Clone)]
 pub(crate) struct Accounts {
     accounts: Vec<Account>,
-    balances: Vec<Vec<Balance>>,
+    balances: Vec<Vec<Holding>>,
     by_key: IdTable<[u8; 32]>,
     max_accounts: usize,
 }
@@ -60,7 +80,7 @@ impl Accounts {
     /// Adds the column of a newly listed asset (admin path: allocates once per listing).
     pub(crate) fn add_asset_column(&mut self) {
         let mut column = Vec::with_capacity(self.max_accounts);
-        column.resize(self.accounts.len(), Balance::default());
+        column.resize(self.accounts.len(), Holding::default());
         self.balances.push(column);
     }
 
@@ -86,7 +106,7 @@ impl Accounts {
         debug_assert!(inserted, "key must be new");
         self.accounts.push(Account { pubkey, nonce, first_order: NIL, last_order: NIL, order_count: 0 });
         for column in &mut self.balances {
-            column.push(Balance::default());
+            column.push(Holding::default());
         }
         u64::from(index) + 1
     }
@@ -109,11 +129,11 @@ impl Accounts {
         &mut self.accounts[index as usize]
     }
 
-    pub(crate) fn balance(&self, index: u32, asset: u16) -> &Balance {
+    pub(crate) fn holding(&self, index: u32, asset: u16) -> &Holding {
         &self.balances[usize::from(asset)][index as usize]
     }
 
-    pub(crate) fn balance_mut(&mut self, index: u32, asset: u16) -> &mut Balance {
+    pub(crate) fn holding_mut(&mut self, index: u32, asset: u16) -> &mut Holding {
         &mut self.balances[usize::from(asset)][index as usize]
     }
 
@@ -123,7 +143,7 @@ impl Accounts {
     }
 
     /// One asset's column.
-    pub(crate) fn column(&self, asset: u16) -> &[Balance] {
+    pub(crate) fn column(&self, asset: u16) -> &[Holding] {
         &self.balances[usize::from(asset)]
     }
 }

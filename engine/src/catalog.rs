@@ -26,6 +26,10 @@ pub struct Asset {
     pub rate_at_kink: i64,
     /// Yearly rate at full utilisation, ratio units.
     pub rate_max: i64,
+    /// Share of interest paid to the insurance fund, ratio units (0..=1).
+    pub reserve_factor: i64,
+    /// Utilisation above which a borrow or redeem is refused, ratio units (0..=1).
+    pub max_utilization: i64,
     /// Last index price published by the oracle, in [`INDEX_PRICE_DECIMALS`] places
     /// (0 = none yet).
     pub index_price: i64,

@@ -74,10 +74,17 @@ pub struct Engine {
     pub(crate) deposited: Vec<u128>,
     /// Per asset: Σ withdrawals ever made; never above `deposited`.
     pub(crate) withdrawn: Vec<u128>,
-    /// Per asset: Σ lent over accounts.
-    pub(crate) pool_lent: Vec<u64>,
-    /// Per asset: Σ borrowed from the pool over accounts.
-    pub(crate) pool_borrowed: Vec<u64>,
+    /// Per asset: the lending pool (indices and principals, see `lending`).
+    pub(crate) pools: Vec<crate::lending::Pool>,
+    /// Per asset: bad debt that neither the insurance fund, the lenders nor the fee account
+    /// could pay (the exchange's reported loss; see `lending`).
+    pub(crate) uncovered: Vec<u64>,
+    /// Accounts owing anything (a pool or unfunded debt in any asset), in no particular (but
+    /// deterministic) order: re-evaluated when an index price moves or interest may have
+    /// consumed their slack.
+    pub(crate) debtors: Vec<u32>,
+    /// Per account: its index in `debtors`, or `NIL`.
+    pub(crate) debtor_slot: Vec<u32>,
     pub(crate) seq: u64,
     pub(crate) last_ts: u64,
     pub(crate) next_order_id: u64,
@@ -123,8 +130,10 @@ impl Engine {
             supply: Vec::with_capacity(assets),
             deposited: Vec::with_capacity(assets),
             withdrawn: Vec::with_capacity(assets),
-            pool_lent: Vec::with_capacity(assets),
-            pool_borrowed: Vec::with_capacity(assets),
+            pools: Vec::with_capacity(assets),
+            uncovered: Vec::with_capacity(assets),
+            debtors: Vec::with_capacity(limits.max_accounts as usize),
+            debtor_slot: Vec::with_capacity(limits.max_accounts as usize),
             seq: 0,
             last_ts: 0,
             next_order_id: 1,
@@ -151,7 +160,11 @@ impl Engine {
         let own_orders = self.limits.max_orders_per_account as usize;
         let accounts = self.limits.max_accounts as usize;
         let orders = self.limits.max_orders as usize;
-        16 + 4 * fills + own_orders + orders + (MAX_MARK_PRICES + 4) * accounts
+        // Lending: an automatic borrow or repayment per settlement, accruals per asset, per
+        // liquidated account its set-offs, sales and write-offs per asset, and the fills of
+        // collateral sales (a taker of at most `fills` fills per collateral asset).
+        let assets = usize::from(self.limits.max_assets);
+        16 + 6 * fills + own_orders + orders + (2 * MAX_MARK_PRICES + 6) * accounts + 2 * assets + 4 * fills * assets
     }
 
     /// A buffer sized for this engine.
@@ -243,11 +256,14 @@ impl Engine {
             (ArchivedOp::CreateAccount, _) => self.create_account(tx, out),
             (ArchivedOp::Deposit(op), _) => self.deposit(op, out),
             (ArchivedOp::Mark(op), _) => self.mark(op, out),
-            (ArchivedOp::Tick, _) => Ok(()),
+            (ArchivedOp::Tick, _) => {
+                self.tick(out);
+                Ok(())
+            }
             (ArchivedOp::Funding(op), _) => self.funding(op, out),
             (op, Actor::Account(account)) => {
                 self.dispatch_user(op, account, out)?;
-                if !self.perp_markets.is_empty() {
+                if !self.perp_markets.is_empty() || self.is_debtor(account) {
                     // Its equity or locks changed: re-evaluate it and refresh its risk bands.
                     self.touch(account);
                 }
@@ -267,8 +283,7 @@ impl Engine {
             ArchivedOp::Lend(op) => self.pool_move(account, op, PoolMove::Lend, out),
             ArchivedOp::Redeem(op) => self.pool_move(account, op, PoolMove::Redeem, out),
             ArchivedOp::Repay(op) => self.pool_move(account, op, PoolMove::Repay, out),
-            // Borrowing needs cross-margin valuation, which arrives with the risk engine.
-            ArchivedOp::Borrow(_) => Err(RejectReason::InsufficientMargin),
+            ArchivedOp::Borrow(op) => self.pool_move(account, op, PoolMove::Borrow, out),
             _ => Err(RejectReason::NotPermitted),
         }
     }
@@ -297,16 +312,21 @@ impl Engine {
             rate_kink_utilization: ratio(&op.rate_kink_utilization)?,
             rate_at_kink: ratio(&op.rate_at_kink)?,
             rate_max: ratio(&op.rate_max)?,
+            reserve_factor: ratio(&op.reserve_factor)?,
+            max_utilization: ratio(&op.max_utilization)?,
             index_price: 0,
         };
         let in_unit = |v: i64| (0..=RATIO_ONE).contains(&v);
-        let rate_ok = |v: i64| (0..=10 * RATIO_ONE).contains(&v);
+        // The curve rises (base ≤ at kink ≤ max ≤ 1000 % a year); a share and a cap in [0, 1].
         if !in_unit(asset.collateral_weight)
             || !(DEFAULT_WEIGHT..=10 * RATIO_ONE).contains(&asset.borrow_weight)
             || !in_unit(asset.rate_kink_utilization)
-            || !rate_ok(asset.rate_base)
-            || !rate_ok(asset.rate_at_kink)
-            || !rate_ok(asset.rate_max)
+            || asset.rate_base < 0
+            || asset.rate_at_kink < asset.rate_base
+            || asset.rate_max < asset.rate_at_kink
+            || asset.rate_max > crate::lending::MAX_RATE
+            || !in_unit(asset.reserve_factor)
+            || !in_unit(asset.max_utilization)
         {
             return Err(RejectReason::InvalidConfig);
         }
@@ -320,9 +340,10 @@ impl Engine {
     pub(crate) fn install_asset(&mut self, asset: Asset) -> u16 {
         let index = self.catalog.push_asset(asset);
         self.accounts.add_asset_column();
-        for column in [&mut self.fees, &mut self.supply, &mut self.pool_lent, &mut self.pool_borrowed] {
+        for column in [&mut self.fees, &mut self.supply, &mut self.uncovered] {
             column.push(0);
         }
+        self.pools.push(crate::lending::Pool::new(self.last_ts));
         self.insurance.push(0);
         self.deposited.push(0);
         self.withdrawn.push(0);
@@ -436,6 +457,7 @@ impl Engine {
             self.positions[usize::from(self.perp_markets[i])].push_account();
         }
         self.touched_seq.push(0);
+        self.debtor_slot.push(NIL);
         id
     }
 
@@ -470,11 +492,11 @@ impl Engine {
         let deposited = self.deposited[a].checked_add(u128::from(amount)).ok_or(RejectReason::Overflow)?;
         self.supply[a] = new_supply;
         self.deposited[a] = deposited;
+        out.push(Event::Deposit { account: account_id, asset, amount });
         match index {
-            Some(index) => self.adjust(index, asset, i128::from(amount)),
+            Some(index) => self.adjust(index, asset, i128::from(amount), out),
             None => self.adjust_insurance(asset, i128::from(amount)),
         }
-        out.push(Event::Deposit { account: account_id, asset, amount });
         Ok(())
     }
 
@@ -484,7 +506,7 @@ impl Engine {
     fn withdraw(&mut self, account: u32, op: &ArchivedAssetAmount, out: &mut EventBuf) -> Result<(), RejectReason> {
         let (asset, amount) = self.asset_amount(op)?;
         let a = usize::from(asset);
-        if self.accounts.balance(account, asset).available < amount {
+        if self.accounts.holding(account, asset).available < amount {
             return Err(RejectReason::InsufficientBalance);
         }
         let new_supply = self.supply[a].checked_sub(amount).ok_or(RejectReason::InsufficientLiquidity)?;
@@ -496,13 +518,17 @@ impl Engine {
             .checked_add(u128::from(amount))
             .filter(|w| *w <= self.deposited[a])
             .unwrap_or_else(|| panic!("invariant: withdrawals of asset {asset} within deposits (supply {new_supply})"));
-        self.accounts.balance_mut(account, asset).available -= amount;
+        self.accounts.holding_mut(account, asset).available -= amount;
         self.supply[a] = new_supply;
         self.withdrawn[a] = withdrawn;
         out.push(Event::Withdrawal { account: u64::from(account) + 1, asset, amount });
         Ok(())
     }
 
+    /// `lend`, `redeem`, `borrow`, `repay` (SPEC 6a; the arithmetic is `lending`'s). A borrow
+    /// needs cash in the pool, utilization within `max_utilization` and initial margin after
+    /// it (the borrowed funds count as collateral, the debt at its borrow weight and
+    /// requirement); a repay pays unfunded debt first, then the pool.
     fn pool_move(
         &mut self,
         account: u32,
@@ -511,41 +537,33 @@ impl Engine {
         out: &mut EventBuf,
     ) -> Result<(), RejectReason> {
         let (asset, amount) = self.asset_amount(op)?;
-        let a = usize::from(asset);
-        let unborrowed = self.pool_lent[a] - self.pool_borrowed[a];
-        let balance = self.accounts.balance_mut(account, asset);
         match kind {
-            PoolMove::Lend => {
-                if balance.available < amount {
-                    return Err(RejectReason::InsufficientBalance);
+            PoolMove::Lend => self.lend_units(account, asset, amount)?,
+            PoolMove::Redeem => self.redeem_units(account, asset, amount)?,
+            PoolMove::Borrow => {
+                self.check_pool_borrow(asset, amount)?;
+                // As strict as withdrawing what it borrows: the account's collateral must
+                // carry the debt on its own.
+                let after = self.margin_after(account, asset, -i128::from(amount));
+                if after.equity < after.initial {
+                    return Err(RejectReason::InsufficientMargin);
                 }
-                balance.available -= amount;
-                balance.lent += amount;
-                self.pool_lent[a] += amount;
-            }
-            PoolMove::Redeem => {
-                if balance.lent < amount {
-                    return Err(RejectReason::InsufficientBalance);
-                }
-                if unborrowed < amount {
-                    return Err(RejectReason::InsufficientLiquidity);
-                }
-                balance.lent -= amount;
-                balance.available += amount;
-                self.pool_lent[a] -= amount;
+                self.borrow_from_pool(account, asset, amount);
+                self.sync_debtor(account);
             }
             PoolMove::Repay => {
-                if balance.borrowed < amount {
+                // Validated against the pool as accrued to now, without accruing it yet.
+                let (pool, _, _) = self.accrued_pool(asset);
+                let holding = *self.accounts.holding(account, asset);
+                if pool.borrowed_of(holding.borrowed) + holding.unfunded < amount {
                     return Err(RejectReason::InvalidAmount);
                 }
-                if balance.available < amount {
+                if self.accounts.holding(account, asset).available < amount {
                     return Err(RejectReason::InsufficientBalance);
                 }
-                balance.available -= amount;
-                balance.borrowed -= amount;
-                self.pool_borrowed[a] -= amount;
+                self.repay_debt(account, asset, amount);
+                self.sync_debtor(account);
             }
-            PoolMove::Borrow => return Err(RejectReason::InsufficientMargin),
         }
         out.push(Event::Pool { kind, account: u64::from(account) + 1, asset, amount });
         Ok(())
@@ -596,6 +614,7 @@ impl Engine {
         }
         if index_moved {
             self.touch_all_holders();
+            self.touch_all_debtors();
         }
         Ok(())
     }
@@ -634,7 +653,7 @@ impl Engine {
 
     /// Moves `amount` of `asset` from an account's `available` into its `locked`.
     pub(crate) fn lock(&mut self, account: u32, asset: u16, amount: u64) {
-        let balance = self.accounts.balance_mut(account, asset);
+        let balance = self.accounts.holding_mut(account, asset);
         debug_assert!(balance.available >= amount, "lock checked against available");
         balance.available -= amount;
         balance.locked += amount;
@@ -642,7 +661,7 @@ impl Engine {
 
     /// Moves `amount` of `asset` from an account's `locked` back to `available`.
     pub(crate) fn unlock(&mut self, account: u32, asset: u16, amount: u64) {
-        let balance = self.accounts.balance_mut(account, asset);
+        let balance = self.accounts.holding_mut(account, asset);
         debug_assert!(balance.locked >= amount, "unlock within locked");
         balance.locked -= amount;
         balance.available += amount;
@@ -721,7 +740,25 @@ impl Engine {
         if usize::from(asset) >= self.catalog.assets().len() {
             return None;
         }
-        Some(*self.accounts.balance(index, asset))
+        let h = *self.accounts.holding(index, asset);
+        Some(Balance {
+            available: h.available,
+            locked: h.locked,
+            lent: self.lent_amount(index, asset),
+            borrowed: self.debt_of(index, asset),
+        })
+    }
+
+    /// Initial margin and fees an account's resting perp orders reserve in their settle asset
+    /// (a requirement in its margin; nothing leaves `available`).
+    #[must_use]
+    pub fn reserved(&self, account: u64, asset: u16) -> u64 {
+        match self.accounts.index(account) {
+            Some(index) if usize::from(asset) < self.catalog.assets().len() => {
+                self.accounts.holding(index, asset).reserved
+            }
+            _ => 0,
+        }
     }
 
     /// An account's public key.
@@ -748,11 +785,42 @@ impl Engine {
         self.supply.get(usize::from(asset)).copied().unwrap_or(0)
     }
 
-    /// The lending pool of an asset: (Σ lent, Σ borrowed).
+    /// The lending pool of an asset: (Σ lent, Σ borrowed), the pool's totals in units (lent
+    /// rounded down, borrowed rounded up; unfunded debts are not the pool's).
     #[must_use]
     pub fn pool(&self, asset: u16) -> (u64, u64) {
+        self.pools.get(usize::from(asset)).map_or((0, 0), |p| (p.lent(), p.borrowed()))
+    }
+
+    /// The lending pool of an asset: indices, principals, unfunded debts, last accrual.
+    #[must_use]
+    pub fn pool_state(&self, asset: u16) -> Option<crate::lending::Pool> {
+        self.pools.get(usize::from(asset)).copied()
+    }
+
+    /// Bad debt of an asset that no one could pay (see `lending`): the exchange's loss.
+    #[must_use]
+    pub fn uncovered(&self, asset: u16) -> u64 {
+        self.uncovered.get(usize::from(asset)).copied().unwrap_or(0)
+    }
+
+    /// The fee account's whole balance of an asset: [`Engine::fees`] plus the pool's rounding
+    /// dust (pool lent − Σ accounts' lent, Σ accounts' debts − pool borrowed − unfunded), less
+    /// the uncovered loss, so that SPEC 7's sum over accounts is exact. O(accounts): for
+    /// reports and checks.
+    #[must_use]
+    pub fn fee_account(&self, asset: u16) -> i128 {
         let a = usize::from(asset);
-        (self.pool_lent.get(a).copied().unwrap_or(0), self.pool_borrowed.get(a).copied().unwrap_or(0))
+        let Some(pool) = self.pools.get(a) else { return 0 };
+        let (mut lent, mut debt) = (0i128, 0i128);
+        for index in 0..u32::try_from(self.accounts.len()).unwrap_or(u32::MAX) {
+            lent += i128::from(self.lent_amount(index, asset));
+            debt += i128::from(self.debt_of(index, asset));
+        }
+        i128::from(self.fees[a]) + i128::from(pool.lent()) - i128::from(pool.fund_lent()) - lent + debt
+            - i128::from(pool.borrowed())
+            - i128::from(pool.unfunded)
+            - i128::from(self.uncovered[a])
     }
 
     /// The next order id `place` will assign.

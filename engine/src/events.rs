@@ -62,8 +62,10 @@ pub enum RejectReason {
     NoPrice,
     /// This operation is not available on this market kind.
     WrongMarketKind,
-    /// Not enough funds in the lending pool.
+    /// Not enough funds in the lending pool (or in custody, for a withdrawal).
     InsufficientLiquidity,
+    /// A borrow or redeem would push the pool's utilization above its `max_utilization`.
+    UtilizationCap,
 }
 
 impl RejectReason {
@@ -98,6 +100,7 @@ impl RejectReason {
             Self::NoPrice => "no_price",
             Self::WrongMarketKind => "wrong_market_kind",
             Self::InsufficientLiquidity => "insufficient_liquidity",
+            Self::UtilizationCap => "utilization_cap",
         }
     }
 }
@@ -204,6 +207,70 @@ pub enum Event {
         asset: u16,
         /// Amount in asset units.
         amount: u64,
+    },
+    /// An automatic borrow: a debit beyond `available` (a loss, funding, a fee, a liquidation
+    /// cost) borrowed `amount` from the pool; `unfunded` of it the pool's cash could not fund
+    /// (a debt lent by nobody, see [`crate::lending`]).
+    Borrow {
+        /// Account id.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// The shortfall, asset units.
+        amount: u64,
+        /// The part the pool could not fund.
+        unfunded: u64,
+    },
+    /// An automatic repayment: a credit to an account with a debt paid `amount` of it.
+    Repay {
+        /// Account id.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// Amount repaid, asset units.
+        amount: u64,
+    },
+    /// A pool accrued interest at `tick`.
+    Accrual {
+        /// Asset index.
+        asset: u16,
+        /// Interest charged to borrowers, asset units.
+        interest: u64,
+        /// Of it, the reserve paid to the insurance fund.
+        reserve: u64,
+        /// Utilization over the period, ratio units.
+        utilization: i64,
+        /// Yearly borrow rate over the period, ratio units.
+        borrow_rate: i64,
+        /// Yearly lend rate over the period, ratio units.
+        lend_rate: i64,
+    },
+    /// Collateral of a liquidated debtor was sold for the asset it owes.
+    CollateralSold {
+        /// The liquidated account.
+        account: u64,
+        /// The collateral asset.
+        asset: u16,
+        /// Quantity sold, collateral units.
+        qty: u64,
+        /// The asset owed.
+        debt_asset: u16,
+        /// What it fetched, debt-asset units.
+        proceeds: u64,
+        /// Sold on the spot books, or taken over by the insurance fund at the index price less
+        /// the liquidation fee.
+        via: LiquidationVia,
+    },
+    /// A bankrupt account's debt was paid by someone else (see [`crate::lending`]).
+    BadDebt {
+        /// The bankrupt account.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// Amount paid, asset units.
+        amount: u64,
+        /// Who paid it.
+        paid_by: DebtPayer,
     },
     /// An order's status changed.
     Order {
@@ -317,6 +384,32 @@ impl LiquidationVia {
     }
 }
 
+/// Who paid a bankrupt account's debt (in this order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DebtPayer {
+    /// The insurance fund, from its balance of the asset.
+    Insurance,
+    /// The asset's lenders: their supply index was cut (a socialized loss).
+    Lenders,
+    /// The fee account (the exchange's own money).
+    Exchange,
+    /// Nobody: recorded as the asset's uncovered loss.
+    Uncovered,
+}
+
+impl DebtPayer {
+    /// The event word.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Insurance => "insurance",
+            Self::Lenders => "lenders",
+            Self::Exchange => "exchange",
+            Self::Uncovered => "uncovered",
+        }
+    }
+}
+
 /// A movement between an account and a lending pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PoolMove {
@@ -393,6 +486,15 @@ impl EventBuf {
     #[must_use]
     pub fn overflowed(&self) -> bool {
         self.overflowed
+    }
+
+    /// Moves the last event to index `at`, shifting the ones from `at` on by one (no
+    /// allocation).
+    #[inline]
+    pub(crate) fn move_last_to(&mut self, at: usize) {
+        if at + 1 < self.events.len() {
+            self.events[at..].rotate_right(1);
+        }
     }
 
     /// Drops the events from index `len` on.

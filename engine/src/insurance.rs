@@ -31,11 +31,14 @@
 //! (the largest) pays the rest, as a `settlement` in that market: it is what the tick clamp
 //! saved it. A mark cannot cause that (a short's loss on one move is below its notional less a
 //! tick); in practice only a funding rate near 100% on a mark below tick / MMF can (20 ticks
-//! for BTC-PERP), since the fund holds at least its maintenance between txs. So the fund ends
-//! every tx ≥ 0 in every asset.
+//! for BTC-PERP), since the fund holds at least its maintenance between txs. Were the fund
+//! short with no position left in that asset (an account's liquidation closed the fund's
+//! opposite position at the mark after a settlement had taken it below zero), the exchange
+//! pays the rest: the fee account, then the asset's uncovered loss (`bad_debt` events with
+//! `"account": 0`). So the fund ends every tx ≥ 0 in every asset.
 
 use crate::engine::Engine;
-use crate::events::{Event, EventBuf};
+use crate::events::{DebtPayer, Event, EventBuf};
 use crate::fixed::{div_round, Round, RATIO_ONE};
 use crate::risk::Margin;
 
@@ -106,27 +109,33 @@ impl Engine {
         balance >= 0 && margin.equity >= margin.initial
     }
 
+    /// What the fund can pay out of asset `asset` and stay margined: its balance less the
+    /// initial requirement of its positions settled there (in units, rounded down, ≥ 0). Bad
+    /// debts and collateral takeovers (`lending`, `collateral`) draw only on this.
+    pub(crate) fn fund_free(&self, asset: u16) -> u64 {
+        let (margin, balance) = self.fund_margin(asset, None);
+        let decimals = u32::from(self.catalog.asset(asset).decimals);
+        let spare = div_round(
+            (margin.equity - margin.initial).max(0) * crate::fixed::pow10(decimals).unwrap_or(1),
+            self.index_price(asset),
+            Round::Floor,
+        );
+        u64::try_from(spare.min(balance).max(0)).unwrap_or(0)
+    }
+
     /// Evaluates the fund in every settle asset and deleverages it where it is under water.
     pub(crate) fn evaluate_fund(&mut self, out: &mut EventBuf) {
         for a in 0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX) {
             let (margin, balance) = self.fund_margin(a, None);
             if balance < 0 || margin.is_liquidatable() {
-                self.deleverage_fund(a, balance, out);
+                self.deleverage_fund(a, out);
             }
         }
     }
 
     /// Closes every fund position settled in `asset` against opposite user positions (see
     /// the module docs), then settles a residual shortfall with the last counterparty.
-    fn deleverage_fund(&mut self, asset: u16, balance: i128, out: &mut EventBuf) {
-        debug_assert!(
-            balance >= 0
-                || self
-                    .perp_markets
-                    .iter()
-                    .any(|&m| self.catalog.market(m).quote == asset && self.positions[usize::from(m)].insurance != 0),
-            "the fund's balance of asset {asset} falls only through positions settled in it"
-        );
+    fn deleverage_fund(&mut self, asset: u16, out: &mut EventBuf) {
         let mut last = None;
         for i in 0..self.perp_markets.len() {
             let m = self.perp_markets[i];
@@ -144,14 +153,27 @@ impl Engine {
         let shortfall = -i128::from(self.insurance[usize::from(asset)]);
         if shortfall > 0 {
             if let Some((m, counterparty)) = last {
-                self.adjust(counterparty, asset, -shortfall);
-                self.adjust_insurance(asset, shortfall);
                 out.push(Event::Settlement {
                     market: m,
                     account: u64::from(counterparty) + 1,
                     pnl: i64::try_from(-shortfall).unwrap_or(i64::MIN),
                 });
+                self.adjust(counterparty, asset, -shortfall, out);
+                self.adjust_insurance(asset, shortfall);
                 self.touch(counterparty);
+            } else {
+                // No position of the fund is left to deleverage (an account's liquidation
+                // closed the fund's opposite position at the mark after a settlement had
+                // taken the fund below zero): the exchange pays, as for a bad debt.
+                let amount = u64::try_from(shortfall).unwrap_or(u64::MAX);
+                let from_fees = self.fees[usize::from(asset)].min(amount);
+                self.adjust_insurance(asset, shortfall);
+                self.exchange_pays(asset, -shortfall);
+                for (paid, paid_by) in [(from_fees, DebtPayer::Exchange), (amount - from_fees, DebtPayer::Uncovered)] {
+                    if paid > 0 {
+                        out.push(Event::BadDebt { account: FUND_ACCOUNT_ID, asset, amount: paid, paid_by });
+                    }
+                }
             }
         }
         debug_assert!(self.insurance[usize::from(asset)] >= 0, "the fund ends ≥ 0 in asset {asset}");
@@ -260,7 +282,7 @@ mod tests {
         // most 99.9 (mark 100 down to one tick); account 1 pays the other 50.1 and is back at
         // 1,000 + the fund's 1.
         e.adjust_insurance(0, -151 * USDC);
-        e.adjust(0, 0, 151 * USDC);
+        e.adjust(0, 0, 151 * USDC, &mut out);
         assert!(e.check_invariants().is_err_and(|broken| broken.contains("insurance fund of USDC is negative")));
         out.begin(e.seq);
         e.evaluate_fund(&mut out);

@@ -4,6 +4,7 @@
 use crate::accounts::NIL;
 use crate::engine::Engine;
 use crate::matching::{lock_asset, lock_need, lock_per_lot};
+use crate::tx::MarketKind;
 
 impl Engine {
     /// Checks every invariant; the error names the first that fails and the values involved.
@@ -84,42 +85,59 @@ impl Engine {
         Ok(())
     }
 
-    /// Σ accounts (available + locked + lent − borrowed) + fees + insurance = Σ deposits − Σ
-    /// withdrawals, per asset, exactly; and the pool sums match the accounts.
+    /// Σ accounts (available + locked + lent − borrowed) + fee account + insurance = Σ deposits
+    /// − Σ withdrawals, per asset, exactly, where the fee account holds the pool's rounding
+    /// dust and carries the uncovered loss; the same in the pool's terms (pool lent − pool
+    /// borrowed − unfunded); the accounts' rounded amounts within one unit each of the pool's
+    /// totals, in the exchange's favour; principals summing to the pool's; Σ lent ≥ Σ borrowed.
     fn check_conservation(&self) -> Result<(), String> {
         for (a, asset) in self.catalog.assets().iter().enumerate() {
             let a16 = u16::try_from(a).map_err(|e| e.to_string())?;
-            let (mut held, mut lent, mut borrowed) = (0i128, 0i128, 0i128);
-            for b in self.accounts.column(a16) {
-                held += i128::from(b.available) + i128::from(b.locked) + i128::from(b.lent) - i128::from(b.borrowed);
-                lent += i128::from(b.lent);
-                borrowed += i128::from(b.borrowed);
+            let name = asset.symbol.as_str();
+            let pool = self.pools[a];
+            let (mut held, mut lent, mut debt, mut unfunded) = (0i128, 0i128, 0i128, 0u128);
+            let (mut lent_p, mut borrowed_p, mut counted) = (0u128, 0u128, 0i128);
+            for (index, h) in self.accounts.column(a16).iter().enumerate() {
+                let index = u32::try_from(index).map_err(|e| e.to_string())?;
+                held += i128::from(h.available) + i128::from(h.locked);
+                lent += i128::from(self.lent_amount(index, a16));
+                debt += i128::from(self.debt_of(index, a16));
+                unfunded += u128::from(h.unfunded);
+                lent_p += u128::from(h.lent);
+                borrowed_p += u128::from(h.borrowed);
+                counted += i128::from(h.lent != 0) + i128::from(h.borrowed != 0);
             }
-            held += i128::from(self.fees[a]) + i128::from(self.insurance[a]);
+            counted += i128::from(pool.fund_principal != 0);
+            if lent_p + u128::from(pool.fund_principal) != pool.lent_principal
+                || borrowed_p != pool.borrowed_principal
+                || unfunded != u128::from(pool.unfunded)
+            {
+                return Err(format!("pool of {name}: principals {lent_p}/{borrowed_p}/{unfunded} != pool {pool:?}"));
+            }
+            let (pool_lent, pool_borrowed) = (i128::from(pool.lent()), i128::from(pool.borrowed()));
+            // The pool's lent includes what the fund lent; the per-account sum counts it with
+            // the fund.
+            let exchange = i128::from(self.fees[a]) + i128::from(self.insurance[a]) - i128::from(self.uncovered[a]);
             let supply = i128::from(self.supply[a]);
-            if held != supply {
+            let pool_terms = held + pool_lent - pool_borrowed - i128::from(pool.unfunded) + exchange;
+            if pool_terms != supply {
                 return Err(format!(
-                    "conservation of {}: held {held} != deposits - withdrawals {supply}",
-                    asset.symbol.as_str()
+                    "conservation of {name} (pool terms): held {pool_terms} != deposits - withdrawals {supply}"
                 ));
             }
-            if lent != i128::from(self.pool_lent[a]) {
-                return Err(format!(
-                    "pool lent of {}: accounts {lent} != pool {}",
-                    asset.symbol.as_str(),
-                    self.pool_lent[a]
-                ));
+            let dust =
+                (pool_lent - lent - i128::from(pool.fund_lent())) + (debt - i128::from(pool.unfunded) - pool_borrowed);
+            if dust < 0 || dust > counted {
+                return Err(format!("pool of {name}: accounts' rounding {dust} outside 0..={counted}"));
             }
-            if self.pool_lent[a] < self.pool_borrowed[a] {
-                return Err(format!(
-                    "pool of {}: lent {} < borrowed {}",
-                    asset.symbol.as_str(),
-                    self.pool_lent[a],
-                    self.pool_borrowed[a]
-                ));
+            let per_account = held + lent - debt + exchange + i128::from(pool.fund_lent()) + dust;
+            if per_account != supply
+                || self.fee_account(a16) != i128::from(self.fees[a]) + dust - i128::from(self.uncovered[a])
+            {
+                return Err(format!("conservation of {name}: held {per_account} != deposits - withdrawals {supply}"));
             }
-            if borrowed < i128::from(self.pool_borrowed[a]) {
-                return Err(format!("pool borrowed of {} exceeds accounts' debts", asset.symbol.as_str()));
+            if pool_lent < pool_borrowed {
+                return Err(format!("pool of {name}: lent {pool_lent} < borrowed {pool_borrowed}"));
             }
         }
         Ok(())
@@ -129,7 +147,8 @@ impl Engine {
     /// exactly its need.
     fn check_locks(&self) -> Result<(), String> {
         let assets = self.catalog.assets().len();
-        let mut need = vec![0u128; assets];
+        // Spot orders' locks per asset, then perp orders' reserves per settle asset.
+        let mut need = vec![0u128; 2 * assets];
         for (index, account) in self.accounts.iter() {
             need.iter_mut().for_each(|n| *n = 0);
             let mut count = 0u32;
@@ -145,17 +164,31 @@ impl Engine {
                 if Some(order.lock_per_lot) != lock_per_lot(market, order.side, order.price) {
                     return Err(format!("order {} caches a wrong lock per lot {}", order.id, order.lock_per_lot));
                 }
-                need[usize::from(lock_asset(market, order.side))] += u128::from(order.locked);
+                let slot_of =
+                    usize::from(lock_asset(market, order.side)) + usize::from(market.kind == MarketKind::Perp) * assets;
+                need[slot_of] += u128::from(order.locked);
                 count += 1;
                 slot = order.account_next;
             }
             if count != account.order_count {
                 return Err(format!("account {} lists {count} orders, counts {}", index + 1, account.order_count));
             }
-            for (a, n) in need.iter().enumerate() {
-                let locked = self.accounts.balance(index, u16::try_from(a).map_err(|e| e.to_string())?).locked;
-                if u128::from(locked) != *n {
-                    return Err(format!("account {} locked {locked} of asset {a} but its orders need {n}", index + 1));
+            for (a, n) in need[..assets].iter().enumerate() {
+                let holding = self.accounts.holding(index, u16::try_from(a).map_err(|e| e.to_string())?);
+                if u128::from(holding.locked) != *n {
+                    return Err(format!(
+                        "account {} locked {} of asset {a} but its orders need {n}",
+                        index + 1,
+                        holding.locked
+                    ));
+                }
+                if u128::from(holding.reserved) != need[assets + a] {
+                    return Err(format!(
+                        "account {} reserves {} of asset {a} but its perp orders need {}",
+                        index + 1,
+                        holding.reserved,
+                        need[assets + a]
+                    ));
                 }
             }
         }

@@ -15,6 +15,8 @@
 //! - [`matcher`]: the same order books and price-time rules on their own, without money;
 //! - `perp`: positions, settlement to the mark, funding; [`risk`]: margin, risk bands, liquidation;
 //! - [`insurance`]: the insurance fund, margined like an account and never negative;
+//! - [`lending`]: lending pools, interest indices, automatic borrows, write-offs;
+//!   [`collateral`]: liquidating a debtor's collateral;
 //! - `state_hash`, `invariants`: the canonical digest and the SPEC section 7 checks;
 //! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path).
 #![deny(missing_docs, clippy::unwrap_used)]
@@ -23,6 +25,7 @@ mod accounts;
 pub mod attest;
 mod book;
 pub mod catalog;
+pub mod collateral;
 mod engine;
 pub mod events;
 pub mod fixed;
@@ -30,11 +33,13 @@ pub mod genesis;
 mod id_table;
 pub mod insurance;
 mod invariants;
+pub mod lending;
 pub mod limits;
 pub mod matcher;
 mod matching;
 mod orders;
 mod perp;
+pub mod por;
 pub mod record;
 pub mod risk;
 pub mod runtime;
@@ -49,7 +54,7 @@ pub mod verified;
 
 pub use accounts::Balance;
 pub use engine::{Engine, EngineError};
-pub use events::{CancelReason, Event, EventBuf, LiquidationVia, OrderStatus, RejectReason};
+pub use events::{CancelReason, DebtPayer, Event, EventBuf, LiquidationVia, OrderStatus, RejectReason};
 pub use genesis::Genesis;
 pub use limits::Limits;
 pub use matching::OrderView;

@@ -5,6 +5,9 @@
 //! per lot, the notional at its limit price rounded up plus the larger fee rounded up, so the
 //! lock is additive in lots and each fill's real cost (at a price no worse than the limit,
 //! rounded once) always fits inside what that fill releases. A sell locks its base quantity.
+//! A perp order locks nothing (cross-collateral, SPEC 6): the same per-lot worst case
+//! (initial margin and the larger fee) is *reserved*, an initial requirement in the settle
+//! asset (`Holding::reserved`), released as it fills or leaves the book.
 //!
 //! Every rule is checked before the first change: a rejected order changes nothing.
 
@@ -107,8 +110,8 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
 /// a buy, the lot's notional at `price` rounded up plus the larger fee on it rounded up.
 /// `None` on overflow.
 ///
-/// A perp order (either side) locks per lot its initial margin at `price` (notional × IMF)
-/// plus the larger fee, each rounded up, in the settle asset.
+/// A perp order (either side) reserves per lot its initial margin at `price` (notional × IMF)
+/// plus the larger fee, each rounded up, in the settle asset (a requirement, not a lock).
 pub(crate) fn lock_per_lot(market: &Market, side: Side, price: i64) -> Option<u64> {
     lock_per_lot_whole(market, side, price).or_else(|| lock_per_lot_exact(market, side, price))
 }
@@ -336,7 +339,7 @@ impl Engine {
             self.emit_status(out, &taker, OrderStatus::Canceled(CancelReason::Fok), 0, 0);
             return Ok(());
         }
-        self.lock(account, lock_asset(&market, side), need);
+        self.hold(account, &market, side, need);
         taker.locked = need;
         let stop = self.match_taker(&mut taker, &market, out);
         self.finish_taker(taker, &market, tif, client_id, op.reduce_only, stop, out);
@@ -346,7 +349,7 @@ impl Engine {
     /// What a spot order locks, and how much of it a `fok` could fill. A market buy locks
     /// nothing and pays each fill from `available`, after a dry run proved it can afford them.
     fn spot_funds(&self, taker: &mut Taker, market: &Market, tif: TimeInForce) -> Result<(u64, u64), RejectReason> {
-        let available = self.accounts.balance(taker.account, lock_asset(market, taker.side)).available;
+        let available = self.accounts.holding(taker.account, lock_asset(market, taker.side)).available;
         let qty = taker.remaining;
         let fok_fillable = |engine: &Self, taker: &Taker| -> Result<u64, RejectReason> {
             if tif == TimeInForce::Fok {
@@ -423,11 +426,9 @@ impl Engine {
                 (cost, fillable)
             }
         };
-        let available = self.accounts.balance(taker.account, market.quote).available;
-        if need > available {
-            return Err(RejectReason::InsufficientMargin);
-        }
-        let after = self.margin_after(taker.account, market.quote, -i128::from(need));
+        // Cross-collateral (SPEC 6): the worst case joins the initial requirement; nothing is
+        // locked, so any collateral backs it.
+        let after = self.margin_reserving(taker.account, market.quote, i128::from(need));
         if after.equity < after.initial {
             return Err(RejectReason::InsufficientMargin);
         }
@@ -457,18 +458,44 @@ impl Engine {
         };
         let market = *self.catalog.market(m);
         self.match_taker(&mut taker, &market, out);
-        for i in 0..self.filled_makers.len() {
-            let (order_id, maker, market) = self.filled_makers[i];
-            out.push(Event::Order {
-                order_id,
-                account: maker,
-                market,
-                status: OrderStatus::Filled,
-                remaining: 0,
-                price: 0,
-            });
-        }
+        self.emit_filled_makers(out);
         qty - taker.remaining
+    }
+
+    /// Sells `qty` of a liquidated debtor's collateral (the base of spot market `m`) with an
+    /// IOC limited to `limit`; returns the quantity sold. Locks the base for the order's life
+    /// (the lock rule of any spot sell) and releases what did not fill.
+    pub(crate) fn match_collateral_sale(
+        &mut self,
+        account: u32,
+        m: u16,
+        limit: i64,
+        qty: u64,
+        out: &mut EventBuf,
+    ) -> u64 {
+        let market = *self.catalog.market(m);
+        self.lock(account, market.base, qty);
+        let mut taker = Taker {
+            account,
+            market: m,
+            side: Side::Sell,
+            order_id: 0,
+            limit: Some(limit),
+            remaining: qty,
+            locked: qty,
+            lock_per_lot: market.step_units,
+        };
+        self.match_taker(&mut taker, &market, out);
+        self.unlock(account, market.base, taker.locked);
+        self.emit_filled_makers(out);
+        qty - taker.remaining
+    }
+
+    /// Reports the makers a taker filled completely (after the taker's own status).
+    fn emit_filled_makers(&self, out: &mut EventBuf) {
+        for &(order_id, account, market) in &self.filled_makers {
+            out.push(Event::Order { order_id, account, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
+        }
     }
 
     fn emit_status(&self, out: &mut EventBuf, taker: &Taker, status: OrderStatus, remaining: u64, price: i64) {
@@ -532,9 +559,12 @@ impl Engine {
         let maker_release = lots * maker.lock_per_lot;
         let maker_new_remaining = maker.remaining - qty;
         self.orders.get_mut(maker_slot).locked = maker.locked - maker_release;
+        // The money moves first (the fees are in the fill event); the events of automatic
+        // borrows and repayments it causes follow the fill.
+        let first_money_event = out.events().len();
         let (maker_fee, taker_fee) = match market.kind {
-            MarketKind::Spot => self.spot_fill_money(taker, &maker, market, qty, taker_release, maker_release),
-            MarketKind::Perp => self.perp_fill_fees(taker, &maker, market, qty, taker_release, maker_release),
+            MarketKind::Spot => self.spot_fill_money(taker, &maker, market, qty, (taker_release, maker_release), out),
+            MarketKind::Perp => self.perp_fill_fees(taker, &maker, market, qty, (taker_release, maker_release), out),
         };
         out.push(Event::Fill {
             market: taker.market,
@@ -548,6 +578,7 @@ impl Engine {
             maker_fee,
             taker_fee,
         });
+        out.move_last_to(first_money_event);
         if market.kind == MarketKind::Perp {
             let (buyer, seller) = match taker.side {
                 Side::Buy => (taker.account, maker.account),
@@ -555,7 +586,7 @@ impl Engine {
             };
             self.transfer_position(taker.market, Some(buyer), Some(seller), qty, maker.price, out);
         }
-        if !self.perp_markets.is_empty() {
+        if !self.perp_markets.is_empty() || !self.debtors.is_empty() {
             self.touch(taker.account);
             self.touch(maker.account);
         }
@@ -576,8 +607,8 @@ impl Engine {
         maker: &Order,
         market: &Market,
         qty: u64,
-        taker_release: u64,
-        maker_release: u64,
+        (taker_release, maker_release): (u64, u64),
+        out: &mut EventBuf,
     ) -> (i64, i64) {
         let amounts = fill_amounts(market, taker.side, maker.price, qty)
             .unwrap_or_else(|| panic!("invariant: fill of {qty} at {} validated at placement", maker.price));
@@ -589,15 +620,15 @@ impl Engine {
         };
         // Buyer: quote leaves (from what the fill released, or from available for a market
         // buy), base arrives.
-        let quote = self.accounts.balance_mut(buyer, market.quote);
+        let quote = self.accounts.holding_mut(buyer, market.quote);
         quote.locked -= buyer_release;
         quote.available = bounded(i128::from(quote.available) + i128::from(buyer_release) - i128::from(buyer_cost));
-        self.adjust(buyer, market.base, i128::from(qty));
+        self.adjust(buyer, market.base, i128::from(qty), out);
         // Seller: base leaves its lock, quote arrives.
-        let base = self.accounts.balance_mut(seller, market.base);
+        let base = self.accounts.holding_mut(seller, market.base);
         debug_assert_eq!(seller_release, qty, "a sell releases exactly its filled base");
         base.locked -= seller_release;
-        self.adjust(seller, market.quote, i128::from(seller_gets));
+        self.adjust(seller, market.quote, i128::from(seller_gets), out);
         // Fee account: rounding remainder plus both fees (a rebate is paid from the taker fee).
         let fee_income = i128::from(amounts.notional_ceil - amounts.notional_floor)
             + i128::from(amounts.buyer_fee)
@@ -618,11 +649,11 @@ impl Engine {
         maker: &Order,
         market: &Market,
         qty: u64,
-        taker_release: u64,
-        maker_release: u64,
+        (taker_release, maker_release): (u64, u64),
+        out: &mut EventBuf,
     ) -> (i64, i64) {
-        self.unlock(taker.account, market.quote, taker_release);
-        self.unlock(maker.account, market.quote, maker_release);
+        self.release(taker.account, market, taker.side, taker_release);
+        self.release(maker.account, market, maker.side, maker_release);
         let product = i128::from(maker.price) * i128::from(qty);
         let fee = |rate: i64| -> i128 {
             let fee = if rate >= 0 {
@@ -633,8 +664,8 @@ impl Engine {
             fee.unwrap_or_else(|| panic!("invariant: fee of {product} bounded"))
         };
         let (taker_fee, maker_fee) = (fee(market.taker_fee), fee(market.maker_fee));
-        self.adjust(taker.account, market.quote, -taker_fee);
-        self.adjust(maker.account, market.quote, -maker_fee);
+        self.adjust(taker.account, market.quote, -taker_fee, out);
+        self.adjust(maker.account, market.quote, -maker_fee, out);
         self.add_fees(market.quote, taker_fee + maker_fee);
         let to_i64 = |v: i128| i64::try_from(v).unwrap_or_else(|_| panic!("invariant: fee {v} bounded"));
         (to_i64(maker_fee), to_i64(taker_fee))
@@ -652,10 +683,9 @@ impl Engine {
         stop: Stop,
         out: &mut EventBuf,
     ) {
-        let lock_in = lock_asset(market, taker.side);
         let rests = matches!(tif, TimeInForce::Gtc | TimeInForce::PostOnly) && stop == Stop::Exhausted;
         if taker.remaining == 0 {
-            self.unlock(taker.account, lock_in, taker.locked);
+            self.release(taker.account, market, taker.side, taker.locked);
             self.emit_status(out, &taker, OrderStatus::Filled, 0, 0);
         } else if let (true, Some(price)) = (rests, taker.limit) {
             let order = Order {
@@ -682,7 +712,7 @@ impl Engine {
             self.emit_status(out, &taker, OrderStatus::Rested, taker.remaining, 0);
             debug_assert!(self.books[usize::from(taker.market)].is_uncrossed(&self.levels), "book crossed");
         } else {
-            self.unlock(taker.account, lock_in, taker.locked);
+            self.release(taker.account, market, taker.side, taker.locked);
             let reason = match (stop, taker.limit, tif) {
                 (Stop::FillLimit, _, _) => CancelReason::FillLimit,
                 (_, None, _) => CancelReason::MarketNoLiquidity,
@@ -691,10 +721,7 @@ impl Engine {
             };
             self.emit_status(out, &taker, OrderStatus::Canceled(reason), 0, 0);
         }
-        for i in 0..self.filled_makers.len() {
-            let (order_id, account, market) = self.filled_makers[i];
-            out.push(Event::Order { order_id, account, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
-        }
+        self.emit_filled_makers(out);
     }
 
     /// Takes a resting order out of its book, its account's list and the pool, and releases
@@ -704,7 +731,7 @@ impl Engine {
         self.books[usize::from(order.market)].unlink(&mut self.orders, &mut self.levels, slot);
         self.unlink_account_order(slot);
         let market = *self.catalog.market(order.market);
-        self.unlock(order.account, lock_asset(&market, order.side), order.locked);
+        self.release(order.account, &market, order.side, order.locked);
         self.orders.remove(slot)
     }
 
@@ -789,11 +816,10 @@ impl Engine {
         }
         let new_per_lot = lock_per_lot(&market, order.side, new_price).ok_or(RejectReason::Overflow)?;
         let new_need = new_per_lot.checked_mul(new_qty / market.step_units).ok_or(RejectReason::Overflow)?;
-        let lock_in = lock_asset(&market, order.side);
         if new_price == order.price {
             crate::book::Book::reduce(&mut self.orders, &mut self.levels, slot, order.remaining - new_qty);
             self.orders.get_mut(slot).locked = new_need;
-            self.unlock(account, lock_in, order.locked - new_need);
+            self.release(account, &market, order.side, order.locked - new_need);
             out.push(Event::Order {
                 order_id: order.id,
                 account: u64::from(account) + 1,
@@ -825,7 +851,6 @@ impl Engine {
         new: Repriced,
         out: &mut EventBuf,
     ) -> Result<(), RejectReason> {
-        let lock_in = lock_asset(market, order.side);
         let book = &self.books[usize::from(order.market)];
         let crosses_now = book
             .side(order.side.opposite())
@@ -838,9 +863,20 @@ impl Engine {
         if !book.has_level_room(&self.levels, order.side, new.price, frees_a_level) {
             return Err(RejectReason::LimitReached);
         }
-        let available = self.accounts.balance(order.account, lock_in).available;
-        if new.need > available + order.locked {
-            return Err(RejectReason::InsufficientBalance);
+        match market.kind {
+            MarketKind::Spot => {
+                let available = self.accounts.holding(order.account, lock_asset(market, order.side)).available;
+                if new.need > available + order.locked {
+                    return Err(RejectReason::InsufficientBalance);
+                }
+            }
+            MarketKind::Perp => {
+                let change = i128::from(new.need) - i128::from(order.locked);
+                let after = self.margin_reserving(order.account, market.quote, change);
+                if after.equity < after.initial {
+                    return Err(RejectReason::InsufficientMargin);
+                }
+            }
         }
         let amended = |status, remaining| Event::Order {
             order_id: order.id,
@@ -853,8 +889,8 @@ impl Engine {
         if !crosses_now {
             let m = usize::from(order.market);
             self.books[m].unlink(&mut self.orders, &mut self.levels, slot);
-            self.unlock(order.account, lock_in, order.locked);
-            self.lock(order.account, lock_in, new.need);
+            self.release(order.account, market, order.side, order.locked);
+            self.hold(order.account, market, order.side, new.need);
             let moved = self.orders.get_mut(slot);
             moved.price = new.price;
             moved.remaining = new.qty;
@@ -880,11 +916,35 @@ impl Engine {
             lock_per_lot: new.per_lot,
         };
         out.push(amended(OrderStatus::Amended, new.qty));
-        self.lock(order.account, lock_in, new.need);
+        self.hold(order.account, market, order.side, new.need);
         taker.locked = new.need;
         let stop = self.match_taker(&mut taker, market, out);
         self.finish_taker(taker, market, order.tif, order.client_id, order.reduce_only, stop, out);
         Ok(())
+    }
+
+    /// Holds what an order of `side` in `market` needs: a spot order locks it (moves it from
+    /// `available` to `locked`); a perp order reserves it as an initial-margin requirement in
+    /// its settle asset and locks nothing (cross-collateral, SPEC 6).
+    #[inline]
+    pub(crate) fn hold(&mut self, account: u32, market: &Market, side: Side, amount: u64) {
+        match market.kind {
+            MarketKind::Spot => self.lock(account, lock_asset(market, side), amount),
+            MarketKind::Perp => self.accounts.holding_mut(account, market.quote).reserved += amount,
+        }
+    }
+
+    /// Releases what [`Engine::hold`] held.
+    #[inline]
+    pub(crate) fn release(&mut self, account: u32, market: &Market, side: Side, amount: u64) {
+        match market.kind {
+            MarketKind::Spot => self.unlock(account, lock_asset(market, side), amount),
+            MarketKind::Perp => {
+                let holding = self.accounts.holding_mut(account, market.quote);
+                debug_assert!(holding.reserved >= amount, "release within reserved");
+                holding.reserved -= amount;
+            }
+        }
     }
 
     /// The resting orders of an account, oldest first.

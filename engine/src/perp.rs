@@ -102,11 +102,13 @@ pub(crate) fn pnl(market: &Market, size: i64, price_delta: i64) -> i128 {
 }
 
 impl Engine {
-    /// Adds `delta` (signed) to an account's balance in `asset`: a credit first pays down
-    /// `borrowed`, a debit beyond `available` becomes `borrowed` (SPEC section 6).
-    pub(crate) fn adjust(&mut self, account: u32, asset: u16, delta: i128) {
-        let b = self.accounts.balance_mut(account, asset);
-        if b.borrowed == 0 {
+    /// Adds `delta` (signed) to an account's balance in `asset`: a credit first pays down its
+    /// debt, a debit beyond `available` borrows the shortfall from the asset's lending pool
+    /// (SPEC sections 6 and 6a; `lending`), each an event.
+    #[inline]
+    pub(crate) fn adjust(&mut self, account: u32, asset: u16, delta: i128, out: &mut EventBuf) {
+        let b = self.accounts.holding_mut(account, asset);
+        if b.borrowed == 0 && b.unfunded == 0 {
             // The common case (a credit, or a debit within available) in 64-bit arithmetic.
             if let Ok(credit) = u64::try_from(delta) {
                 b.available += credit;
@@ -119,14 +121,17 @@ impl Engine {
                 }
             }
         }
-        let net = i128::from(b.available) - i128::from(b.borrowed) + delta;
-        if net >= 0 {
-            b.available = u64::try_from(net).unwrap_or_else(|_| panic!("invariant: balance {net} bounded by supply"));
-            b.borrowed = 0;
-        } else {
-            b.available = 0;
-            b.borrowed = u64::try_from(-net).unwrap_or_else(|_| panic!("invariant: debt {net} bounded"));
-        }
+        self.adjust_debt_path(account, asset, delta, out);
+    }
+
+    /// The slow path of [`Engine::adjust`] (the account owes, or the debit is beyond its
+    /// available): kept out of line so the common path stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn adjust_debt_path(&mut self, account: u32, asset: u16, delta: i128, out: &mut EventBuf) {
+        self.adjust_with_debt(account, asset, delta, out);
+        self.sync_debtor(account);
+        self.touch(account);
     }
 
     /// Adds `delta` to the insurance fund of `asset`. It may dip below zero inside a tx (a
@@ -161,8 +166,8 @@ impl Engine {
             let amount = pnl(&market, size, delta);
             total += amount;
             if amount != 0 {
-                self.adjust(account, market.quote, amount);
                 out.push(Event::Settlement { market: m, account: u64::from(account) + 1, pnl: clamp_i64(amount) });
+                self.adjust(account, market.quote, amount, out);
             }
         }
         let insurance_size = self.positions[usize::from(m)].insurance;
@@ -187,8 +192,8 @@ impl Engine {
             let amount = funding_payment(&market, size, rate);
             total += amount;
             if amount != 0 {
-                self.adjust(account, market.quote, amount);
                 out.push(Event::Funding { market: m, account: u64::from(account) + 1, amount: clamp_i64(amount) });
+                self.adjust(account, market.quote, amount, out);
             }
         }
         let insurance_size = self.positions[usize::from(m)].insurance;
@@ -224,12 +229,12 @@ impl Engine {
                     let new_size = positions.size[account as usize] + delta;
                     positions.set(account, new_size);
                     if amount != 0 {
-                        self.adjust(account, market.quote, amount);
                         out.push(Event::Settlement {
                             market: m,
                             account: u64::from(account) + 1,
                             pnl: clamp_i64(amount),
                         });
+                        self.adjust(account, market.quote, amount, out);
                     }
                 }
                 None => {

@@ -1,13 +1,17 @@
 //! Cross margin and liquidation.
 //!
-//! **Valuation.** Equity = Σ over assets of the net balance (`available + lent − borrowed`;
-//! funds locked by orders are reserved for those orders and not counted) × index price ×
-//! collateral weight, debts × borrow weight. Values are integers in `10^-8` of the valuation
-//! unit; an asset never marked by the oracle is valued at 1 per whole unit. Requirements:
-//! Σ |position| × mark × IMF (initial) or MMF (maintenance), in value. Resting perp orders
-//! lock their worst case (initial margin and fee per lot) in the settle asset, so the initial
-//! check of a new order is `equity after its lock ≥ initial requirement of the positions`.
-//! Equity rounds down, requirements round up.
+//! **Valuation.** Equity = Σ over assets of the net balance (`available + lent − debt`, the
+//! debt including unfunded debt; funds locked by spot orders are reserved for those orders
+//! and not counted) × index price × collateral weight, debts × borrow weight. Values are
+//! integers in `10^-8` of the valuation unit; an asset never marked by the oracle is valued at
+//! 1 per whole unit. Requirements: Σ |position| × mark × IMF (initial) or MMF (maintenance),
+//! plus for each net debt [`crate::lending::BORROW_IMF`] or [`crate::lending::BORROW_MMF`] of
+//! its value. A perp order locks nothing: its worst case (initial margin and fee per lot) is
+//! reserved in the settle asset and counts against equity as if spent (at the asset's
+//! weight: for a settle asset of weight 1, exactly an addition to the initial requirement),
+//! so any collateral backs it (SPEC 6); as a lock did, it also counts in the maintenance
+//! check, and a liquidation cancels the orders first. Equity rounds down, requirements round
+//! up.
 //!
 //! **Risk index.** Each position carries a band of mark prices inside which its holder cannot
 //! fall below maintenance, whatever the other markets do: the holder's slack (equity −
@@ -45,13 +49,16 @@
 //! liquidation cancels the account's orders and closes its positions, each ADL leg shrinks
 //! open interest.
 //!
-//! Every step is an event. What is not done: borrows are not repaid by selling spot
-//! collateral (a debt stays, backed by the collateral).
+//! 5. an account still below maintenance with debts has its collateral sold for what it
+//!    owes, and a bankrupt remainder written off (`collateral`, `lending`).
+//!
+//! Every step is an event.
 
 use crate::engine::Engine;
 use crate::events::{Event, EventBuf, LiquidationVia, OrderStatus};
 use crate::fixed::{div_round, mul_ratio, pow10, scale_pow10, Round, RATIO_ONE};
 use crate::insurance::FUND;
+use crate::lending::{BORROW_IMF, BORROW_MMF};
 use crate::tx::Side;
 
 /// Value units per whole valuation unit (value has the index price's decimals).
@@ -121,16 +128,47 @@ impl Engine {
     }
 
     /// The margin of an account, with `delta` added to its net balance of `asset` first
-    /// (to evaluate a withdrawal or a new lock before making it).
+    /// (to evaluate a withdrawal, a borrow or a redeem before making it).
     pub(crate) fn margin_after(&self, account: u32, asset: u16, delta: i128) -> Margin {
+        self.margin_with(account, asset, delta, 0)
+    }
+
+    /// The margin of an account with `change` added to what its perp orders reserve in
+    /// `asset` (a new, amended or re-priced perp order).
+    pub(crate) fn margin_reserving(&self, account: u32, asset: u16, change: i128) -> Margin {
+        self.margin_with(account, asset, 0, change)
+    }
+
+    /// The margin (module docs): equity over every asset's net balance (available + lent −
+    /// debt) less what perp orders reserve in it, the requirement of net debts (a borrow's
+    /// initial and maintenance fractions of its value) and of positions.
+    fn margin_with(&self, account: u32, asset: u16, delta: i128, reserve_change: i128) -> Margin {
         let mut margin = Margin::default();
         for a in 0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX) {
-            let b = self.accounts.balance(account, a);
-            let mut net = i128::from(b.available) + i128::from(b.lent) - i128::from(b.borrowed);
+            let h = self.accounts.holding(account, a);
+            if h.lent | h.borrowed | h.unfunded | h.reserved == 0 && a != asset {
+                // The common case: no pool position, no debt, no perp order in this asset.
+                margin.equity += self.asset_value(a, i128::from(h.available));
+                continue;
+            }
+            let mut net = i128::from(h.available) - i128::from(h.unfunded);
+            let mut reserved = i128::from(h.reserved);
+            if h.lent != 0 || h.borrowed != 0 {
+                net += i128::from(self.lent_amount(account, a)) - i128::from(self.debt_of(account, a))
+                    + i128::from(h.unfunded);
+            }
             if a == asset {
                 net += delta;
+                reserved += reserve_change;
             }
-            margin.equity += self.asset_value(a, net);
+            // What perp orders reserve counts against equity, as if spent (as a lock did):
+            // at the settle asset's weight, without a division of its own.
+            margin.equity += self.asset_value(a, net - reserved);
+            if net < 0 {
+                let debt = self.units_value(a, -net);
+                margin.initial += div_round(debt * i128::from(BORROW_IMF), i128::from(RATIO_ONE), Round::Ceil);
+                margin.maintenance += div_round(debt * i128::from(BORROW_MMF), i128::from(RATIO_ONE), Round::Ceil);
+            }
         }
         for &m in &self.perp_markets {
             let size = self.positions[usize::from(m)].size[account as usize];
@@ -144,6 +182,13 @@ impl Engine {
             margin.positions += 1;
         }
         margin
+    }
+
+    /// Unweighted value of `units` of an asset at its index price, rounded up.
+    #[inline]
+    pub(crate) fn units_value(&self, asset: u16, units: i128) -> i128 {
+        let decimals = u32::from(self.catalog.asset(asset).decimals);
+        div_round(units * self.index_price(asset), pow10(decimals).unwrap_or(1), Round::Ceil)
     }
 
     /// The margin of an account.
@@ -211,6 +256,9 @@ impl Engine {
             }
             let margin = self.margin(entry);
             self.refresh_bands(entry, &margin);
+            if self.is_debtor(entry) {
+                self.refresh_watch(entry, margin.equity - margin.maintenance - BAND_SAFETY_VALUE);
+            }
             // Evaluated: a change later in this tx queues it again.
             self.touched_seq[entry as usize] = 0;
         }
@@ -296,6 +344,9 @@ impl Engine {
                 continue;
             }
             self.close_position(account, m, out);
+        }
+        if self.is_debtor(account) && self.margin(account).is_liquidatable() {
+            self.liquidate_debts(account, out);
         }
     }
 

@@ -14,7 +14,7 @@
 
 use rkyv::{rancor, Archive, Deserialize, Serialize};
 
-use crate::accounts::{Balance, NIL};
+use crate::accounts::{Holding, NIL};
 use crate::catalog::{Asset, Market};
 use crate::engine::Engine;
 use crate::orders::Order;
@@ -22,7 +22,7 @@ use crate::tx::{MarketKind, Side, Symbol, TimeInForce};
 use crate::{Genesis, Limits};
 
 /// Format version of snapshot files.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 /// Trailer magic.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"VEREXSNP";
 /// Bytes after the archive: checksum, length, magic.
@@ -86,7 +86,21 @@ pub struct SnapshotHeader {
 pub struct AssetRecord {
     symbol: [u8; 16],
     decimals: u8,
-    ratios: [i64; 7],
+    /// collateral weight, borrow weight, rate base, kink, rate at kink, rate max, reserve
+    /// factor, max utilization, index price.
+    ratios: [i64; 9],
+}
+
+/// One asset's lending pool (since version 3).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct PoolRecord {
+    /// supply index, borrow index, Σ lent principal, Σ borrowed principal, watch index.
+    values: [u128; 5],
+    /// The insurance fund's lent principal.
+    fund_principal: u64,
+    unfunded: u64,
+    accrued_ts: u64,
 }
 
 /// A market listing.
@@ -143,8 +157,9 @@ pub struct SnapshotState {
     markets: Vec<MarketRecord>,
     /// (public key, nonce) per account, in id order.
     accounts: Vec<([u8; 32], u64)>,
-    /// Per asset, per account: available, locked, lent, borrowed.
-    balances: Vec<Vec<[u64; 4]>>,
+    /// Per asset, per account: available, locked, lent principal, borrowed principal,
+    /// unfunded debt, reserved by perp orders.
+    balances: Vec<Vec<[u64; 6]>>,
     /// Resting orders, account by account, each account's list in its order.
     orders: Vec<OrderRecord>,
     /// Per market: order ids, bids best level first then asks, each level in time order.
@@ -153,8 +168,12 @@ pub struct SnapshotState {
     fees: Vec<u64>,
     insurance: Vec<i64>,
     supply: Vec<u64>,
-    pool_lent: Vec<u64>,
-    pool_borrowed: Vec<u64>,
+    /// Per asset: the lending pool (since version 3).
+    pools: Vec<PoolRecord>,
+    /// Per asset: the uncovered loss (since version 3).
+    uncovered: Vec<u64>,
+    /// Account indexes of the debtors, in list order (since version 3).
+    debtors: Vec<u32>,
     /// Per asset: Σ deposits and Σ withdrawals ever (since version 2).
     deposited: Vec<u128>,
     withdrawn: Vec<u128>,
@@ -207,6 +226,8 @@ impl Engine {
                     a.rate_kink_utilization,
                     a.rate_at_kink,
                     a.rate_max,
+                    a.reserve_factor,
+                    a.max_utilization,
                     a.index_price,
                 ],
             })
@@ -231,7 +252,11 @@ impl Engine {
         let balances = (0..self.catalog.assets().len())
             .map(|asset| {
                 let asset = u16::try_from(asset).unwrap_or(u16::MAX);
-                self.accounts.column(asset).iter().map(|b| [b.available, b.locked, b.lent, b.borrowed]).collect()
+                self.accounts
+                    .column(asset)
+                    .iter()
+                    .map(|h| [h.available, h.locked, h.lent, h.borrowed, h.unfunded, h.reserved])
+                    .collect()
             })
             .collect();
         SnapshotState {
@@ -249,8 +274,18 @@ impl Engine {
             fees: self.fees.clone(),
             insurance: self.insurance.clone(),
             supply: self.supply.clone(),
-            pool_lent: self.pool_lent.clone(),
-            pool_borrowed: self.pool_borrowed.clone(),
+            pools: self
+                .pools
+                .iter()
+                .map(|p| PoolRecord {
+                    values: [p.supply_index, p.borrow_index, p.lent_principal, p.borrowed_principal, p.watch_index],
+                    fund_principal: p.fund_principal,
+                    unfunded: p.unfunded,
+                    accrued_ts: p.accrued_ts,
+                })
+                .collect(),
+            uncovered: self.uncovered.clone(),
+            debtors: self.debtors.clone(),
             deposited: self.deposited.clone(),
             withdrawn: self.withdrawn.clone(),
         }
@@ -338,12 +373,10 @@ impl Engine {
         engine.next_order_id = state.next_order_id;
         engine.operator_nonces = state.operator_nonces;
         let assets = state.assets.len();
-        for (column, name) in [
-            (&state.fees, "fees"),
-            (&state.supply, "supply"),
-            (&state.pool_lent, "pool_lent"),
-            (&state.pool_borrowed, "pool_borrowed"),
-        ] {
+        if state.pools.len() != assets {
+            return Err(SnapshotError::Inconsistent("pools per asset".into()));
+        }
+        for (column, name) in [(&state.fees, "fees"), (&state.supply, "supply"), (&state.uncovered, "uncovered")] {
             if column.len() != assets {
                 return Err(SnapshotError::Inconsistent(format!(
                     "{name} has {} entries for {assets} assets",
@@ -360,8 +393,8 @@ impl Engine {
         engine.fees.clone_from(&state.fees);
         engine.insurance.clone_from(&state.insurance);
         engine.supply.clone_from(&state.supply);
-        engine.pool_lent.clone_from(&state.pool_lent);
-        engine.pool_borrowed.clone_from(&state.pool_borrowed);
+        engine.uncovered.clone_from(&state.uncovered);
+        engine.restore_pools(&state)?;
         engine.deposited.clone_from(&state.deposited);
         engine.withdrawn.clone_from(&state.withdrawn);
         engine.check_invariants().map_err(SnapshotError::Inconsistent)?;
@@ -379,7 +412,7 @@ impl Engine {
             )));
         }
         for a in &state.assets {
-            let [collateral_weight, borrow_weight, rate_base, rate_kink_utilization, rate_at_kink, rate_max, index_price] =
+            let [collateral_weight, borrow_weight, rate_base, rate_kink_utilization, rate_at_kink, rate_max, reserve_factor, max_utilization, index_price] =
                 a.ratios;
             let symbol = Symbol(a.symbol);
             if !symbol.is_valid() || self.catalog.lookup(&symbol).is_some() {
@@ -394,6 +427,8 @@ impl Engine {
                 rate_kink_utilization,
                 rate_at_kink,
                 rate_max,
+                reserve_factor,
+                max_utilization,
                 index_price,
             });
         }
@@ -453,10 +488,63 @@ impl Engine {
                 return Err(SnapshotError::Inconsistent(format!("balance column {asset} length")));
             }
             let asset = u16::try_from(asset).unwrap_or(u16::MAX);
-            for (index, [available, locked, lent, borrowed]) in column.iter().enumerate() {
+            for (index, [available, locked, lent, borrowed, unfunded, reserved]) in column.iter().enumerate() {
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
-                *self.accounts.balance_mut(index, asset) =
-                    Balance { available: *available, locked: *locked, lent: *lent, borrowed: *borrowed };
+                *self.accounts.holding_mut(index, asset) = Holding {
+                    available: *available,
+                    locked: *locked,
+                    lent: *lent,
+                    borrowed: *borrowed,
+                    unfunded: *unfunded,
+                    reserved: *reserved,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// The pools, the debtor list (in its order) and the uncovered losses; every principal
+    /// must sum to its pool's total.
+    fn restore_pools(&mut self, state: &SnapshotState) -> Result<(), SnapshotError> {
+        for (a, record) in state.pools.iter().enumerate() {
+            let [supply_index, borrow_index, lent_principal, borrowed_principal, watch_index] = record.values;
+            let asset = u16::try_from(a).unwrap_or(u16::MAX);
+            let column = self.accounts.column(asset);
+            let lent: u128 = column.iter().map(|h| u128::from(h.lent)).sum();
+            let borrowed: u128 = column.iter().map(|h| u128::from(h.borrowed)).sum();
+            let unfunded: u128 = column.iter().map(|h| u128::from(h.unfunded)).sum();
+            if lent + u128::from(record.fund_principal) != lent_principal
+                || borrowed != borrowed_principal
+                || unfunded != u128::from(record.unfunded)
+            {
+                return Err(SnapshotError::Inconsistent(format!("pool {a} principals differ from its accounts'")));
+            }
+            if borrow_index < crate::lending::INDEX_ONE || supply_index == 0 && lent_principal > 0 {
+                return Err(SnapshotError::Inconsistent(format!("pool {a} indices")));
+            }
+            self.pools[a] = crate::lending::Pool {
+                supply_index,
+                borrow_index,
+                lent_principal,
+                borrowed_principal,
+                fund_principal: record.fund_principal,
+                unfunded: record.unfunded,
+                accrued_ts: record.accrued_ts,
+                watch_index,
+            };
+        }
+        for &account in &state.debtors {
+            if account as usize >= state.accounts.len() || self.is_debtor(account) {
+                return Err(SnapshotError::Inconsistent(format!("debtor {account}")));
+            }
+            self.debtor_slot[account as usize] = u32::try_from(self.debtors.len()).unwrap_or(NIL);
+            self.debtors.push(account);
+        }
+        for index in 0..u32::try_from(state.accounts.len()).unwrap_or(u32::MAX) {
+            let before = self.is_debtor(index);
+            self.sync_debtor(index);
+            if before != self.is_debtor(index) {
+                return Err(SnapshotError::Inconsistent(format!("debtor list misses or adds account {index}")));
             }
         }
         Ok(())

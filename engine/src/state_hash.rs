@@ -8,7 +8,7 @@ use crate::engine::Engine;
 use crate::tx::MarketKind;
 
 /// Domain tag and format version of the state hash.
-const STATE_HASH_DOMAIN: &[u8] = b"verex-state-v2";
+const STATE_HASH_DOMAIN: &[u8] = b"verex-state-v3";
 
 struct Canon(blake3::Hasher);
 
@@ -42,7 +42,7 @@ impl Engine {
         self.hash_catalog(&mut h);
         self.hash_accounts(&mut h);
         self.hash_books(&mut h);
-        for column in [&self.fees, &self.supply, &self.pool_lent, &self.pool_borrowed] {
+        for column in [&self.fees, &self.supply, &self.uncovered] {
             h.u64(column.len() as u64);
             for v in column {
                 h.u64(*v);
@@ -59,6 +59,15 @@ impl Engine {
             }
         }
         self.hash_positions(&mut h);
+        h.u64(self.pools.len() as u64);
+        for p in &self.pools {
+            for v in [p.supply_index, p.borrow_index, p.lent_principal, p.borrowed_principal] {
+                h.u128(v);
+            }
+            h.u64(p.fund_principal);
+            h.u64(p.unfunded);
+            h.u64(p.accrued_ts);
+        }
         *h.0.finalize().as_bytes()
     }
 
@@ -74,6 +83,8 @@ impl Engine {
                 a.rate_kink_utilization,
                 a.rate_at_kink,
                 a.rate_max,
+                a.reserve_factor,
+                a.max_utilization,
                 a.index_price,
             ] {
                 h.i64(v);
@@ -105,8 +116,8 @@ impl Engine {
             h.bytes(&account.pubkey);
             h.u64(account.nonce);
             for asset in 0..assets {
-                let b = self.accounts.balance(index, u16::try_from(asset).unwrap_or(u16::MAX));
-                for v in [b.available, b.locked, b.lent, b.borrowed] {
+                let b = self.accounts.holding(index, u16::try_from(asset).unwrap_or(u16::MAX));
+                for v in [b.available, b.locked, b.lent, b.borrowed, b.unfunded, b.reserved] {
                     h.u64(v);
                 }
             }

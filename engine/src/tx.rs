@@ -115,11 +115,16 @@ pub struct AddAsset {
     pub rate_at_kink: Dec,
     /// Lending rate curve: yearly rate at full utilisation.
     pub rate_max: Dec,
+    /// Share of interest paid to the insurance fund (0..=1).
+    pub reserve_factor: Dec,
+    /// Utilisation above which a borrow or redeem is refused (0..=1).
+    pub max_utilization: Dec,
 }
 
 impl AddAsset {
     /// An asset with the text form's defaults: full collateral weight, debts at face value,
-    /// a flat zero lending rate (kink at 0.8 utilisation).
+    /// a flat zero lending rate (kink at 0.8 utilisation), reserve factor 0.1, utilisation
+    /// cap 0.95 (SPEC 6a).
     #[must_use]
     pub fn new(symbol: Symbol, decimals: u8) -> Self {
         Self {
@@ -131,6 +136,8 @@ impl AddAsset {
             rate_kink_utilization: Dec { mantissa: 8, scale: 1 },
             rate_at_kink: Dec { mantissa: 0, scale: 0 },
             rate_max: Dec { mantissa: 0, scale: 0 },
+            reserve_factor: Dec { mantissa: 1, scale: 1 },
+            max_utilization: Dec { mantissa: 95, scale: 2 },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The hot path does not allocate: a counting global allocator watches `Engine::apply` over a
 //! mixed spot and perp workload (places of every kind, fills, cancels, amends, marks with
-//! settlement and liquidations, funding) after the listings and accounts exist. Records are
+//! settlement and liquidations, funding, lending: lends, redeems, borrows, repayments, ticks
+//! that accrue interest, automatic borrows) after the listings and accounts exist. Records are
 //! encoded before the measured loop: encoding is the ingress' job, not the engine's.
 
 #[path = "support/counting_alloc.rs"]
@@ -13,7 +14,8 @@ use verex_engine::{Engine, Event, Genesis, Limits};
 
 fn setup_lines() -> Vec<String> {
     let mut lines = vec![
-        r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#.to_string(),
+        r#"{"op":"add_asset","symbol":"USDC","decimals":6,"rate_base":"0.02","rate_at_kink":"0.2","rate_max":"3"}"#
+            .to_string(),
         r#"{"op":"add_asset","symbol":"BTC","decimals":8}"#.to_string(),
         r#"{"op":"add_market","symbol":"BTC-USDC","base":"BTC","quote":"USDC","tick":"0.01","step":"0.0001","maker_fee":"-0.0001","taker_fee":"0.0005"}"#.to_string(),
         r#"{"op":"add_market","symbol":"BTC-PERP","kind":"perp","base":"BTC","settle":"USDC","tick":"0.1","step":"0.001","imf":"0.1","mmf":"0.05","maker_fee":"0","taker_fee":"0.0005"}"#.to_string(),
@@ -26,6 +28,9 @@ fn setup_lines() -> Vec<String> {
         lines.push(format!(r#"{{"op":"deposit","account":{a},"asset":"USDC","amount":"{usdc}"}}"#));
         if a % 4 != 0 {
             lines.push(format!(r#"{{"op":"deposit","account":{a},"asset":"BTC","amount":"10"}}"#));
+        }
+        if a % 4 == 1 {
+            lines.push(format!(r#"{{"op":"lend","account":{a},"asset":"USDC","amount":"20000"}}"#));
         }
     }
     lines
@@ -41,7 +46,7 @@ fn workload_lines(count: usize) -> Vec<String> {
         x ^= x << 17;
         let account = 1 + x % 16;
         let side = if (x >> 8).is_multiple_of(2) { "buy" } else { "sell" };
-        let line = match (x >> 16) % 12 {
+        let line = match (x >> 16) % 14 {
             0 => format!(
                 r#"{{"op":"cancel","account":{account},"market":"BTC-USDC","order_id":{}}}"#,
                 1 + (x >> 24) % (i as u64 + 1)
@@ -72,6 +77,12 @@ fn workload_lines(count: usize) -> Vec<String> {
                 r#"{{"op":"place","account":{account},"market":"BTC-PERP","side":"{side}","type":"market","qty":"0.0{:02}"}}"#,
                 1 + (x >> 32) % 99
             ),
+            12 => format!(
+                r#"{{"op":"{}","account":{account},"asset":"USDC","amount":"{}"}}"#,
+                ["lend", "redeem", "borrow", "repay"][((x >> 24) % 4) as usize],
+                1 + (x >> 32) % 500
+            ),
+            13 => r#"{"op":"tick"}"#.to_string(),
             _ => format!(
                 r#"{{"op":"place","account":{account},"market":"BTC-USDC","side":"{side}","price":"{}","qty":"0.{:04}","tif":"{}"}}"#,
                 95 + (x >> 24) % 10,
@@ -100,7 +111,7 @@ fn apply_does_not_allocate() {
         assert!(buf.rejection().is_none(), "{line}: {:?}", buf.events());
     }
     let records: Vec<VerifiedRecordBytes> = workload_lines(20_000).iter().map(|l| encode(l, &mut signer)).collect();
-    let (mut fills, mut liquidations, mut settlements) = (0, 0, 0);
+    let (mut fills, mut liquidations, mut settlements, mut lending) = (0, 0, 0, 0);
     counting_alloc::start();
     for record in &records {
         engine.apply(record.verified(), &mut buf).expect("seq");
@@ -109,6 +120,7 @@ fn apply_does_not_allocate() {
                 Event::Fill { .. } => fills += 1,
                 Event::Liquidation { .. } | Event::Adl { .. } => liquidations += 1,
                 Event::Settlement { .. } => settlements += 1,
+                Event::Pool { .. } | Event::Borrow { .. } | Event::Repay { .. } | Event::Accrual { .. } => lending += 1,
                 _ => {}
             }
         }
@@ -117,5 +129,6 @@ fn apply_does_not_allocate() {
     assert_eq!(engine.check_invariants(), Ok(()));
     assert!(fills > 1_000 && settlements > 1_000, "fills {fills}, settlements {settlements}");
     assert!(liquidations > 0, "the workload must liquidate someone");
+    assert!(lending > 500, "the workload must lend, borrow and accrue: {lending}");
     assert_eq!(allocations, 0, "apply allocated {allocations} times over {} txs", records.len());
 }

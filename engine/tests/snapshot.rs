@@ -1,6 +1,6 @@
-//! Snapshots: restore-then-continue equals never-stopped, at many cut points of a mixed spot
-//! and perp workload (events byte-identical, same state hash); a corrupt snapshot is named and
-//! refused, never used.
+//! Snapshots: restore-then-continue equals never-stopped, at many cut points of a mixed spot,
+//! perp and lending workload (events byte-identical, same state hash: pools, principals,
+//! debts and watch indices included); a corrupt snapshot is named and refused, never used.
 
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::snapshot::{decode_snapshot, encode_snapshot, SnapshotError};
@@ -11,7 +11,8 @@ use verex_engine::{Engine, Genesis, Limits};
 
 fn lines() -> Vec<String> {
     let mut lines = vec![
-        r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#.to_string(),
+        r#"{"op":"add_asset","symbol":"USDC","decimals":6,"rate_base":"0.02","rate_at_kink":"0.2","rate_max":"3"}"#
+            .to_string(),
         r#"{"op":"add_asset","symbol":"BTC","decimals":8}"#.to_string(),
         r#"{"op":"add_market","symbol":"BTC-USDC","base":"BTC","quote":"USDC","tick":"0.01","step":"0.0001","maker_fee":"-0.0001","taker_fee":"0.0005"}"#.to_string(),
         r#"{"op":"add_market","symbol":"BTC-PERP","kind":"perp","base":"BTC","settle":"USDC","tick":"0.1","step":"0.001","imf":"0.1","mmf":"0.05","maker_fee":"0","taker_fee":"0.0005"}"#.to_string(),
@@ -25,6 +26,9 @@ fn lines() -> Vec<String> {
         if a % 3 != 0 {
             lines.push(format!(r#"{{"op":"deposit","account":{a},"asset":"BTC","amount":"10"}}"#));
         }
+        if a % 4 == 1 {
+            lines.push(format!(r#"{{"op":"lend","account":{a},"asset":"USDC","amount":"50000"}}"#));
+        }
     }
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut mark = 1000i64;
@@ -34,7 +38,7 @@ fn lines() -> Vec<String> {
         x ^= x << 17;
         let account = 1 + x % 12;
         let side = if (x >> 8).is_multiple_of(2) { "buy" } else { "sell" };
-        let line = match (x >> 16) % 10 {
+        let line = match (x >> 16) % 12 {
             0 => format!(
                 r#"{{"op":"cancel","account":{account},"market":"BTC-USDC","order_id":{}}}"#,
                 1 + (x >> 24) % (i + 1)
@@ -62,6 +66,13 @@ fn lines() -> Vec<String> {
                 1 + (x >> 24) % (i + 1),
                 95 + (x >> 32) % 10
             ),
+            10 => format!(
+                r#"{{"op":"{}","account":{account},"asset":"USDC","amount":"{}"}}"#,
+                ["lend", "redeem", "borrow", "repay"][((x >> 24) % 4) as usize],
+                1 + (x >> 32) % 2000
+            ),
+            // An hour per line: interest accrues in earnest.
+            11 => format!(r#"{{"op":"tick","ts":{}}}"#, 1_700_000_000_000_000_000u64 + (i + 100) * 3_600_000_000_000),
             _ => format!(
                 r#"{{"op":"place","account":{account},"market":"BTC-USDC","side":"{side}","price":"{}","qty":"0.{:04}"}}"#,
                 95 + (x >> 24) % 10,
@@ -106,6 +117,10 @@ fn restore_then_continue_equals_never_stopped() {
     assert!(
         all_events.contains("\"liquidation\"") && all_events.contains("\"fill\""),
         "the workload must trade and liquidate"
+    );
+    assert!(
+        all_events.contains("\"event\":\"borrow\"") && all_events.contains("\"accrual\""),
+        "the workload must borrow and accrue interest"
     );
     let total = records.len();
     let mut cuts: Vec<usize> = vec![0, 1, 5, 6, 40, total / 3, total / 2, total - 1, total];

@@ -80,6 +80,17 @@ pub enum CliError {
     /// acknowledged what `--replicated` needed.
     #[error("replication: {0}")]
     Replication(String),
+    /// A Proof of Reserves check that fails (SPEC 10): the file at fault and the named reason
+    /// (`verex_engine::por::Fault`), the same word the test vectors and an independent verifier give.
+    #[error("{file}: {fault}: {detail}")]
+    Por {
+        /// Display name of the file.
+        file: String,
+        /// The named reason.
+        fault: verex_engine::por::Fault,
+        /// The specifics.
+        detail: String,
+    },
     /// A journal whose framing holds but whose content fails a check (an archive that does not
     /// validate, a bad signature, a sequence the engine refuses, a torn tail under `verify`).
     #[error("journal {dir}: seq {seq}: {reason}")]
@@ -94,6 +105,11 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// A Proof of Reserves fault in `file`.
+    pub fn por(file: &Path, error: verex_engine::por::PorError) -> Self {
+        Self::Por { file: file.display().to_string(), fault: error.fault, detail: error.detail }
+    }
+
     /// An I/O failure on `path`.
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Self::Io { action, file: path.display().to_string(), source }
@@ -108,6 +124,7 @@ impl CliError {
             | Self::Journal(_)
             | Self::Damaged { .. }
             | Self::Replica { .. }
+            | Self::Por { .. }
             | Self::BadRecord { .. }
             | Self::Replication(_) => EXIT_FAILURE,
         })

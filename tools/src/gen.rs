@@ -4,10 +4,15 @@
 //! accounts with deposits, an insurance fund, opening marks; then a stream of orders around a
 //! random-walking mid price per market: resting limit orders (gtc, some post-only), crossing
 //! limit orders (ioc), market orders, cancels and amends of the account's own recent orders
-//! (by client id), oracle marks every few hundred txs and occasional funding. Same config, same
-//! lines: a fixed xorshift stream, no clock, no OS randomness.
+//! (by client id), oracle marks every few hundred txs and occasional funding; lending (SPEC 6a):
+//! every asset has a lending pool, every tenth account lends in set-up, the flow lends, redeems,
+//! borrows, repays and ticks, and one leveraged borrower (the account after the others) borrows
+//! USDC against the first base asset and withdraws it; halfway through the flow that asset's
+//! index drops 20 % for one mark, and the borrower is liquidated (its collateral sold on the
+//! spot book). Same config, same lines: a fixed xorshift stream, no clock, no OS randomness.
 
 use std::fmt::Write as _;
+use verex_engine::tx::MAX_MARK_PRICES;
 
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +33,10 @@ impl Default for GenConfig {
     }
 }
 
+/// The lending pools' parameters: 2 % a year at utilization 0, 20 % at the kink (0.8), 300 %
+/// at 1; the reserve factor (0.1) and the cap (0.95) are the defaults.
+const RATE_CURVE: &str = r#""rate_base":"0.02","rate_kink_utilization":"0.8","rate_at_kink":"0.2","rate_max":"3""#;
+
 /// Recent resting orders remembered per account.
 const RECENT_ORDERS: usize = 8;
 
@@ -46,6 +55,8 @@ pub struct Generator {
     /// [`RECENT_ORDERS`]; cancels and amends pick from these.
     recent: Vec<Vec<(u64, u64)>>,
     emitted: u64,
+    /// Which group of at most [`MAX_MARK_PRICES`] markets the next in-stream mark prices.
+    next_mark_group: usize,
 }
 
 struct MarketShape {
@@ -90,6 +101,7 @@ impl Generator {
             next_client: vec![1; accounts],
             recent: vec![Vec::with_capacity(RECENT_ORDERS); accounts],
             emitted: 0,
+            next_mark_group: 0,
             config,
         }
     }
@@ -108,11 +120,11 @@ impl Generator {
     /// The set-up lines: listings, accounts, deposits, insurance fund, opening marks.
     #[must_use]
     pub fn setup(&self) -> Vec<String> {
-        let mut lines = vec![r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#.to_string()];
+        let mut lines = vec![format!(r#"{{"op":"add_asset","symbol":"USDC","decimals":6,{RATE_CURVE}}}"#)];
         let pairs = self.config.markets.div_ceil(2);
         for pair in 0..pairs {
             lines.push(format!(
-                r#"{{"op":"add_asset","symbol":"{}","decimals":8,"collateral_weight":"0.9","borrow_weight":"1.1"}}"#,
+                r#"{{"op":"add_asset","symbol":"{}","decimals":8,"collateral_weight":"0.9","borrow_weight":"1.1",{RATE_CURVE}}}"#,
                 base_symbol(pair)
             ));
         }
@@ -142,13 +154,64 @@ impl Generator {
                 ));
             }
         }
-        lines.push(self.mark_line());
+        for group in 0..self.mark_groups() {
+            lines.push(self.mark_line(group));
+        }
+        for a in (1..=self.config.accounts).step_by(10) {
+            lines.push(format!(r#"{{"op":"lend","account":{a},"asset":"USDC","amount":"100000"}}"#));
+            for pair in 0..pairs {
+                lines.push(format!(r#"{{"op":"lend","account":{a},"asset":"{}","amount":"100"}}"#, base_symbol(pair)));
+            }
+        }
+        // The leveraged borrower: 10 of the first base asset (index 100: 900 of collateral after
+        // its weight), 780 USDC borrowed and withdrawn (initial margin: 900 − 780 ≥ 78).
+        let borrower = self.borrower();
+        let base = base_symbol(0);
+        lines.push(r#"{"op":"create_account"}"#.to_string());
+        lines.push(format!(r#"{{"op":"deposit","account":{borrower},"asset":"{base}","amount":"10"}}"#));
+        lines.push(format!(r#"{{"op":"borrow","account":{borrower},"asset":"USDC","amount":"780"}}"#));
+        lines.push(format!(r#"{{"op":"withdraw","account":{borrower},"asset":"USDC","amount":"780"}}"#));
         lines
     }
 
-    fn mark_line(&self) -> String {
+    /// The leveraged borrower's account id (created after the others).
+    #[must_use]
+    pub fn borrower(&self) -> u64 {
+        self.config.accounts + 1
+    }
+
+    /// The shock: the first base asset's index 20 % below its mid, for one mark.
+    fn shock_line(&self) -> String {
+        let mid = self.mids[0] * 8 / 10;
+        format!(r#"{{"op":"mark","prices":{{"{}":"{}.{:02}"}}}}"#, base_symbol(0), mid / 100, mid % 100)
+    }
+
+    /// A lending line: lend, redeem, borrow or repay USDC or the market's base asset, or a tick.
+    fn pool_line(&mut self, m: u64, account: u64, roll: u64) -> String {
+        if roll >= 228 {
+            return r#"{"op":"tick"}"#.to_string();
+        }
+        let op = ["lend", "redeem", "borrow", "repay"][(roll % 4) as usize];
+        if self.below(2) == 0 {
+            let amount = 1 + self.below(1_000);
+            format!(r#"{{"op":"{op}","account":{account},"asset":"USDC","amount":"{amount}"}}"#)
+        } else {
+            let amount = 1 + self.below(1_000);
+            let base = base_symbol(m / 2);
+            format!(r#"{{"op":"{op}","account":{account},"asset":"{base}","amount":"0.{amount:03}"}}"#)
+        }
+    }
+
+    /// How many `mark` lines price every market: a `mark` carries at most
+    /// [`MAX_MARK_PRICES`] prices.
+    fn mark_groups(&self) -> usize {
+        self.mids.len().div_ceil(MAX_MARK_PRICES).max(1)
+    }
+
+    /// A `mark` of the markets of group `group` (the markets `group × MAX_MARK_PRICES` on).
+    fn mark_line(&self, group: usize) -> String {
         let mut prices = String::new();
-        for (m, mid) in self.mids.iter().enumerate() {
+        for (m, mid) in self.mids.iter().enumerate().skip(group * MAX_MARK_PRICES).take(MAX_MARK_PRICES) {
             let shape = market_shape(m as u64);
             let name = if shape.perp { shape.symbol } else { base_symbol(m as u64 / 2) };
             if !prices.is_empty() {
@@ -166,13 +229,18 @@ impl Generator {
             return None;
         }
         self.emitted += 1;
+        if self.emitted == self.config.txs / 2 + 1 {
+            return Some(self.shock_line());
+        }
         let roll = self.below(1000);
         if roll < 4 && self.config.markets > 0 {
             for m in 0..self.mids.len() {
                 let step = self.below(41) as i64 - 20;
                 self.mids[m] = (self.mids[m] + step).max(1_000);
             }
-            return Some(self.mark_line());
+            let group = self.next_mark_group;
+            self.next_mark_group = (group + 1) % self.mark_groups();
+            return Some(self.mark_line(group));
         }
         let m = self.below(self.config.markets);
         let account = 1 + self.below(self.config.accounts);
@@ -192,6 +260,7 @@ impl Generator {
             }
         }
         Some(match roll {
+            220..=229 => self.pool_line(m, account, roll),
             150..=219 => {
                 let side = self.side();
                 let qty = 1 + self.below(50);
@@ -289,18 +358,24 @@ mod tests {
         while let Some(line) = generator.next_line() {
             lines.push(line);
         }
-        let (mut fills, mut rejected) = (0usize, 0usize);
+        let (mut fills, mut rejected, mut lending, mut sold) = (0usize, 0usize, 0usize, 0usize);
         for line in &lines {
             match runner.run_line(line).unwrap_or_else(|e| panic!("{line}: {e}")) {
                 LineOutcome::Applied { events, .. } => {
                     fills += events.iter().filter(|e| e.contains("\"fill\"")).count();
                     rejected += events.iter().filter(|e| e.contains("\"rejected\"")).count();
+                    let pool_words = ["\"lend\"", "\"redeem\"", "\"borrow\"", "\"repay\"", "\"accrual\""];
+                    lending += events.iter().filter(|e| pool_words.iter().any(|w| e.contains(w))).count();
+                    sold += events.iter().filter(|e| e.contains("\"collateral_sold\"")).count();
                 }
                 LineOutcome::Refused(e) => panic!("refused {e}"),
             }
         }
         assert_eq!(runner.engine.check_invariants(), Ok(()));
         assert!(fills > 500, "fills {fills}");
+        // Lending: pool moves and accruals, and the leveraged borrower liquidated by the shock.
+        assert!(lending > 50, "lending events {lending}");
+        assert!(sold > 0, "the borrower's collateral was never sold");
         // Cancels and amends of orders that filled meanwhile are rejected (unknown_order).
         assert!(rejected < lines.len() / 10, "rejected {rejected} of {}", lines.len());
     }
@@ -317,5 +392,33 @@ mod tests {
             lines
         };
         assert_eq!(collect(), collect());
+    }
+
+    #[test]
+    fn more_markets_than_a_mark_carries_are_priced_in_groups_the_engine_accepts() {
+        // 20 markets: 10 spot + 10 perp prices, more than one `mark` may carry.
+        let config = GenConfig { accounts: 10, markets: 20, txs: 3_000, seed: 3 };
+        let mut generator = Generator::new(config);
+        let mut limits = Limits::small();
+        limits.max_markets = 32;
+        limits.max_assets = 32;
+        let mut runner = TextRunner::dev(limits).expect("limits");
+        let mut lines = generator.setup();
+        while let Some(line) = generator.next_line() {
+            lines.push(line);
+        }
+        let mut marks = 0;
+        for line in &lines {
+            let mark = line.contains(r#""op":"mark""#);
+            marks += usize::from(mark);
+            match runner.run_line(line).unwrap_or_else(|e| panic!("{line}: {e}")) {
+                LineOutcome::Applied { events, .. } => {
+                    assert!(!mark || !events.iter().any(|e| e.contains("rejected")), "{line}: {events:?}");
+                }
+                LineOutcome::Refused(e) => panic!("refused {e}"),
+            }
+        }
+        assert!(marks >= 3, "{marks} marks");
+        assert_eq!(runner.engine.check_invariants(), Ok(()));
     }
 }

@@ -11,6 +11,7 @@ pub mod gen;
 pub mod io;
 pub mod keys;
 pub mod manifest;
+pub mod por_files;
 pub mod rebuild;
 pub mod recover;
 pub mod replica;

@@ -119,12 +119,29 @@ pub fn replay_journal(
     reader: &JournalReader,
     engine: &mut Engine,
     progress_label: &'static str,
+    visit: impl FnMut(&Engine, &Record<'_>, &ArchivedSequencedTx, &EventBuf) -> Result<(), CliError>,
+) -> Result<Replayed, CliError> {
+    replay_journal_until(dir, reader, engine, u64::MAX, progress_label, visit)
+}
+
+/// [`replay_journal`], stopping after record `until` (the state at a chosen seq, for a Proof
+/// of Reserves cycle or a stress report): records after it are not read. The engine ends at
+/// `until` if the journal reaches it, else at the journal's last record.
+///
+/// # Errors
+/// As [`replay_journal`].
+pub fn replay_journal_until(
+    dir: &Path,
+    reader: &JournalReader,
+    engine: &mut Engine,
+    until: u64,
+    progress_label: &'static str,
     mut visit: impl FnMut(&Engine, &Record<'_>, &ArchivedSequencedTx, &EventBuf) -> Result<(), CliError>,
 ) -> Result<Replayed, CliError> {
     let mut buf = engine.event_buf();
     let mut progress = Progress::new(progress_label);
     let start = engine.seq() + 1;
-    let total = reader.next_seq().saturating_sub(start);
+    let total = reader.next_seq().min(until.saturating_add(1)).saturating_sub(start);
     if let Some(first) = reader.first_seq().filter(|&first| first > start) {
         return Err(bad_record(
             dir,
@@ -148,7 +165,7 @@ pub fn replay_journal(
         chunk.clear();
         let mut stop = None;
         let mut expected = engine.seq() + 1;
-        while chunk.len() < REPLAY_CHUNK_RECORDS {
+        while chunk.len() < REPLAY_CHUNK_RECORDS && expected <= until {
             let Some(item) = records_from.next() else { break };
             match item.map_err(CliError::from).and_then(|record| checked_next(dir, record, expected)) {
                 Ok(entry) => chunk.push(entry),
@@ -175,7 +192,7 @@ pub fn replay_journal(
         if let Some(error) = stop {
             return Err(error);
         }
-        if chunk.len() < REPLAY_CHUNK_RECORDS {
+        if chunk.len() < REPLAY_CHUNK_RECORDS || engine.seq() >= until {
             return Ok(replayed);
         }
     }

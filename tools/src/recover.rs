@@ -194,12 +194,39 @@ pub fn recover(
     if options.source == Source::Genesis {
         return recover_from_genesis(dir, reader, manifest, options, observe, visit);
     }
+    let (from, mut engine, scan) = start_from_snapshot(dir, reader, manifest, options, u64::MAX, observe)?;
+    let base = options.keep_base.then(|| {
+        let seq = engine.seq();
+        let digest =
+            scan.points.get(&seq).map_or(JournalDigest::default(), |p| JournalDigest { seq, digest: p.digest });
+        (engine.clone(), digest)
+    });
+    let suffix = replay_journal(dir, reader, &mut engine, options.label, visit)?;
+    Ok(Recovered { engine, from, base, scan, suffix })
+}
+
+/// The state a snapshot source starts from: the named snapshot (which must fit the journal and
+/// be at or before `at_most`), or the newest in `DIR/snapshots` at or before `at_most` that
+/// fits (each one skipped named), else genesis; and the pass over the journal that checked it,
+/// with the chain values at `options.extra_points` too.
+fn start_from_snapshot(
+    dir: &Path,
+    reader: &JournalReader,
+    manifest: &Manifest,
+    options: &Options,
+    at_most: u64,
+    observe: impl FnMut(&Record<'_>) -> Result<(), CliError>,
+) -> Result<(Option<UsedSnapshot>, Engine, ChainScan), CliError> {
     let named = match &options.source {
         Source::File(path) => Some(decode_named(path, manifest)?),
         _ => None,
     };
-    let candidates = match options.source {
-        Source::Newest => list_snapshots(dir)?,
+    if let Some((header, _, path)) = named.as_ref().filter(|(header, _, _)| header.seq > at_most) {
+        let reason = format!("snapshot {} is at seq {}, after seq {at_most}", path.display(), header.seq);
+        return Err(CliError::Usage(reason));
+    }
+    let candidates: Vec<(u64, PathBuf)> = match options.source {
+        Source::Newest => list_snapshots(dir)?.into_iter().filter(|(seq, _)| *seq <= at_most).collect(),
         _ => Vec::new(),
     };
     let mut wanted: BTreeSet<u64> = candidates.iter().map(|(seq, _)| *seq).collect();
@@ -218,18 +245,10 @@ pub fn recover(
     if chosen.is_none() && !candidates.is_empty() {
         warn(&format!("{}: no usable snapshot: replaying the whole journal", options.label));
     }
-    let (from, mut engine) = match chosen {
-        Some((used, engine)) => (Some(used), engine),
-        None => (None, manifest.engine()?),
-    };
-    let base = options.keep_base.then(|| {
-        let seq = engine.seq();
-        let digest =
-            scan.points.get(&seq).map_or(JournalDigest::default(), |p| JournalDigest { seq, digest: p.digest });
-        (engine.clone(), digest)
-    });
-    let suffix = replay_journal(dir, reader, &mut engine, options.label, visit)?;
-    Ok(Recovered { engine, from, base, scan, suffix })
+    Ok(match chosen {
+        Some((used, engine)) => (Some(used), engine, scan),
+        None => (None, manifest.engine()?, scan),
+    })
 }
 
 /// A full replay, folding the chain as it goes (one pass, no separate scan).
@@ -308,4 +327,59 @@ fn choose_newest(
         return Some((UsedSnapshot { path: path.clone(), seq: *seq }, engine));
     }
     None
+}
+
+/// The state at a chosen seq: what a Proof of Reserves cycle or a stress report is built from.
+pub struct AtSeq {
+    /// The engine at the seq.
+    pub engine: Engine,
+    /// The journal's BLAKE3 digest `d[seq]`.
+    pub digest: JournalDigest,
+    /// The snapshot it started from (`None`: genesis).
+    pub from: Option<UsedSnapshot>,
+    /// Records applied after the start.
+    pub records: u64,
+}
+
+/// Rebuilds the state at seq `at` (the journal's last seq when `None`), off any engine's hot
+/// path: from genesis, from the newest snapshot at or before `at` that fits the journal
+/// ([`Source::Newest`], each one skipped named), or from a named snapshot, which must be at or
+/// before `at`; then the records up to `at`, each validated and its signature checked as
+/// `replay` does. A snapshot path first reads the journal once for its chain (as [`recover`]).
+///
+/// # Errors
+/// [`CliError::Usage`] for a seq the journal does not hold (or a named snapshot after it),
+/// and the errors of [`recover`].
+pub fn recover_at(
+    dir: &Path,
+    reader: &JournalReader,
+    manifest: &Manifest,
+    source: &Source,
+    at: Option<u64>,
+    label: &'static str,
+) -> Result<AtSeq, CliError> {
+    let last = reader.next_seq().saturating_sub(1);
+    let at = at.unwrap_or(last);
+    if at == 0 || at > last {
+        return Err(CliError::Usage(format!("--at {at}: the journal {} holds seqs 1 to {last}", dir.display())));
+    }
+    if *source == Source::Genesis {
+        let mut engine = manifest.engine()?;
+        let mut digest = JournalDigest::default();
+        let replayed = crate::rebuild::replay_journal_until(dir, reader, &mut engine, at, label, |_, record, _, _| {
+            digest
+                .push(record.seq, record.payload)
+                .map_err(|expected| bad_record(dir, record.seq, format!("sequence gap: expected seq {expected}")))
+        })?;
+        return Ok(AtSeq { engine, digest, from: None, records: replayed.records });
+    }
+    let options = Options { source: source.clone(), keep_base: false, extra_points: BTreeSet::from([at]), label };
+    let (from, mut engine, scan) = start_from_snapshot(dir, reader, manifest, &options, at, |_| Ok(()))?;
+    let records = if engine.seq() < at {
+        crate::rebuild::replay_journal_until(dir, reader, &mut engine, at, label, |_, _, _, _| Ok(()))?.records
+    } else {
+        0
+    };
+    let point = scan.points.get(&at).ok_or_else(|| bad_record(dir, at, "the journal has no record at this seq"))?;
+    Ok(AtSeq { engine, digest: JournalDigest { seq: at, digest: point.digest }, from, records })
 }

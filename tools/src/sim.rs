@@ -143,6 +143,12 @@ pub struct SimReport {
     pub refused: u64,
     /// Adversarial inputs sequenced and rejected by the engine (absurd stamps).
     pub rejected_stamps: u64,
+    /// Lending events: explicit and automatic borrows and repayments, lends, redeems.
+    pub pool_moves: u64,
+    /// Interest accruals reported at `tick`.
+    pub accruals: u64,
+    /// Collateral sales and bad-debt payments of liquidated debtors.
+    pub debt_liquidations: u64,
 }
 
 impl SimReport {
@@ -160,6 +166,9 @@ impl SimReport {
         self.liquidations += other.liquidations;
         self.refused += other.refused;
         self.rejected_stamps += other.rejected_stamps;
+        self.pool_moves += other.pool_moves;
+        self.accruals += other.accruals;
+        self.debt_liquidations += other.debt_liquidations;
     }
 }
 
@@ -373,8 +382,8 @@ impl Sim {
     /// Listings, accounts, deposits, a first mark, and (on odd seeds) a funded insurance fund.
     fn setup(&mut self) -> Vec<Input> {
         let mut inputs = vec![
-            Input::Tx(op_tx(Op::AddAsset(AddAsset::new(sym(USDC), 6))), Signer::Admin, None),
-            Input::Tx(op_tx(Op::AddAsset(AddAsset::new(sym(BTC), 8))), Signer::Admin, None),
+            Input::Tx(op_tx(Op::AddAsset(lending_asset(USDC, 6))), Signer::Admin, None),
+            Input::Tx(op_tx(Op::AddAsset(lending_asset(BTC, 8))), Signer::Admin, None),
             Input::Tx(op_tx(Op::AddMarket(spot_market())), Signer::Admin, None),
             Input::Tx(op_tx(Op::AddMarket(perp_market())), Signer::Admin, None),
             Input::Tx(op_tx(Op::Mark(mark_of(&[(PERP, self.mark_ticks, 1), (BTC, 100, 0)]))), Signer::Oracle, None),
@@ -397,7 +406,8 @@ impl Sim {
         let roll = self.rng.below(100);
         let account = 1 + self.rng.below(self.config.accounts);
         match roll {
-            0..=29 => self.perp_order(account, false),
+            0..=23 => self.perp_order(account, false),
+            24..=29 => self.pool_op(account),
             30..=41 => self.perp_order(account, true),
             42..=49 => self.spot_order(account),
             50..=57 => Input::Tx(
@@ -421,9 +431,31 @@ impl Sim {
                 Input::Tx(op_tx(op), Signer::Account(account), None)
             }
             79..=84 => Input::Tx(deposit(account, USDC, 1 + self.rng.below(5_000) as i64), Signer::Custody, None),
-            85..=88 => Input::Tx(op_tx(Op::Tick), Signer::Oracle, None),
+            85..=86 => Input::Tx(op_tx(Op::Tick), Signer::Oracle, None),
+            87..=88 => {
+                // Time jumps up to 30 days: interest accrues in earnest.
+                let jump = (1 + self.rng.below(30 * 86_400)) * 1_000_000_000;
+                Input::Tx(op_tx(Op::Tick), Signer::Oracle, Some(self.engine.last_ts() + jump))
+            }
             _ => self.adversarial(account),
         }
+    }
+
+    /// A lending pool op: lend, redeem, borrow or repay USDC or BTC.
+    fn pool_op(&mut self, account: u64) -> Input {
+        let (asset, amount) = if self.rng.below(2) == 0 {
+            (USDC, Dec::new(1 + self.rng.below(5_000) as i64, 0))
+        } else {
+            (BTC, Dec::new(1 + self.rng.below(2_000) as i64, 3))
+        };
+        let op = AssetAmount { asset: sym(asset), amount };
+        let op = match self.rng.below(4) {
+            0 => Op::Lend(op),
+            1 => Op::Redeem(op),
+            2 => Op::Borrow(op),
+            _ => Op::Repay(op),
+        };
+        Input::Tx(op_tx(op), Signer::Account(account), None)
     }
 
     fn perp_order(&mut self, account: u64, market: bool) -> Input {
@@ -579,7 +611,8 @@ impl Sim {
         self.engine.apply(record.verified(), &mut self.buf).map_err(|e| self.fail(format!("apply: {e}")))?;
         self.report.applied += 1;
         let seq = record.seq();
-        self.observe(seq, ts.is_some())?;
+        // Only an absurd stamp must be rejected; a tick's own stamp (a jump in time) is fine.
+        self.observe(seq, ts.is_some_and(|ts| ts >= verex_engine::sequencer::MAX_TS_NS))?;
         let Some(writer) = self.writer.as_mut() else { return Err(self.fail("no writer")) };
         if let Err(error) = writer.append(seq, &record.bytes().0) {
             // A full disk (or any append failure) poisons the writer: the process dies.
@@ -602,6 +635,9 @@ impl Sim {
                 Event::Deposit { asset, amount, .. } => add(&mut self.deposited, asset, amount),
                 Event::Withdrawal { asset, amount, .. } => add(&mut self.withdrawn, asset, amount),
                 Event::Liquidation { .. } | Event::Adl { .. } => self.report.liquidations += 1,
+                Event::Pool { .. } | Event::Borrow { .. } | Event::Repay { .. } => self.report.pool_moves += 1,
+                Event::Accrual { .. } => self.report.accruals += 1,
+                Event::CollateralSold { .. } | Event::BadDebt { .. } => self.report.debt_liquidations += 1,
                 _ => {}
             }
         }
@@ -611,7 +647,9 @@ impl Sim {
             }
             self.report.rejected_stamps += 1;
         }
-        self.engine.check_invariants().map_err(|e| self.fail(format!("invariant broken after seq {seq}: {e}")))?;
+        self.engine
+            .check_invariants()
+            .map_err(|e| self.fail(format!("invariant broken after seq {seq}: {e}; its events: {rendered:?}")))?;
         self.check_money()?;
         if self.hashes.len() as u64 != seq || self.events.len() as u64 != seq {
             return Err(self.fail(format!("bookkeeping out of step at seq {seq}")));
@@ -941,6 +979,16 @@ fn op_tx(op: Op) -> Tx {
 
 fn deposit(account: u64, asset: &str, whole: i64) -> Tx {
     op_tx(Op::Deposit(Deposit { account, asset: sym(asset), amount: Dec::new(whole, 0), chain_ref: [0; 32] }))
+}
+
+/// An asset with a lending pool: 2 % a year at utilization 0, 20 % at the kink (0.8), 300 % at
+/// 1, reserve factor 0.1, cap 0.95 (the defaults).
+fn lending_asset(symbol: &str, decimals: u8) -> AddAsset {
+    let mut asset = AddAsset::new(sym(symbol), decimals);
+    asset.rate_base = Dec::new(2, 2);
+    asset.rate_at_kink = Dec::new(2, 1);
+    asset.rate_max = Dec::new(3, 0);
+    asset
 }
 
 fn spot_market() -> AddMarket {

@@ -151,8 +151,12 @@ fn run_dev_on_the_spec_example_gives_its_events_and_a_state_at_the_last_line() {
 
     let state = read_json(&state);
     let keys: Vec<&str> = state.as_object().expect("state object").keys().map(String::as_str).collect();
-    // SPEC 13's keys in its order, then the additions (insurance positions, last prices).
-    assert_eq!(keys, ["seq", "state_hash", "accounts", "fees", "insurance", "pools", "insurance_positions", "marks"]);
+    // SPEC 13's keys in its order, then the additions (insurance positions, last prices, the
+    // bad debt nobody could pay).
+    assert_eq!(
+        keys,
+        ["seq", "state_hash", "accounts", "fees", "insurance", "pools", "insurance_positions", "marks", "uncovered"]
+    );
     assert_eq!(state["seq"], lines, "state seq = number of input lines");
     let hash = state["state_hash"].as_str().expect("state_hash");
     assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash}");

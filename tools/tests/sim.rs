@@ -43,4 +43,7 @@ fn seeded_runs_with_injected_faults_keep_every_rule() {
     assert!(all.lost_unreleased > 0, "no unreleased record was ever lost: {all:?}");
     assert!(all.liquidations > 0, "no liquidation over {seeds} seeds: {all:?}");
     assert!(all.refused > 0 && all.rejected_stamps > 0, "{all:?}");
+    // Lending is part of the workload: pool moves, interest, liquidated debtors.
+    assert!(all.pool_moves > 0 && all.accruals > 0, "{all:?}");
+    assert!(all.debt_liquidations > 0, "no debtor was liquidated over {seeds} seeds: {all:?}");
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::decimal::format_units;
 use crate::catalog::Catalog;
-use crate::events::{Event, OrderStatus};
+use crate::events::{DebtPayer, Event, OrderStatus};
 use crate::tx::Side;
 
 /// Formats an amount of asset `asset`.
@@ -14,6 +14,12 @@ use crate::tx::Side;
 pub fn asset_amount(catalog: &Catalog, asset: u16, units: i128) -> String {
     let decimals = catalog.assets().get(usize::from(asset)).map_or(0, |a| u32::from(a.decimals));
     format_units(units, decimals)
+}
+
+/// Formats a ratio (a rate, a utilization) with its 8 decimal places, normalised.
+#[must_use]
+pub fn ratio(units: i64) -> String {
+    format_units(i128::from(units), crate::fixed::RATIO_DECIMALS)
 }
 
 /// Formats a price of market `market`.
@@ -83,6 +89,48 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
             put("account", account.into());
             put("asset", asset_symbol(catalog, asset));
             put("amount", asset_amount(catalog, asset, i128::from(amount)).into());
+        }
+        Event::Borrow { account, asset, amount, unfunded } => {
+            put("event", "borrow".into());
+            put("account", account.into());
+            put("asset", asset_symbol(catalog, asset));
+            put("amount", asset_amount(catalog, asset, i128::from(amount)).into());
+            put("auto", true.into());
+            if unfunded > 0 {
+                put("unfunded", asset_amount(catalog, asset, i128::from(unfunded)).into());
+            }
+        }
+        Event::Repay { account, asset, amount } => {
+            put("event", "repay".into());
+            put("account", account.into());
+            put("asset", asset_symbol(catalog, asset));
+            put("amount", asset_amount(catalog, asset, i128::from(amount)).into());
+            put("auto", true.into());
+        }
+        Event::Accrual { asset, interest, reserve, utilization, borrow_rate, lend_rate } => {
+            put("event", "accrual".into());
+            put("asset", asset_symbol(catalog, asset));
+            put("interest", asset_amount(catalog, asset, i128::from(interest)).into());
+            put("reserve", asset_amount(catalog, asset, i128::from(reserve)).into());
+            put("utilization", ratio(utilization).into());
+            put("borrow_rate", ratio(borrow_rate).into());
+            put("lend_rate", ratio(lend_rate).into());
+        }
+        Event::CollateralSold { account, asset, qty, debt_asset, proceeds, via } => {
+            put("event", "collateral_sold".into());
+            put("account", account.into());
+            put("asset", asset_symbol(catalog, asset));
+            put("qty", asset_amount(catalog, asset, i128::from(qty)).into());
+            put("debt_asset", asset_symbol(catalog, debt_asset));
+            put("proceeds", asset_amount(catalog, debt_asset, i128::from(proceeds)).into());
+            put("via", via.as_str().into());
+        }
+        Event::BadDebt { account, asset, amount, paid_by } => {
+            put("event", (if paid_by == DebtPayer::Lenders { "socialized_loss" } else { "bad_debt" }).into());
+            put("account", account.into());
+            put("asset", asset_symbol(catalog, asset));
+            put("amount", asset_amount(catalog, asset, i128::from(amount)).into());
+            put("paid_by", paid_by.as_str().into());
         }
         Event::Order { order_id, account, market, status, remaining, price } => {
             put("event", "order".into());

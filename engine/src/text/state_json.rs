@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::event_json::{asset_amount, market_price, market_qty, side_word};
+use super::event_json::{asset_amount, market_price, market_qty, ratio, side_word};
 use crate::signing::hex;
 use crate::Engine;
 
@@ -71,7 +71,11 @@ pub fn state_value(engine: &Engine) -> Value {
         }
         Value::Object(map)
     };
-    root.insert("fees".into(), per_asset(&|a| asset_amount(catalog, a, i128::from(engine.fees(a))).into()));
+    // The fee account with the pool's rounding dust; a loss nobody could pay is `uncovered`.
+    root.insert(
+        "fees".into(),
+        per_asset(&|a| asset_amount(catalog, a, engine.fee_account(a) + i128::from(engine.uncovered(a))).into()),
+    );
     root.insert("insurance".into(), per_asset(&|a| asset_amount(catalog, a, i128::from(engine.insurance(a))).into()));
     let mut insurance_positions = Map::new();
     let mut marks = Map::new();
@@ -98,16 +102,26 @@ pub fn state_value(engine: &Engine) -> Value {
         "pools".into(),
         per_asset(&|a| {
             let (lent, borrowed) = engine.pool(a);
+            let info = catalog.asset(a);
             let mut pool = Map::new();
             pool.insert("lent".into(), asset_amount(catalog, a, i128::from(lent)).into());
             pool.insert("borrowed".into(), asset_amount(catalog, a, i128::from(borrowed)).into());
+            pool.insert("utilization".into(), ratio(crate::lending::utilization(lent, borrowed)).into());
+            pool.insert("borrow_rate".into(), ratio(crate::lending::borrow_rate(info, lent, borrowed)).into());
+            pool.insert("lend_rate".into(), ratio(crate::lending::lend_rate(info, lent, borrowed)).into());
+            let state = engine.pool_state(a);
+            let unfunded = state.map_or(0, |p| p.unfunded);
+            pool.insert("unfunded".into(), asset_amount(catalog, a, i128::from(unfunded)).into());
+            let fund = state.map_or(0, |p| p.fund_lent());
+            pool.insert("insurance_lent".into(), asset_amount(catalog, a, i128::from(fund)).into());
             Value::Object(pool)
         }),
     );
     // Beyond SPEC section 13's keys (additions only, after them): the insurance fund's
-    // positions and the last published prices.
+    // positions, the last published prices, and per asset the bad debt nobody could pay.
     root.insert("insurance_positions".into(), Value::Object(insurance_positions));
     root.insert("marks".into(), Value::Object(marks));
+    root.insert("uncovered".into(), per_asset(&|a| asset_amount(catalog, a, i128::from(engine.uncovered(a))).into()));
     Value::Object(root)
 }
 

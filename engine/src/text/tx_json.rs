@@ -338,6 +338,8 @@ fn parse_add_asset(f: &mut Fields<'_>) -> Result<AddAsset, TxTextError> {
         rate_kink_utilization: f.dec_or("rate_kink_utilization", defaults.rate_kink_utilization)?,
         rate_at_kink: f.dec_or("rate_at_kink", defaults.rate_at_kink)?,
         rate_max: f.dec_or("rate_max", defaults.rate_max)?,
+        reserve_factor: f.dec_or("reserve_factor", defaults.reserve_factor)?,
+        max_utilization: f.dec_or("max_utilization", defaults.max_utilization)?,
         ..defaults
     })
 }
@@ -590,6 +592,8 @@ fn render_op(op: &Op, map: &mut Map<String, Value>) {
             map.insert("rate_kink_utilization".into(), dec(a.rate_kink_utilization));
             map.insert("rate_at_kink".into(), dec(a.rate_at_kink));
             map.insert("rate_max".into(), dec(a.rate_max));
+            map.insert("reserve_factor".into(), dec(a.reserve_factor));
+            map.insert("max_utilization".into(), dec(a.max_utilization));
         }
         Op::AddMarket(m) => {
             map.insert("symbol".into(), sym(m.symbol));

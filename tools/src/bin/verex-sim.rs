@@ -141,7 +141,7 @@ fn describe(totals: &SimReport) -> String {
     format!(
         "faults injected: {}\nrecoveries {}, torn tails cut {}, corruptions refused and named {}, unreleased records lost \
          {}\ntransactions applied {}, records journaled {}, liquidation steps {}, hostile inputs refused {}, absurd \
-         stamps rejected {}",
+         stamps rejected {}\nlending: pool moves {}, interest accruals {}, debtor liquidation steps {}",
         faults.join(", "),
         totals.recoveries,
         totals.torn_tails_cut,
@@ -151,6 +151,9 @@ fn describe(totals: &SimReport) -> String {
         totals.records,
         totals.liquidations,
         totals.refused,
-        totals.rejected_stamps
+        totals.rejected_stamps,
+        totals.pool_moves,
+        totals.accruals,
+        totals.debt_liquidations
     )
 }

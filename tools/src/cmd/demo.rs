@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use clap::Args;
 use hdrhistogram::Histogram;
+use verex_engine::attest::JournalDigest;
 use verex_engine::catalog::Catalog;
 use verex_engine::record::SignedTxBytes;
 use verex_engine::runtime::{Pipeline, PipelineConfig, RecordSink, SinkError, Subscriber, TxEnd};
@@ -22,14 +23,16 @@ use verex_journal::{Durability, JournalConfig, JournalWriter};
 
 use crate::error::CliError;
 use crate::gen::{GenConfig, Generator};
-use crate::rebuild::{open_reader, replay_journal};
+use crate::rebuild::{bad_record, open_reader, replay_journal};
 
 /// `--help` text of the command.
 pub const LONG_ABOUT: &str = "\
 The main job, on embedded defaults: no arguments needed.
 
 1. Generates a realistic signed workload (`verex gen`: accounts, spot and perp markets, resting, \
-crossing and market orders, cancels, amends, oracle marks and funding).
+crossing and market orders, cancels, amends, oracle marks and funding; lending pools with lends, \
+redeems, borrows, repayments and ticks, and a leveraged borrower liquidated by a 20 % drop of its \
+collateral's index), and reports what the pools did.
 2. Verifies every ed25519 signature on worker threads, as the ingress does, and reports \
 verifications per second: verification is orders of magnitude dearer than applying a tx, which \
 is why the engine consumes pre-verified transactions.
@@ -38,6 +41,11 @@ engine stage in parallel, events released only once durable) into a journal in a
 directory (batch durability), and reports throughput and the latency of each tx from its \
 publication into the ring to the release of its events.
 4. Replays the journal from disk and checks it rebuilds the same state hash.
+5. Runs a Proof of Reserves cycle at the last seq (SPEC 10): builds the Merkle-sum tree over \
+every account from the pipeline's state and signs its root with the attest key, verifies a \
+sample of the proofs as their owners would, audits by replay (the tree rebuilt from the replayed \
+state with the cycle's salt seed must give the same root), puts a reserves statement signed by \
+custody beside the liabilities, and prints the stress report's headline at −10, −30 and −50 %.
 
 The latency figures are measured at a fixed offered load (--rate, default 50,000 tx/s on this 2-core default), each tx from its publication into the ring to the release of its events; the throughput line is what that run sustained. --rate 0 shows the saturated maximum instead.
 
@@ -86,6 +94,17 @@ struct Tally {
     rejected: u64,
     liquidations: u64,
     settlements: u64,
+    /// Lending: explicit lends, redeems, borrows and repayments.
+    pool_moves: u64,
+    /// Automatic borrows and repayments (debits beyond available, credits to a debtor).
+    auto_borrows: u64,
+    auto_repays: u64,
+    /// Accruals at `tick` and the interest they charged, per asset index.
+    accruals: u64,
+    interest: Vec<u128>,
+    /// A debtor's collateral sold, bad debts paid by the fund, the lenders or the exchange.
+    collateral_sales: u64,
+    bad_debts: u64,
 }
 
 impl Subscriber for Tally {
@@ -95,6 +114,19 @@ impl Subscriber for Tally {
             Event::Rejected { .. } => self.rejected += 1,
             Event::Liquidation { .. } | Event::Adl { .. } => self.liquidations += 1,
             Event::Settlement { .. } => self.settlements += 1,
+            Event::Pool { .. } => self.pool_moves += 1,
+            Event::Borrow { .. } => self.auto_borrows += 1,
+            Event::Repay { .. } => self.auto_repays += 1,
+            Event::Accrual { asset, interest, .. } => {
+                self.accruals += 1;
+                let a = usize::from(*asset);
+                if self.interest.len() <= a {
+                    self.interest.resize(a + 1, 0);
+                }
+                self.interest[a] += u128::from(*interest);
+            }
+            Event::CollateralSold { .. } => self.collateral_sales += 1,
+            Event::BadDebt { .. } => self.bad_debts += 1,
             _ => {}
         }
     }
@@ -119,13 +151,13 @@ fn step(text: &str) {
 pub fn execute(args: &DemoArgs) -> Result<(), CliError> {
     let started = Instant::now();
     step(&format!(
-        "1/4 generate: {} accounts, {} markets, {} order-flow txs, signed with development keys",
+        "1/5 generate: {} accounts, {} markets, {} order-flow txs, signed with development keys",
         args.accounts, args.markets, args.txs
     ));
     let signed = generate(args)?;
     eprintln!("   {} signed transactions in {:.2} s", signed.len(), started.elapsed().as_secs_f64());
 
-    step("2/4 ingress: verify every ed25519 signature on worker threads, in batches (off the engine's path)");
+    step("2/5 ingress: verify every ed25519 signature on worker threads, in batches (off the engine's path)");
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 8);
     let verify_start = Instant::now();
     let (verified, bad) = verify_all(&signed, workers);
@@ -149,7 +181,8 @@ pub fn execute(args: &DemoArgs) -> Result<(), CliError> {
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    outcome?;
+    let (exchange, replayed, digest) = outcome?;
+    crate::cmd::demo_por::por_cycle(&exchange, &replayed, digest)?;
     eprintln!("\ndone in {:.1} s: every step holds.", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -210,9 +243,40 @@ fn verify_all(signed: &[(SignedTx, Option<u64>)], workers: usize) -> (Vec<Stampe
     (all.into_iter().flatten().collect(), refused)
 }
 
-fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(), CliError> {
+/// What the lending pools did over the run, and where they ended.
+fn report_pools(t: &Tally, engine: &Engine) {
+    use verex_engine::text::event_json::{asset_amount, ratio};
+    eprintln!(
+        "   pools: {} lends, redeems, borrows and repayments; {} automatic borrows, {} automatic repayments; \
+         {} interest accruals; a borrow liquidation: {} collateral sales, {} bad-debt payments",
+        t.pool_moves, t.auto_borrows, t.auto_repays, t.accruals, t.collateral_sales, t.bad_debts
+    );
+    let catalog = engine.catalog();
+    for (a, asset) in catalog.assets().iter().enumerate() {
+        let a16 = u16::try_from(a).unwrap_or(u16::MAX);
+        let (lent, borrowed) = engine.pool(a16);
+        if lent == 0 && borrowed == 0 {
+            continue;
+        }
+        let interest = t.interest.get(a).copied().unwrap_or(0);
+        eprintln!(
+            "   {} pool: lent {}, borrowed {} (utilization {}, borrow rate {} a year, lend rate {}), interest charged {}",
+            asset.symbol.as_str(),
+            asset_amount(catalog, a16, i128::from(lent)),
+            asset_amount(catalog, a16, i128::from(borrowed)),
+            ratio(verex_engine::lending::utilization(lent, borrowed)),
+            ratio(verex_engine::lending::borrow_rate(asset, lent, borrowed)),
+            ratio(verex_engine::lending::lend_rate(asset, lent, borrowed)),
+            asset_amount(catalog, a16, i128::try_from(interest).unwrap_or(i128::MAX))
+        );
+    }
+}
+
+/// Runs the pipeline and replays its journal: the pipeline's engine, the replayed one, and the
+/// journal's BLAKE3 digest at the last seq.
+fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(Engine, Engine, [u8; 32]), CliError> {
     step(&format!(
-        "3/4 pipeline: sequencer → ring → journal stage ∥ engine stage → release once durable (journal in {})",
+        "3/5 pipeline: sequencer → ring → journal stage ∥ engine stage → release once durable (journal in {})",
         dir.display()
     ));
     let _ = std::fs::remove_dir_all(dir);
@@ -226,6 +290,13 @@ fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(), Cli
         rejected: 0,
         liquidations: 0,
         settlements: 0,
+        pool_moves: 0,
+        auto_borrows: 0,
+        auto_repays: 0,
+        accruals: 0,
+        interest: Vec::new(),
+        collateral_sales: 0,
+        bad_debts: 0,
     };
     let mut pipeline =
         Pipeline::start(engine, JournalSink(writer), tally, PipelineConfig::for_this_machine(Clock::Deterministic))
@@ -265,6 +336,7 @@ fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(), Cli
         "   {} fills, {} settlements, {} liquidation steps, {} rejections (e.g. cancels of orders that had filled)",
         t.fills, t.settlements, t.liquidations, t.rejected
     );
+    report_pools(t, &stopped.engine);
     eprintln!(
         "   latency, publish → release: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, p99.99 {:.1} µs, max {:.1} µs",
         us(0.5),
@@ -289,11 +361,16 @@ fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(), Cli
     );
     drop(stopped.sink);
 
-    step("4/4 replay: rebuild the state from the journal on disk, reading records in place");
+    step("4/5 replay: rebuild the state from the journal on disk, reading records in place");
     let replay_start = Instant::now();
     let reader = open_reader(dir)?;
     let mut replica = Engine::new(Genesis::dev(), Limits::production()).map_err(CliError::Engine)?;
-    let replayed = replay_journal(dir, &reader, &mut replica, "replay", |_, _, _, _| Ok(()))?;
+    let mut digest = JournalDigest::default();
+    let replayed = replay_journal(dir, &reader, &mut replica, "replay", |_, record, _, _| {
+        digest
+            .push(record.seq, record.payload)
+            .map_err(|expected| bad_record(dir, record.seq, format!("expected seq {expected}")))
+    })?;
     let replay_s = replay_start.elapsed().as_secs_f64();
     let replayed_hash = replica.state_hash();
     eprintln!(
@@ -314,5 +391,5 @@ fn run_and_replay(verified: &[Stamped], dir: &Path, rate: u64) -> Result<(), Cli
     eprintln!("   proved: the journal alone rebuilds the exact state (same seq {}, same state hash)", replica.seq());
     replica.check_invariants().map_err(|e| CliError::Usage(format!("invariant broken after replay: {e}")))?;
     eprintln!("   proved: conservation per asset, locks, books and margins hold (SPEC section 7)");
-    Ok(())
+    Ok((stopped.engine, replica, digest.digest))
 }

@@ -15,7 +15,10 @@ Generate a realistic workload as JSON-lines transactions: listings (USDC and one
 pair of markets; spot and perp markets alternate), N funded accounts, an insurance fund, opening \
 marks, then K order-flow transactions around a random-walking mid price per market: resting \
 limit orders (gtc, some post_only), crossing ioc orders, market orders, cancels and amends of \
-the account's own recent orders by client id, oracle marks and funding.
+the account's own recent orders by client id, oracle marks and funding. Every asset has a \
+lending pool: every tenth account lends in set-up; the flow lends, redeems, borrows, repays and \
+ticks; one extra account (N + 1) borrows USDC against the first base asset and withdraws it, \
+and halfway through, one mark drops that asset's index by 20 %: the borrower is liquidated.
 
 The same arguments always give the same file (a fixed pseudo-random stream; --seed changes it). \
 By default the lines are signed with the deterministic development keys (fields signer, nonce, \

@@ -2,11 +2,14 @@
 
 pub mod attestations;
 pub mod demo;
+pub mod demo_por;
 pub mod follow;
 pub mod gen;
 pub mod inspect;
 pub mod keygen;
+pub mod por;
 pub mod replay;
+pub mod risk;
 pub mod run;
 pub mod sign;
 pub mod snapshot;
@@ -48,6 +51,12 @@ pub enum Command {
     /// Generate a deterministic, realistic workload of signed JSON-lines transactions.
     #[command(after_help = EXIT_HELP, long_about = gen::LONG_ABOUT)]
     Gen(gen::GenArgs),
+    /// Proof of Reserves: build a cycle, verify a proof, audit by replay, reserves, solvency, publish.
+    #[command(after_help = EXIT_HELP)]
+    Por(por::PorArgs),
+    /// The stress report: price shocks on a copy of the state at a seq.
+    #[command(after_help = EXIT_HELP, long_about = risk::LONG_ABOUT)]
+    Risk(risk::RiskArgs),
     /// Generate a new ed25519 key from the operating system's random number generator.
     #[command(after_help = EXIT_HELP, long_about = keygen::LONG_ABOUT)]
     Keygen(keygen::KeygenArgs),
@@ -72,6 +81,8 @@ impl Command {
             Self::Attestations(args) => attestations::execute(&args),
             Self::Inspect(args) => inspect::execute(&args),
             Self::Gen(args) => gen::execute(&args),
+            Self::Por(args) => args.execute(),
+            Self::Risk(args) => risk::execute(&args),
             Self::Keygen(args) => keygen::execute(&args),
             Self::Sign(args) => sign::execute(&args),
         }
