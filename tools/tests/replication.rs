@@ -731,7 +731,7 @@ fn kills_of_the_server_the_follower_and_the_primary_lose_nothing_acknowledged() 
          kills; acknowledged through seq {acknowledged}",
         server.kills
     );
-    assert!(server.kills + follower_kills + primary_kills >= 3, "the seed kills something");
+    assert!(server.kills >= 1 && follower_kills >= 1 && primary_kills >= 1, "the seed kills each of the three");
     // Nothing acknowledged is lost: the stream alone (the primary never runs again) holds it.
     let witness = tmp.path().join("witness");
     let (seq, _) = follow_until(&url, "kills", &witness, acknowledged, &[]);
