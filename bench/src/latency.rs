@@ -608,7 +608,7 @@ fn verify_throughput() {
 
 /// Verified txs per second through the ingress (the sender and receiver are two more threads).
 fn ingress_rate(txs: &[SignedTxBytes], workers: usize, chunk_inputs: usize, verify: VerifyMode) -> f64 {
-    let config = IngressConfig { workers, chunk_inputs, queue_chunks: 4, verify };
+    let config = IngressConfig { workers, chunk_inputs, min_chunk_inputs: chunk_inputs, queue_chunks: 4, verify };
     let (mut sender, mut receiver) =
         start_ingress(config, |tx: SignedTxBytes| Ok(Decoded { tx, ts: None })).unwrap_or_else(|e| panic!("{e}"));
     let inputs = txs.to_vec();

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use verex_engine::runtime::{
-    feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, SignedTxBytes, VerifyMode,
+    feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, SignedTxBytes, MAX_WORKERS,
 };
 use verex_engine::sequencer::Clock;
 use verex_engine::signing::{dev_account_key, sign, verify_archived};
@@ -22,8 +22,9 @@ const END_TO_END_TXS: usize = 200_000;
 const RATE_TXS: usize = 20_000;
 /// Alternating rounds of single and batch verification.
 const ROUNDS: usize = 5;
-/// Signatures per batch: the ingress' default chunk.
-const BATCH: usize = 64;
+/// Signatures per batch: the most the ingress puts in a chunk (what its chunks grow to under
+/// load, as here).
+const BATCH: usize = 256;
 /// `msync` samples of the disk alone.
 const MSYNC_SAMPLES: usize = 2_000;
 /// The offered rate at which the pipeline's p99 is compared with the disk's.
@@ -94,12 +95,12 @@ pub(super) fn run(args: &Args, cores: usize) {
     }
 }
 
-/// Signed txs through the ingress (one worker per core, batch verification, chunks of
-/// [`BATCH`]) into a pipeline with a `journal-batch` sink, as fast as it accepts them: signed
+/// Signed txs through the ingress (one worker per core, batch verification, chunks of 64 to
+/// [`BATCH`] sized by load) into a pipeline with a `journal-batch` sink, as fast as it accepts them: signed
 /// txs per second from the first send to the last release.
 fn end_to_end(engine: verex_engine::Engine, txs: &[SignedTxBytes], cores: usize) -> f64 {
-    let ingress =
-        IngressConfig { workers: cores.max(1), chunk_inputs: BATCH, queue_chunks: 4, verify: VerifyMode::Batch };
+    let ingress = IngressConfig { workers: cores.clamp(1, MAX_WORKERS), ..IngressConfig::for_this_machine() };
+    assert_eq!(ingress.chunk_inputs, BATCH, "the batch measured alone is the ingress' largest chunk");
     let recorder = LatencyRecorder {
         epoch: Instant::now(),
         pipeline_epoch: std::sync::Arc::new(std::sync::OnceLock::new()),

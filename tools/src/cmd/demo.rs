@@ -38,12 +38,12 @@ The main job, on embedded defaults: no arguments needed.
 crossing and market orders, cancels, amends, oracle marks and funding; lending pools with lends, \
 redeems, borrows, repayments and ticks, and a leveraged borrower liquidated by a 20 % drop of its \
 collateral's index), and reports what the pools did.
-2. Verifies every ed25519 signature on worker threads, alone, as the ingress does (batches of \
-64), and reports verifications per second: the verification bound. Verification is orders of \
+2. Verifies every ed25519 signature on worker threads, alone, as the ingress does under load \
+(batches of 256), and reports verifications per second: the verification bound. Verification is orders of \
 magnitude dearer than applying a tx, which is why it runs on workers before the sequencer and \
 the engine consumes only verified transactions.
 3. Runs the signed transactions end to end: the ingress verifies them on its workers (batch \
-verification, chunks of 64), the sequencer stamps them in order, and the real pipeline \
+verification, chunks of 64 to an idle worker, growing to 256 while the workers are busy), the sequencer stamps them in order, and the real pipeline \
 (ring, journal stage and engine stage in parallel, events released only once durable) journals \
 and applies them into a journal in a temporary directory (batch durability). Reports signed \
 tx/s end to end as a ratio of the verification bound, and the latency of each tx from its \
@@ -196,8 +196,8 @@ pub fn execute(args: &DemoArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Signatures checked together, as the ingress' default chunk.
-const VERIFY_BATCH: usize = 64;
+/// Signatures checked together: the ingress' largest chunk, which its chunks reach under load.
+const VERIFY_BATCH: usize = 256;
 
 fn generate(args: &DemoArgs) -> Result<Vec<(SignedTx, Option<u64>)>, CliError> {
     let mut generator = Generator::new(GenConfig {
@@ -287,9 +287,10 @@ fn run_and_replay(
 ) -> Result<(Engine, Engine, [u8; 32]), CliError> {
     let ingress = IngressConfig::for_this_machine();
     step(&format!(
-        "3/5 signed end to end: ingress ({} workers, batches of {}) → sequencer → ring → journal stage ∥ engine stage → \
+        "3/5 signed end to end: ingress ({} workers, batches of {} to {}) → sequencer → ring → journal stage ∥ engine stage → \
          release once durable (journal in {})",
         ingress.workers,
+        ingress.min_chunk_inputs,
         ingress.chunk_inputs,
         dir.display()
     ));
