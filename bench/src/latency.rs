@@ -17,6 +17,7 @@
 //!     [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE]
 //!     [--commit-max-records 8192] [--commit-max-delay-us 2000]
 //! cargo run --release -p verex-bench --bin latency -- --verify
+//! cargo run --release -p verex-bench --bin latency -- --signed [--json FILE]
 //! ```
 //!
 //! Sinks: `memory` copies each record into a pre-allocated 64 MiB arena (a journal with free
@@ -29,6 +30,14 @@
 //! the injector's own lateness, and the CPU other processes used meanwhile (the machine is
 //! shared); `--repeat N` keeps the run with the median p99. `--verify` measures ed25519
 //! verifications per second on one core, single versus batch, and through the ingress.
+//!
+//! `--signed` measures where a verifiable exchange pays, in one run (issue 16): ed25519
+//! verifications per second on one core, single against batches of 64 (the same stream, really
+//! signed); the whole pipeline fed signed txs through the ingress (one worker per core, batch
+//! verification, `journal-batch`) as fast as it accepts them, against the verification bound
+//! (cores × batch verifications per second per core); the disk's own msync latency (one
+//! 128-byte write into a mapped file, then `msync` of its page, `--msync-samples` times) and the
+//! pipeline's p99 at 100k tx/s with `journal-batch` against it.
 #![deny(missing_docs, clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -549,6 +558,9 @@ fn print_table(rows: &[Row], wait: WaitMode) {
     }
 }
 
+#[path = "latency/signed.rs"]
+mod signed;
+
 /// Signed txs over several accounts' dev keys (real signatures).
 fn signed_txs(count: usize) -> Vec<SignedTxBytes> {
     let keys: Vec<_> = (1..=64u64).map(dev_account_key).collect();
@@ -596,7 +608,7 @@ fn verify_throughput() {
 
 /// Verified txs per second through the ingress (the sender and receiver are two more threads).
 fn ingress_rate(txs: &[SignedTxBytes], workers: usize, chunk_inputs: usize, verify: VerifyMode) -> f64 {
-    let config = IngressConfig { workers, chunk_inputs, queue_chunks: 4, verify };
+    let config = IngressConfig { workers, chunk_inputs, min_chunk_inputs: chunk_inputs, queue_chunks: 4, verify };
     let (mut sender, mut receiver) =
         start_ingress(config, |tx: SignedTxBytes| Ok(Decoded { tx, ts: None })).unwrap_or_else(|e| panic!("{e}"));
     let inputs = txs.to_vec();
@@ -619,7 +631,7 @@ fn ingress_rate(txs: &[SignedTxBytes], workers: usize, chunk_inputs: usize, veri
 const USAGE: &str = "usage: latency [--rates 100000,500000,1000000,2000000,max] \
 [--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000] \
 [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE] \
-[--commit-max-records 8192] [--commit-max-delay-us 2000]\n       latency --verify";
+[--commit-max-records 8192] [--commit-max-delay-us 2000]\n       latency --verify\n       latency --signed [--json FILE]";
 
 struct Args {
     rates: Vec<Option<u64>>,
@@ -628,6 +640,7 @@ struct Args {
     warmup: u64,
     wait: WaitMode,
     verify: bool,
+    signed: bool,
     json: Option<PathBuf>,
     pace: Pace,
     repeat: usize,
@@ -645,6 +658,7 @@ fn parse_args() -> Args {
         warmup: 100_000,
         wait: WaitMode::for_this_machine(),
         verify: false,
+        signed: false,
         json: None,
         pace: Pace::Yield,
         repeat: 1,
@@ -676,6 +690,7 @@ fn parse_args() -> Args {
                     .unwrap_or_else(|| panic!("--wait {name}: busy-spin, yielding or blocking"));
             }
             "--verify" => args.verify = true,
+            "--signed" => args.signed = true,
             "--repeat" => args.repeat = value().parse().unwrap_or_else(|e| panic!("--repeat: {e}")),
             "--pace" => {
                 args.pace = match value().as_str() {
@@ -751,6 +766,10 @@ fn main() {
     println!("machine: {cores} cores; wait strategy: {} (auto picks {})", args.wait, WaitMode::for_this_machine());
     if args.verify {
         verify_throughput();
+        return;
+    }
+    if args.signed {
+        signed::run(&args, cores);
         return;
     }
     let mut rows = Vec::new();

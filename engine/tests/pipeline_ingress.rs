@@ -23,7 +23,7 @@ use verex_engine::{Engine, Genesis, Limits, RejectReason};
 type Stamped = (SignedTx, Option<u64>);
 
 fn ingress_config(workers: usize, chunk_inputs: usize, verify: VerifyMode) -> IngressConfig {
-    IngressConfig { workers, chunk_inputs, queue_chunks: 2, verify }
+    IngressConfig { workers, chunk_inputs, min_chunk_inputs: chunk_inputs, queue_chunks: 2, verify }
 }
 
 /// A key that is not a curve point.
@@ -104,7 +104,15 @@ fn verdicts(txs: &[Stamped], config: IngressConfig) -> Vec<Verdict> {
 fn verdicts_come_back_in_input_order_with_their_reasons_in_both_modes() {
     let txs = signed_native(&workload(600));
     let (txs, expected) = tampered(&txs);
-    for config in [ingress_config(3, 5, VerifyMode::Single), ingress_config(2, 64, VerifyMode::Batch)] {
+    // Fixed chunks, and chunks sized by load (sent early to an idle worker, grown to the
+    // most while the workers are busy).
+    let adaptive = IngressConfig { min_chunk_inputs: 4, ..ingress_config(2, 64, VerifyMode::Batch) };
+    for config in [
+        ingress_config(3, 5, VerifyMode::Single),
+        ingress_config(2, 64, VerifyMode::Batch),
+        adaptive,
+        IngressConfig::for_this_machine(),
+    ] {
         let out = verdicts(&txs, config);
         assert_eq!(out.len(), txs.len(), "{config:?}");
         for (k, (verdict, expected)) in out.iter().zip(&expected).enumerate() {

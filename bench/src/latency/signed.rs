@@ -1,0 +1,239 @@
+//! `latency --signed`: signed transactions per second, against what verification allows, and
+//! the pipeline's commit latency against the disk's own (the module doc of `latency` says
+//! what each number is).
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use verex_engine::runtime::{
+    feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, SignedTxBytes, MAX_WORKERS,
+};
+use verex_engine::sequencer::Clock;
+use verex_engine::signing::{dev_account_key, sign, verify_archived};
+use verex_engine::verified::VerifiedTx;
+use verex_journal::Durability;
+
+use super::{fixture, per_second, run_rate, Args, JournalSink, LatencyRecorder, MAX_LATENCY_NS};
+
+/// Signed txs pushed end to end.
+const END_TO_END_TXS: usize = 200_000;
+/// Of those, the ones each verification-rate loop checks on one core.
+const RATE_TXS: usize = 20_000;
+/// Alternating rounds of single and batch verification.
+const ROUNDS: usize = 5;
+/// Signatures per batch: the most the ingress puts in a chunk (what its chunks grow to under
+/// load, as here).
+const BATCH: usize = 256;
+/// `msync` samples of the disk alone.
+const MSYNC_SAMPLES: usize = 2_000;
+/// The offered rate at which the pipeline's p99 is compared with the disk's.
+const LATENCY_RATE: u64 = 100_000;
+
+/// What one `--signed` run measured.
+struct SignedReport {
+    single_per_core: f64,
+    batch_per_core: f64,
+    cores: usize,
+    end_to_end_per_s: f64,
+    msync_ns: [u64; 3],
+    pipeline_ns: [u64; 3],
+    pipeline_achieved: f64,
+}
+
+/// Runs the three measurements and prints them (and writes `--json`).
+pub(super) fn run(args: &Args, cores: usize) {
+    eprintln!("signing {END_TO_END_TXS} txs of the order stream (real ed25519 signatures)...");
+    let (engine, mut stream) = fixture();
+    let keys: Vec<_> = (0..=super::ACCOUNTS).map(dev_account_key).collect();
+    let txs: Vec<SignedTxBytes> = (0..END_TO_END_TXS)
+        .map(|_| {
+            let unsigned = stream.next();
+            let key = &keys[usize::try_from(unsigned.tx.account).unwrap_or(0)];
+            SignedTxBytes::encode(&sign(unsigned.tx, key))
+        })
+        .collect();
+
+    // Single and batch alternate over rounds (the machine is shared: a burst of foreign load
+    // hits both), and the medians are compared.
+    let (mut singles, mut batches) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
+    let mut verdicts = Vec::with_capacity(BATCH);
+    for round in txs[..RATE_TXS].chunks(RATE_TXS / ROUNDS) {
+        let start = Instant::now();
+        for tx in round {
+            verify_archived(tx.archived()).unwrap_or_else(|e| panic!("{e}"));
+        }
+        singles.push(per_second(round.len(), start.elapsed()));
+        let start = Instant::now();
+        for batch in round.chunks(BATCH) {
+            VerifiedTx::verify_batch(batch, &mut verdicts);
+            assert!(verdicts.drain(..).all(|v| v.is_ok()), "every signature verifies");
+        }
+        batches.push(per_second(round.len(), start.elapsed()));
+    }
+    let (single_per_core, batch_per_core) = (median(&mut singles), median(&mut batches));
+    eprintln!("verification, one core: single {single_per_core:.0}/s, batches of {BATCH} {batch_per_core:.0}/s");
+
+    let end_to_end_per_s = end_to_end(engine, &txs, cores);
+    eprintln!("signed end to end, {cores} ingress workers, journal-batch: {end_to_end_per_s:.0} tx/s");
+
+    let msync_ns = msync_alone();
+    let row = run_rate(Some(LATENCY_RATE), "journal-batch", args);
+    let pipeline_ns = [row.percentiles_ns[0], row.percentiles_ns[2], row.percentiles_ns[5]];
+    let report = SignedReport {
+        single_per_core,
+        batch_per_core,
+        cores,
+        end_to_end_per_s,
+        msync_ns,
+        pipeline_ns,
+        pipeline_achieved: row.achieved_per_s,
+    };
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.json()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+}
+
+/// Signed txs through the ingress (one worker per core, batch verification, chunks of 64 to
+/// [`BATCH`] sized by load) into a pipeline with a `journal-batch` sink, as fast as it accepts them: signed
+/// txs per second from the first send to the last release.
+fn end_to_end(engine: verex_engine::Engine, txs: &[SignedTxBytes], cores: usize) -> f64 {
+    let ingress = IngressConfig { workers: cores.clamp(1, MAX_WORKERS), ..IngressConfig::for_this_machine() };
+    assert_eq!(ingress.chunk_inputs, BATCH, "the batch measured alone is the ingress' largest chunk");
+    let recorder = LatencyRecorder {
+        epoch: Instant::now(),
+        pipeline_epoch: std::sync::Arc::new(std::sync::OnceLock::new()),
+        histogram: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}")),
+        in_pipeline: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}")),
+        first_planned_ns: None,
+        last_release_ns: 0,
+        measured: 0,
+        events: 0,
+    };
+    let sink = JournalSink::open(Durability::Batch);
+    let mut pipeline = Pipeline::start(engine, sink, recorder, PipelineConfig::yielding(Clock::Wall))
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let (mut sender, mut receiver) = start_ingress(ingress, |tx: SignedTxBytes| Ok(Decoded { tx, ts: None }))
+        .unwrap_or_else(|e| panic!("ingress: {e}"));
+    let start = Instant::now();
+    let sequenced = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for tx in txs {
+                if sender.send(*tx).is_err() {
+                    return;
+                }
+            }
+            let _ = sender.flush();
+        });
+        feed(&mut receiver, &mut pipeline, |ticket, reason| panic!("tx {ticket} refused: {reason}"))
+            .unwrap_or_else(|e| panic!("feed: {e}"))
+    });
+    let stopped = pipeline.shutdown().unwrap_or_else(|e| panic!("shutdown: {e}"));
+    let elapsed = start.elapsed();
+    assert!(stopped.report.poison.is_none(), "{:?}", stopped.report);
+    assert_eq!(usize::try_from(sequenced).unwrap_or(0), txs.len(), "every signed tx sequenced");
+    per_second(txs.len(), elapsed)
+}
+
+/// The disk alone: a 128-byte write into a mapped file, then `msync` of its page; p50, p99
+/// and max over [`MSYNC_SAMPLES`] (each sample on the next page, as a journal moves on).
+fn msync_alone() -> [u64; 3] {
+    let path = std::env::temp_dir().join(format!("verex-msync-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let page = 4096usize;
+    let bytes = vec![0u8; page * MSYNC_SAMPLES];
+    // Written out and synced first, like a preallocated journal segment.
+    file.write_all(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    file.sync_all().unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: the file is this process' own temporary file; nothing else maps or resizes it.
+    let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap_or_else(|e| panic!("mmap: {e}"));
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("{e}"));
+    for sample in 0..MSYNC_SAMPLES {
+        let at = sample * page;
+        let start = Instant::now();
+        map[at..at + 128].fill(u8::try_from(sample % 251).unwrap_or(1));
+        map.flush_range(at, 128).unwrap_or_else(|e| panic!("msync: {e}"));
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        histogram.saturating_record(ns.max(1));
+    }
+    drop(map);
+    let _ = std::fs::remove_file(&path);
+    [histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99), histogram.max()]
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn micros(ns: u64) -> String {
+    format!("{:.1} µs", ns as f64 / 1e3)
+}
+
+impl SignedReport {
+    /// Cores × batch verifications per second per core: the most signed txs per second the
+    /// machine could admit if it did nothing else.
+    fn verify_bound(&self) -> f64 {
+        self.cores as f64 * self.batch_per_core
+    }
+
+    fn print(&self) {
+        println!("\nSigned transactions and the disk, one run ({} cores):\n", self.cores);
+        println!("| measure | value |");
+        println!("|---|---:|");
+        println!("| single verifications/s, one core | {:.0} |", self.single_per_core);
+        println!("| batch ({BATCH}) verifications/s, one core | {:.0} |", self.batch_per_core);
+        println!("| verify_batch_vs_single (throughput) | {:.3} |", self.batch_per_core / self.single_per_core);
+        println!("| verification bound, {} cores × batch | {:.0} |", self.cores, self.verify_bound());
+        println!("| signed tx/s end to end (ingress → pipeline, journal-batch) | {:.0} |", self.end_to_end_per_s);
+        println!("| signed_e2e_vs_verify_bound (throughput) | {:.3} |", self.end_to_end_per_s / self.verify_bound());
+        println!(
+            "| msync alone: p50 / p99 / max | {} / {} / {} |",
+            micros(self.msync_ns[0]),
+            micros(self.msync_ns[1]),
+            micros(self.msync_ns[2])
+        );
+        println!(
+            "| pipeline at {LATENCY_RATE} tx/s offered ({:.0} achieved), journal-batch: p50 / p99 / max | {} / {} / {} |",
+            self.pipeline_achieved,
+            micros(self.pipeline_ns[0]),
+            micros(self.pipeline_ns[1]),
+            micros(self.pipeline_ns[2])
+        );
+        println!(
+            "| pipeline_p99_vs_msync_p99 (time) | {:.3} |",
+            self.pipeline_ns[1] as f64 / self.msync_ns[1].max(1) as f64
+        );
+    }
+
+    fn json(&self) -> String {
+        format!(
+            "{{\"cores\":{},\"batch\":{BATCH},\"single_per_core\":{:.0},\"batch_per_core\":{:.0},\
+             \"verify_batch_vs_single\":{:.3},\"end_to_end_per_s\":{:.0},\"signed_e2e_vs_verify_bound\":{:.3},\
+             \"msync_p50_ns\":{},\"msync_p99_ns\":{},\"msync_max_ns\":{},\"latency_rate\":{LATENCY_RATE},\
+             \"pipeline_achieved_per_s\":{:.0},\"pipeline_p50_ns\":{},\"pipeline_p99_ns\":{},\"pipeline_max_ns\":{},\
+             \"pipeline_p99_vs_msync_p99\":{:.3}}}\n",
+            self.cores,
+            self.single_per_core,
+            self.batch_per_core,
+            self.batch_per_core / self.single_per_core,
+            self.end_to_end_per_s,
+            self.end_to_end_per_s / self.verify_bound(),
+            self.msync_ns[0],
+            self.msync_ns[1],
+            self.msync_ns[2],
+            self.pipeline_achieved,
+            self.pipeline_ns[0],
+            self.pipeline_ns[1],
+            self.pipeline_ns[2],
+            self.pipeline_ns[1] as f64 / self.msync_ns[1].max(1) as f64
+        )
+    }
+}
