@@ -75,6 +75,11 @@ pub enum CliError {
         /// Why it stopped.
         reason: String,
     },
+    /// Replication through NATS JetStream failed: another writer holds the stream, a
+    /// follower found a gap, a fork or a record that fails a check, or the server never
+    /// acknowledged what `--replicated` needed.
+    #[error("replication: {0}")]
+    Replication(String),
     /// A Proof of Reserves check that fails (SPEC 10): the file at fault and the named reason
     /// (`verex_engine::por::Fault`), the same word the test vectors and an independent verifier give.
     #[error("{file}: {fault}: {detail}")]
@@ -120,7 +125,8 @@ impl CliError {
             | Self::Damaged { .. }
             | Self::Replica { .. }
             | Self::Por { .. }
-            | Self::BadRecord { .. } => EXIT_FAILURE,
+            | Self::BadRecord { .. }
+            | Self::Replication(_) => EXIT_FAILURE,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod por_files;
 pub mod rebuild;
 pub mod recover;
 pub mod replica;
+pub mod replicate;
 pub mod sim;
 pub mod snapshots;
 pub mod tail;

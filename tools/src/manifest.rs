@@ -81,7 +81,10 @@ impl Manifest {
         Ok(Engine::new(self.genesis, self.limits.limits())?)
     }
 
-    fn to_json(self) -> String {
+    /// The manifest as one JSON object (what `verex.json` holds, and what a replicated
+    /// stream's `manifest` subject carries).
+    #[must_use]
+    pub fn to_json(self) -> String {
         let mut genesis = Map::new();
         for role in Role::ALL {
             genesis.insert(role.name().into(), hex(self.genesis.key(role)).into());
@@ -93,7 +96,11 @@ impl Manifest {
         Value::Object(map).to_string()
     }
 
-    fn from_json(text: &str) -> Result<Self, String> {
+    /// Parses [`Manifest::to_json`]'s form.
+    ///
+    /// # Errors
+    /// A message naming the field that is missing or malformed.
+    pub fn from_json(text: &str) -> Result<Self, String> {
         let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let map = value.as_object().ok_or("expected a JSON object")?;
         if let Some(unknown) = map.keys().find(|k| !["format", "limits", "genesis"].contains(&k.as_str())) {

@@ -3,6 +3,7 @@
 pub mod attestations;
 pub mod demo;
 pub mod demo_por;
+pub mod follow;
 pub mod gen;
 pub mod inspect;
 pub mod keygen;
@@ -29,6 +30,9 @@ pub enum Command {
     /// Run JSON-lines transactions through the engine; write events and the final state.
     #[command(after_help = EXIT_HELP, long_about = run::LONG_ABOUT)]
     Run(run::RunArgs),
+    /// Follow a primary through NATS JetStream into a journal and engine of this machine.
+    #[command(after_help = EXIT_HELP, long_about = follow::LONG_ABOUT)]
+    Follow(follow::FollowArgs),
     /// Rebuild the state from a journal; print its last seq and state hash.
     #[command(after_help = EXIT_HELP, long_about = replay::LONG_ABOUT)]
     Replay(replay::ReplayArgs),
@@ -70,6 +74,7 @@ impl Command {
         match self {
             Self::Demo(args) => demo::execute(&args),
             Self::Run(args) => run::execute(&args),
+            Self::Follow(args) => follow::execute(&args),
             Self::Replay(args) => replay::execute(&args),
             Self::Verify(args) => verify::execute(&args),
             Self::Snapshot(args) => snapshot::execute(&args),

@@ -46,6 +46,9 @@ use crate::replica::{
     Replica, ReplicaConfig, ReplicaFeed, ReplicaReport, ReplicaStart, DEFAULT_ATTEST_EVERY, DEFAULT_REPLICA_NICE,
     DEFAULT_SNAPSHOT_EVERY,
 };
+use crate::replicate::publish::{PublishConfig, PublishReport, Publisher};
+use crate::replicate::sink::{PublishingSink, Release};
+use crate::replicate::{Target, DEFAULT_STREAM};
 use crate::snapshots::DEFAULT_KEEP_SNAPSHOTS;
 
 /// `--help` text of the command.
@@ -139,6 +142,23 @@ gets most of a core they share; it falls behind while it hashes or encodes a lar
 work is then reported on standard error). If it fails, the run still releases its events and \
 writes its state, then exits with status 1 naming the failure.
 
+Replication (--publish URLS, with --journal). Every committed record is published to the \
+NATS JetStream stream --stream NAME (default verex; created if missing with --stream-replicas \
+copies) at the servers URLS (nats://HOST:PORT, several comma-separated for a cluster), one \
+message per commit group, by a thread of its own that reads the committed records from the \
+journal: the engine stage never waits on the network, and an unreachable server only makes \
+the publisher fall behind (reported on standard error; it retries at most a second apart and \
+catches up from the journal; what is still unpublished at the end is named, and the next run \
+with --publish sends it). Before sequencing anything, the run checks the stream's last message \
+against the journal (waiting up to --publish-timeout seconds, default 10): a stream ahead of \
+the journal or holding another history means another writer (a promoted follower) holds it, \
+and the run stops (exit status 1) without journaling anything; a second live writer is \
+refused by JetStream itself and stops too. With --replicated a transaction's events are \
+released only once JetStream has acknowledged its record (a second machine holds it); \
+records never acknowledged by the end of the run (after --publish-timeout) keep their events \
+withheld and the exit status is 1. Followers: `verex follow --help`; the format: \
+docs/replication.md.
+
 Recovery. On an existing journal, the snapshots in DIR/snapshots are tried newest first: one is \
 used only if it decodes (checksum, archive validation, rebuilt state hash) and its header's \
 journal hash and BLAKE3 attestation digest equal the journal's at its seq (the chain is \
@@ -230,6 +250,32 @@ pub struct RunArgs {
     /// Attestations and snapshots (with --journal).
     #[command(flatten)]
     pub replica: ReplicaArgs,
+    /// Replication through NATS JetStream (with --journal).
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+/// The publisher's flags: ship the journal to a NATS JetStream stream (see the Replication
+/// paragraph of --help).
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Publish every committed record to NATS JetStream at these servers
+    /// (nats://HOST:PORT, several separated by commas for a cluster).
+    #[arg(long, value_name = "URLS", requires = "journal")]
+    pub publish: Option<String>,
+    /// The JetStream stream (created if missing, capturing subjects verex.NAME.>).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_STREAM, requires = "publish")]
+    pub stream: String,
+    /// Replicas of a stream this run creates (3 on a three-node cluster).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "publish")]
+    pub stream_replicas: usize,
+    /// Release a transaction's events only once JetStream has acknowledged its record (a
+    /// second machine holds it), not merely once the local journal has committed it.
+    #[arg(long, requires = "publish")]
+    pub replicated: bool,
+    /// At the end of the run, wait at most this long for the server to acknowledge the rest.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, requires = "publish")]
+    pub publish_timeout: u64,
 }
 
 /// The replica's flags: attestations and snapshots of a journaled run (see the Replica
@@ -331,21 +377,85 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
         let failure = run.poison.take().map(poison_error);
         return run.finish(failure, state);
     };
-    let (engine, signer, sink, replica) = open_journal(args, dir, genesis)?;
+    let target = args.publish.target()?;
+    let (engine, signer, sink, replica, publisher) = open_journal(args, dir, genesis, target)?;
     let mut run = drive(engine, sink, events, &mut input, args.dev.then_some(signer), clock)?;
     // After a journal failure no event past the durable seq was released and no state is
-    // written: the engine is ahead of what the journal holds.
-    let failure =
-        run.poison.take().map(|poison| run.sink.error.take().map_or_else(|| poison_error(poison), CliError::Journal));
-    let durable_seq = run.sink.writer.durable_seq();
-    let mode = format!("{:?}", run.sink.writer.durability()).to_lowercase();
+    // written: the engine is ahead of what the journal holds. A fenced publisher (another
+    // writer holds the stream) stops the run the same way.
+    let fenced = run.sink.fenced();
+    let failure = run.poison.take().map(|poison| match (run.sink.inner.error.take(), fenced.clone()) {
+        (Some(error), _) => CliError::Journal(error),
+        (None, Some(reason)) => CliError::Replication(reason),
+        (None, None) => poison_error(poison),
+    });
+    let durable_seq = run.sink.inner.writer.durable_seq();
+    let mode = format!("{:?}", run.sink.inner.writer.durability()).to_lowercase();
     let replica = replica.map(|replica| replica.finish(durable_seq));
+    let published = publisher.map(|p| p.finish(durable_seq, Duration::from_secs(args.publish.publish_timeout)));
+    let failure = failure.or_else(|| published.as_ref().and_then(|report| publish_failure(args, report, durable_seq)));
     run.finish(failure, state)?;
     note(&format!("run: journal {} durable through seq {durable_seq} ({mode} mode)", dir.display()));
+    if let Some(report) = &published {
+        note_published(report, durable_seq);
+    }
     if let Some(finished) = replica {
         note_replica(&finished?);
     }
     Ok(())
+}
+
+impl PublishArgs {
+    /// The stream to publish to, if any.
+    fn target(&self) -> Result<Option<Target>, CliError> {
+        self.publish
+            .as_deref()
+            .map(|urls| Target::parse(urls, &self.stream, self.stream_replicas))
+            .transpose()
+            .map_err(|e| CliError::Usage(format!("--publish: {e}")))
+    }
+
+    fn release(&self) -> Release {
+        if self.replicated {
+            Release::Replicated { final_wait: Duration::from_secs(self.publish_timeout) }
+        } else {
+            Release::Local
+        }
+    }
+}
+
+/// What makes a publishing run fail: another writer, or (with --replicated) records the
+/// server never acknowledged, whose events were withheld.
+fn publish_failure(args: &RunArgs, report: &PublishReport, durable_seq: u64) -> Option<CliError> {
+    if let Some(reason) = &report.fenced {
+        return Some(CliError::Replication(reason.clone()));
+    }
+    (args.publish.replicated && report.acked_seq < durable_seq).then(|| {
+        CliError::Replication(format!(
+            "--replicated: JetStream acknowledged records only up to seq {}, the journal holds them up to seq \
+             {durable_seq}: the events after seq {} were withheld (the next run publishes the records){}",
+            report.acked_seq,
+            report.acked_seq,
+            report.last_failure.as_ref().map(|f| format!("; last failure: {f}")).unwrap_or_default()
+        ))
+    })
+}
+
+/// Says what the publisher did.
+fn note_published(report: &PublishReport, durable_seq: u64) {
+    note(&format!(
+        "run: published through seq {} ({} messages, {} records, {} attestations; {} failed attempts, largest \
+         backlog {} records)",
+        report.acked_seq, report.messages, report.records, report.attestations, report.failures, report.max_backlog
+    ));
+    if report.fenced.is_none() && report.acked_seq < durable_seq {
+        warn(&format!(
+            "run: records {}..={durable_seq} are committed locally but not yet in the stream; the next run with \
+             --publish sends them{}",
+            report.acked_seq + 1,
+            report.last_failure.as_ref().map(|f| format!(" (last failure: {f})")).unwrap_or_default()
+        ));
+    }
 }
 
 /// Says what the replica did.
@@ -372,11 +482,13 @@ fn note_replica(report: &ReplicaReport) {
 /// Opens (recovering) the journal, rebuilds the engine (newest valid snapshot + the journal's
 /// suffix) and starts the replica. The engine continues after the last seq; the development
 /// signer continues the journal's nonces and account numbers.
+#[allow(clippy::type_complexity)]
 fn open_journal(
     args: &RunArgs,
     dir: &Path,
     genesis: Option<Genesis>,
-) -> Result<(Engine, DevSigner, JournalSink, Option<Replica>), CliError> {
+    target: Option<Target>,
+) -> Result<(Engine, DevSigner, PublishingSink<JournalSink>, Option<Replica>, Option<Publisher>), CliError> {
     let key_file = args.replica.attest_key.as_deref().map(read_key_file).transpose()?;
     check_init(args, dir, genesis.is_some())?;
     // The attest key is checked before anything is created: a refused run leaves no journal.
@@ -422,6 +534,8 @@ fn open_journal(
         });
     }
     note_recovery(dir, &recovered);
+    // Followers hash their state where the replica attests (none without an attest key).
+    let attested_every = if attest_key.is_some() && replica_wanted { args.replica.attest_every } else { 0 };
     let replica = match recovered.base {
         Some((engine, digest)) if replica_wanted => {
             let journal_hash = recovered.scan.points.get(&digest.seq).map_or(GENESIS_HASH, |p| p.journal_hash);
@@ -432,8 +546,23 @@ fn open_journal(
         _ => None,
     };
     let feed = replica.as_ref().map(Replica::feed);
+    let publisher = match target {
+        Some(target) => {
+            let config = PublishConfig { target, dir: dir.to_path_buf(), attest_every: attested_every, manifest };
+            let publisher = Publisher::spawn(config, recovered.scan.end)?;
+            // A stale primary is refused here, before it sequences anything.
+            match publisher.wait_checked(Duration::from_secs(args.publish.publish_timeout)) {
+                Ok(true) => {}
+                Ok(false) => warn("run: the stream could not be checked yet: running on, publishing once it can"),
+                Err(reason) => return Err(CliError::Replication(reason)),
+            }
+            Some(publisher)
+        }
+        None => None,
+    };
     let sink = JournalSink { writer, feed, error: None };
-    Ok((recovered.engine, signer_state.into_signer(), sink, replica))
+    let sink = PublishingSink::new(sink, publisher.as_ref().map(Publisher::feed), args.publish.release());
+    Ok((recovered.engine, signer_state.into_signer(), sink, replica, publisher))
 }
 
 /// Opens the journal for appending (recovery cuts a torn tail, reported here).
