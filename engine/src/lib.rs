@@ -18,7 +18,8 @@
 //! - [`lending`]: lending pools, interest indices, automatic borrows, write-offs;
 //!   [`collateral`]: liquidating a debtor's collateral;
 //! - `state_hash`, `invariants`: the canonical digest and the SPEC section 7 checks;
-//! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path).
+//! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path);
+//! - [`market_data`]: L2 books and the trade tape rebuilt from events alone (SPEC 14).
 #![deny(missing_docs, clippy::unwrap_used)]
 
 mod accounts;
@@ -35,6 +36,7 @@ pub mod insurance;
 mod invariants;
 pub mod lending;
 pub mod limits;
+pub mod market_data;
 pub mod matcher;
 mod matching;
 mod orders;
@@ -54,7 +56,7 @@ pub mod verified;
 
 pub use accounts::Balance;
 pub use engine::{Engine, EngineError};
-pub use events::{CancelReason, DebtPayer, Event, EventBuf, LiquidationVia, OrderStatus, RejectReason};
+pub use events::{CancelReason, DebtPayer, Event, EventBuf, LevelTotal, LiquidationVia, OrderStatus, RejectReason};
 pub use genesis::Genesis;
 pub use limits::Limits;
 pub use matching::OrderView;
