@@ -19,7 +19,9 @@
 //!   [`collateral`]: liquidating a debtor's collateral;
 //! - `state_hash`, `invariants`: the canonical digest and the SPEC section 7 checks;
 //! - [`text`]: the JSON-lines text forms of SPEC section 13 (off the hot path);
-//! - [`market_data`]: L2 books and the trade tape rebuilt from events alone (SPEC 14).
+//! - [`market_data`]: L2 books and the trade tape rebuilt from events alone (SPEC 14);
+//! - [`store`]: the journal directory of an embedding: manifest, journal sink, snapshot files,
+//!   [`store::recover`] (the only module that touches files).
 #![deny(missing_docs, clippy::unwrap_used)]
 
 mod accounts;
@@ -49,6 +51,7 @@ pub mod sequencer;
 pub mod signature_rule;
 pub mod signing;
 pub mod snapshot;
+pub mod store;
 mod state_hash;
 pub mod text;
 pub mod tx;
