@@ -833,6 +833,24 @@ impl Engine {
         self.next_order_id
     }
 
+    /// The index of the market named `symbol` (what [`Engine::depth`] and events use).
+    #[must_use]
+    pub fn market_id(&self, symbol: &str) -> Option<u16> {
+        self.catalog.market_index(&crate::tx::Symbol::new(symbol)?)
+    }
+
+    /// The index of the asset named `symbol` (what [`Engine::balance`] and events use).
+    #[must_use]
+    pub fn asset_id(&self, symbol: &str) -> Option<u16> {
+        self.catalog.asset_index(&crate::tx::Symbol::new(symbol)?)
+    }
+
+    /// An account's balance in the asset named `symbol`.
+    #[must_use]
+    pub fn balance_of(&self, account: u64, symbol: &str) -> Option<Balance> {
+        self.balance(account, self.asset_id(symbol)?)
+    }
+
     /// The trade id the next fill will get.
     #[must_use]
     pub fn next_trade_id(&self) -> u64 {

@@ -5,7 +5,10 @@
 //! machine: no floats, no hash-map iteration order, no clock, no randomness, no I/O.
 //!
 //! Modules, one concept each:
-//! - [`tx`]: the wire transaction types (fixed size, `rkyv`-archived, signed);
+//! - [`tx`]: the wire transaction types (fixed size, `rkyv`-archived, signed); [`builders`]:
+//!   building them from symbols and decimal strings (`Place::limit`, `AddMarket::spot`, ...);
+//! - [`client`]: [`Client`] signs and keeps the nonce, [`Exchange`] stamps, journals and
+//!   applies in one call;
 //! - [`signing`]: canonical bytes, ed25519, development keys; [`signature_rule`]: the one
 //!   verification rule; [`verified`]: the verified-by-construction types `apply` takes;
 //! - [`fixed`]: integer fixed-point arithmetic with explicit rounding;
@@ -27,7 +30,9 @@
 mod accounts;
 pub mod attest;
 mod book;
+pub mod builders;
 pub mod catalog;
+pub mod client;
 pub mod collateral;
 mod engine;
 pub mod events;
@@ -51,15 +56,17 @@ pub mod sequencer;
 pub mod signature_rule;
 pub mod signing;
 pub mod snapshot;
-pub mod store;
 mod state_hash;
+pub mod store;
 pub mod text;
 pub mod tx;
 pub mod verified;
 
 pub use accounts::Balance;
+pub use client::{Client, Exchange, SigningKey};
 pub use engine::{Engine, EngineError};
 pub use events::{CancelReason, DebtPayer, Event, EventBuf, LevelTotal, LiquidationVia, OrderStatus, RejectReason};
 pub use genesis::Genesis;
 pub use limits::Limits;
 pub use matching::OrderView;
+pub use verified::VerifiedTx;
