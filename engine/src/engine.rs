@@ -851,6 +851,13 @@ impl Engine {
         self.balance(account, self.asset_id(symbol)?)
     }
 
+    /// An account's margin (equity and requirements in value units); `None` for no such
+    /// account.
+    #[must_use]
+    pub fn margin_of(&self, account: u64) -> Option<crate::risk::Margin> {
+        Some(self.margin(self.accounts.index(account)?))
+    }
+
     /// The trade id the next fill will get.
     #[must_use]
     pub fn next_trade_id(&self) -> u64 {
