@@ -99,7 +99,7 @@ fn run() -> Result<(), String> {
         let key = &keys[usize::try_from(account - 1).unwrap_or(0)];
         let price = Dec::new(9_900 + i64::try_from((r >> 8) % 200).unwrap_or(0), 2);
         let qty = Dec::new(1 + i64::try_from((r >> 20) % 50).unwrap_or(0), 4);
-        let side = if (r >> 30) % 2 == 0 { Side::Buy } else { Side::Sell };
+        let side = if (r >> 30).is_multiple_of(2) { Side::Buy } else { Side::Sell };
         let next_id = x.engine.next_order_id();
         let some_id = 1 + (r >> 40) % next_id;
         let op = match (r >> 32) % 10 {

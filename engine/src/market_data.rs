@@ -103,6 +103,9 @@ impl LevelUpdate {
     }
 }
 
+/// Best bid and best ask of a book, each `(price, total)`.
+pub type TopOfBook = (Option<(i64, u64)>, Option<(i64, u64)>);
+
 /// The two sides of one market: price → total quantity.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct L2Book {
@@ -128,7 +131,7 @@ impl L2Book {
 
     /// Best bid and best ask, `(price, total)`.
     #[must_use]
-    pub fn top(&self) -> (Option<(i64, u64)>, Option<(i64, u64)>) {
+    pub fn top(&self) -> TopOfBook {
         (self.depth(Side::Buy).next(), self.depth(Side::Sell).next())
     }
 
@@ -241,7 +244,7 @@ impl L2Books {
 
     /// Best bid and best ask of a market, `(price, total)`.
     #[must_use]
-    pub fn top(&self, market: u16) -> (Option<(i64, u64)>, Option<(i64, u64)>) {
+    pub fn top(&self, market: u16) -> TopOfBook {
         self.books.get(usize::from(market)).map_or((None, None), L2Book::top)
     }
 

@@ -61,7 +61,7 @@ fn workload() -> Vec<VerifiedTx> {
         let user = &mut users[(x % 3) as usize];
         let price = format!("{}.{:02}", 99 + (x >> 8) % 3, (x >> 12) % 100);
         let qty = format!("0.{:04}", 1 + (x >> 20) % 500);
-        let side = if (x >> 30) % 2 == 0 { Side::Buy } else { Side::Sell };
+        let side = if (x >> 30).is_multiple_of(2) { Side::Buy } else { Side::Sell };
         let op: Op = match (x >> 32) % 6 {
             0 => Op::Cancel(OrderRef::id("BTC-USDC", 1 + (x >> 40) % (i + 1)).expect("ref")),
             1 => Place::limit("BTC-USDC", side, &price, &qty).expect("order").tif(TimeInForce::Ioc).into(),
@@ -84,7 +84,7 @@ fn queries_are_answered_in_sequence_with_the_transactions() {
     for (i, tx) in (0u64..).zip(&txs) {
         pipeline.submit(tx, None, i).expect("submit");
         direct.submit(tx).expect("direct");
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             let queries = [Query::Depth { market: 0, levels: 5 }, Query::Account { account: 1 + i % 4 }];
             for (k, query) in (0u64..).zip(queries) {
                 let tag = 1_000_000 + 2 * i + k;
