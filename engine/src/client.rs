@@ -108,6 +108,9 @@ pub enum SubmitError {
     /// The journal could not store or sync the record; the exchange refuses more (fail-stop).
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// An earlier journal failure stopped the exchange: recover from the journal.
+    #[error("stopped by an earlier journal failure: recover from the journal")]
+    Stopped,
 }
 
 /// The outcome of one transaction: its seq, stamp and events.
@@ -143,6 +146,8 @@ pub struct Exchange {
     sequencer: Sequencer,
     events: EventBuf,
     journal: Option<JournalWriter>,
+    /// A journal failure stopped it (fail-stop: a failed sync is never retried).
+    stopped: bool,
 }
 
 impl Exchange {
@@ -168,7 +173,7 @@ impl Exchange {
     pub fn resume(engine: Engine, clock: Clock) -> Self {
         let sequencer = Sequencer::resume(engine.seq(), engine.last_ts(), clock);
         let events = engine.event_buf();
-        Self { engine, sequencer, events, journal: None }
+        Self { engine, sequencer, events, journal: None, stopped: false }
     }
 
     /// Journals every submitted record to `writer` (positioned at the engine's seq, see
@@ -183,10 +188,16 @@ impl Exchange {
     /// # Errors
     /// [`SubmitError`]; the transaction was not applied then.
     pub fn submit(&mut self, tx: &VerifiedTx) -> Result<Submitted<'_>, SubmitError> {
+        if self.stopped {
+            return Err(SubmitError::Stopped);
+        }
         let record = self.sequencer.stamp(tx, None)?;
         if let Some(journal) = self.journal.as_mut() {
-            journal.append(record.seq(), &record.bytes().0)?;
-            journal.commit()?;
+            let journaled = journal.append(record.seq(), &record.bytes().0).and_then(|()| journal.commit().map(drop));
+            if let Err(error) = journaled {
+                self.stopped = true;
+                return Err(error.into());
+            }
         }
         self.engine.apply(record.verified(), &mut self.events)?;
         Ok(Submitted { seq: record.seq(), ts: record.ts(), events: &self.events })

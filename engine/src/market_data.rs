@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::events::{Event, OrderStatus};
+use crate::events::Event;
 use crate::tx::Side;
 use crate::Engine;
 
@@ -91,11 +91,7 @@ impl LevelUpdate {
             Event::Fill { market, price, taker_side, level_total, .. } => {
                 Some(Self { market, side: taker_side.opposite(), price, total: level_total })
             }
-            Event::Order { market, side, level: Some(level), status, .. } => {
-                debug_assert!(
-                    !matches!(status, OrderStatus::Accepted | OrderStatus::Filled),
-                    "no level for {status:?}"
-                );
+            Event::Order { market, side, level: Some(level), .. } => {
                 Some(Self { market, side, price: level.price, total: level.total })
             }
             _ => None,
