@@ -138,3 +138,24 @@ fn a_journal_without_a_manifest_is_refused_by_name() {
     let error = recover(dir.path()).err().expect("no manifest");
     assert!(error.to_string().contains("verex.json"), "{error}");
 }
+
+/// `Exchange::with_journal` commits each record before applying it: what it applied, a
+/// recovery of its journal rebuilds.
+#[test]
+fn an_exchange_with_a_journal_is_recovered_to_the_same_state() {
+    use verex_engine::{Client, Exchange};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = Manifest { limits: LimitsPreset::Small, genesis: Genesis::dev() };
+    let writer = create_journal(JournalConfig::new(dir.path()), &manifest).expect("journal");
+    let mut exchange = Exchange::dev().expect("exchange").with_journal(writer);
+    let mut admin = Client::new(dev_role_key(Role::Admin));
+    let mut alice = Client::new(dev_account_key(1));
+    exchange.submit(&admin.sign(AddAsset::named("USDC", 6).expect("asset"))).expect("submit");
+    let created = exchange.submit(&alice.sign(Op::CreateAccount)).expect("submit");
+    assert_eq!(created.rejection(), None);
+    let (engine, writer) = exchange.into_parts();
+    drop(writer);
+    let recovered = recover(dir.path()).expect("recover");
+    assert_eq!(recovered.replayed, 2);
+    assert_eq!(recovered.engine.state_hash(), engine.state_hash());
+}
