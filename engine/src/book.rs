@@ -271,7 +271,8 @@ impl Book {
 
     /// Appends the order in `slot` at the back of its price level (creating the level).
     /// The caller checked [`BookSide::has_room_for`] and that the level pool has room.
-    pub(crate) fn rest(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) {
+    /// Returns the level's new total quantity.
+    pub(crate) fn rest(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> u64 {
         let (side, price, qty) = {
             let order = orders.get(slot);
             (order.side, order.price, order.remaining)
@@ -293,10 +294,12 @@ impl Book {
         level_ref.tail = slot;
         level_ref.total_qty += qty;
         level_ref.count += 1;
+        level_ref.total_qty
     }
 
     /// Unlinks the order in `slot` from its level, dropping the level when it empties.
-    pub(crate) fn unlink(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) {
+    /// Returns the level's new total quantity (0 when it is gone).
+    pub(crate) fn unlink(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> u64 {
         let order = *orders.get(slot);
         debug_assert_ne!(order.level, NIL, "order must be resting");
         if order.prev == NIL {
@@ -312,6 +315,8 @@ impl Book {
         let level = levels.get_mut(order.level);
         level.total_qty -= order.remaining;
         level.count -= 1;
+        let total = level.total_qty;
+        debug_assert!(level.count > 0 || total == 0, "an empty level holds no quantity");
         if level.count == 0 {
             let price = level.price;
             self.side_mut(order.side).remove(price);
@@ -321,15 +326,18 @@ impl Book {
         order.level = NIL;
         order.prev = NIL;
         order.next = NIL;
+        total
     }
 
     /// Reduces a resting order's remaining quantity in place (keeps its time priority).
-    pub(crate) fn reduce(orders: &mut OrderPool, levels: &mut LevelPool, slot: u32, by: u64) {
+    /// Returns the level's new total quantity.
+    pub(crate) fn reduce(orders: &mut OrderPool, levels: &mut LevelPool, slot: u32, by: u64) -> u64 {
         let order = orders.get_mut(slot);
         debug_assert!(by <= order.remaining);
         order.remaining -= by;
-        let level = order.level;
-        levels.get_mut(level).total_qty -= by;
+        let level = levels.get_mut(order.level);
+        level.total_qty -= by;
+        level.total_qty
     }
 
     /// Room, as far as levels go, for an order to rest at `price` on `side`: a new level is

@@ -88,8 +88,11 @@ pub struct Engine {
     pub(crate) seq: u64,
     pub(crate) last_ts: u64,
     pub(crate) next_order_id: u64,
-    /// Scratch for one tx: makers filled completely, reported after the taker's status.
-    pub(crate) filled_makers: Vec<(u64, u64, u16)>,
+    /// The next fill's trade id (from 1, one per fill across the exchange).
+    pub(crate) next_trade_id: u64,
+    /// Scratch for one tx: makers filled completely (order id, account id, market, side),
+    /// reported after the taker's status.
+    pub(crate) filled_makers: Vec<(u64, u64, u16, crate::tx::Side)>,
     /// Per market: perp positions (empty for spot markets).
     pub(crate) positions: Vec<crate::perp::Positions>,
     /// Indexes of the perp markets, ascending.
@@ -137,6 +140,7 @@ impl Engine {
             seq: 0,
             last_ts: 0,
             next_order_id: 1,
+            next_trade_id: 1,
             filled_makers: Vec::with_capacity(limits.max_fills_per_tx as usize),
             positions: Vec::with_capacity(usize::from(limits.max_markets)),
             perp_markets: Vec::with_capacity(usize::from(limits.max_markets)),
@@ -827,6 +831,37 @@ impl Engine {
     #[must_use]
     pub fn next_order_id(&self) -> u64 {
         self.next_order_id
+    }
+
+    /// The index of the market named `symbol` (what [`Engine::depth`] and events use).
+    #[must_use]
+    pub fn market_id(&self, symbol: &str) -> Option<u16> {
+        self.catalog.market_index(&crate::tx::Symbol::new(symbol)?)
+    }
+
+    /// The index of the asset named `symbol` (what [`Engine::balance`] and events use).
+    #[must_use]
+    pub fn asset_id(&self, symbol: &str) -> Option<u16> {
+        self.catalog.asset_index(&crate::tx::Symbol::new(symbol)?)
+    }
+
+    /// An account's balance in the asset named `symbol`.
+    #[must_use]
+    pub fn balance_of(&self, account: u64, symbol: &str) -> Option<Balance> {
+        self.balance(account, self.asset_id(symbol)?)
+    }
+
+    /// An account's margin (equity and requirements in value units); `None` for no such
+    /// account.
+    #[must_use]
+    pub fn margin_of(&self, account: u64) -> Option<crate::risk::Margin> {
+        Some(self.margin(self.accounts.index(account)?))
+    }
+
+    /// The trade id the next fill will get.
+    #[must_use]
+    pub fn next_trade_id(&self) -> u64 {
+        self.next_trade_id
     }
 
     /// Number of resting orders.

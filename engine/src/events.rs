@@ -280,15 +280,26 @@ pub enum Event {
         account: u64,
         /// Market index.
         market: u16,
+        /// The order's side.
+        side: Side,
         /// New status.
         status: OrderStatus,
         /// Remaining quantity (for `rested` and `amended`).
         remaining: u64,
-        /// Limit price (for `amended`).
+        /// Limit price (for `amended`: the new one).
         price: i64,
+        /// The book level this change moved, with its new total: set for `rested`, for
+        /// `canceled` of a resting order and for `amended` (the level the order left or
+        /// shrank), `None` when the book did not change (`accepted`, `filled`, a taker's
+        /// `canceled`). A maker's `filled` has none: its [`Event::Fill`] carried the level.
+        level: Option<LevelTotal>,
     },
     /// A trade.
     Fill {
+        /// Trade id: sequential from 1 across the exchange, one per fill.
+        trade_id: u64,
+        /// The stamp of the tx that caused it (ns).
+        ts: u64,
         /// Market index.
         market: u16,
         /// Trade price (the maker's).
@@ -309,6 +320,9 @@ pub enum Event {
         maker_fee: i64,
         /// Fee charged to the taker, in quote/settle units.
         taker_fee: i64,
+        /// The maker's level (side opposite to `taker_side`, at `price`): its total quantity
+        /// after this fill, base units (0: the level is gone).
+        level_total: u64,
     },
     /// PnL moved into (or out of) an account's settle balance: on a mark, a fill away from the
     /// mark, a takeover or ADL leg at a bankruptcy price, or the rest of a fund's shortfall
@@ -359,6 +373,16 @@ pub enum Event {
         /// is deleveraged for want of maintenance while still solvent).
         price: i64,
     },
+}
+
+/// A price level of one side of a book after a change: market data rebuilds L2 depth from
+/// these alone (SPEC 14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LevelTotal {
+    /// The level's price, market price units.
+    pub price: i64,
+    /// The level's total quantity after the change, base units; 0: the level is gone.
+    pub total: u64,
 }
 
 /// How a liquidated position was closed.

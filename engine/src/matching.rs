@@ -15,7 +15,7 @@ use crate::accounts::NIL;
 use crate::book::crosses;
 use crate::catalog::Market;
 use crate::engine::Engine;
-use crate::events::{CancelReason, Event, EventBuf, OrderStatus, RejectReason};
+use crate::events::{CancelReason, Event, EventBuf, LevelTotal, OrderStatus, RejectReason};
 use crate::fixed::{mul_ratio, scale_pow10, Round, UnitsError, RATIO_ONE};
 use crate::limits::{MAX_PRICE_UNITS, MAX_QTY_UNITS};
 use crate::orders::Order;
@@ -334,9 +334,9 @@ impl Engine {
         };
         taker.order_id = self.next_order_id;
         self.next_order_id += 1;
-        self.emit_status(out, &taker, OrderStatus::Accepted, 0, 0);
+        self.emit_status(out, &taker, OrderStatus::Accepted, 0, None);
         if tif == TimeInForce::Fok && fillable < qty {
-            self.emit_status(out, &taker, OrderStatus::Canceled(CancelReason::Fok), 0, 0);
+            self.emit_status(out, &taker, OrderStatus::Canceled(CancelReason::Fok), 0, None);
             return Ok(());
         }
         self.hold(account, &market, side, need);
@@ -493,19 +493,38 @@ impl Engine {
 
     /// Reports the makers a taker filled completely (after the taker's own status).
     fn emit_filled_makers(&self, out: &mut EventBuf) {
-        for &(order_id, account, market) in &self.filled_makers {
-            out.push(Event::Order { order_id, account, market, status: OrderStatus::Filled, remaining: 0, price: 0 });
+        for &(order_id, account, market, side) in &self.filled_makers {
+            out.push(Event::Order {
+                order_id,
+                account,
+                market,
+                side,
+                status: OrderStatus::Filled,
+                remaining: 0,
+                price: 0,
+                level: None,
+            });
         }
     }
 
-    fn emit_status(&self, out: &mut EventBuf, taker: &Taker, status: OrderStatus, remaining: u64, price: i64) {
+    /// A taker's status; `level` is the level it rested in (`rested` only).
+    fn emit_status(
+        &self,
+        out: &mut EventBuf,
+        taker: &Taker,
+        status: OrderStatus,
+        remaining: u64,
+        level: Option<LevelTotal>,
+    ) {
         out.push(Event::Order {
             order_id: taker.order_id,
             account: u64::from(taker.account) + 1,
             market: taker.market,
+            side: taker.side,
             status,
             remaining,
-            price,
+            price: 0,
+            level,
         });
     }
 
@@ -521,15 +540,8 @@ impl Engine {
             };
             let maker = *self.orders.get(maker_slot);
             if maker.account == taker.account {
-                self.retire(maker_slot);
-                out.push(Event::Order {
-                    order_id: maker.id,
-                    account: u64::from(maker.account) + 1,
-                    market: maker.market,
-                    status: OrderStatus::Canceled(CancelReason::SelfTrade),
-                    remaining: 0,
-                    price: 0,
-                });
+                let (_, level_total) = self.retire(maker_slot);
+                Self::emit_canceled(out, &maker, CancelReason::SelfTrade, level_total);
                 continue;
             }
             if fills == self.limits.max_fills_per_tx {
@@ -566,7 +578,14 @@ impl Engine {
             MarketKind::Spot => self.spot_fill_money(taker, &maker, market, qty, (taker_release, maker_release), out),
             MarketKind::Perp => self.perp_fill_fees(taker, &maker, market, qty, (taker_release, maker_release), out),
         };
+        // The maker's level after this fill (the book itself changes below, after the
+        // settlement's events).
+        let level_total = self.levels.get(maker.level).total_qty - qty;
+        let trade_id = self.next_trade_id;
+        self.next_trade_id += 1;
         out.push(Event::Fill {
+            trade_id,
+            ts: self.last_ts,
             market: taker.market,
             price: maker.price,
             qty,
@@ -577,6 +596,7 @@ impl Engine {
             taker: u64::from(taker.account) + 1,
             maker_fee,
             taker_fee,
+            level_total,
         });
         out.move_last_to(first_money_event);
         if market.kind == MarketKind::Perp {
@@ -592,9 +612,10 @@ impl Engine {
         }
         if maker_new_remaining == 0 {
             self.retire(maker_slot);
-            self.filled_makers.push((maker.id, u64::from(maker.account) + 1, maker.market));
+            self.filled_makers.push((maker.id, u64::from(maker.account) + 1, maker.market, maker.side));
         } else {
-            crate::book::Book::reduce(&mut self.orders, &mut self.levels, maker_slot, qty);
+            let left = crate::book::Book::reduce(&mut self.orders, &mut self.levels, maker_slot, qty);
+            debug_assert_eq!(left, level_total, "the fill event carried the level's new total");
         }
     }
 
@@ -686,7 +707,7 @@ impl Engine {
         let rests = matches!(tif, TimeInForce::Gtc | TimeInForce::PostOnly) && stop == Stop::Exhausted;
         if taker.remaining == 0 {
             self.release(taker.account, market, taker.side, taker.locked);
-            self.emit_status(out, &taker, OrderStatus::Filled, 0, 0);
+            self.emit_status(out, &taker, OrderStatus::Filled, 0, None);
         } else if let (true, Some(price)) = (rests, taker.limit) {
             let order = Order {
                 id: taker.order_id,
@@ -707,9 +728,9 @@ impl Engine {
                 account_next: NIL,
             };
             let slot = self.orders.insert(order);
-            self.books[usize::from(taker.market)].rest(&mut self.orders, &mut self.levels, slot);
+            let total = self.books[usize::from(taker.market)].rest(&mut self.orders, &mut self.levels, slot);
             self.link_account_order(taker.account, slot);
-            self.emit_status(out, &taker, OrderStatus::Rested, taker.remaining, 0);
+            self.emit_status(out, &taker, OrderStatus::Rested, taker.remaining, Some(LevelTotal { price, total }));
             debug_assert!(self.books[usize::from(taker.market)].is_uncrossed(&self.levels), "book crossed");
         } else {
             self.release(taker.account, market, taker.side, taker.locked);
@@ -719,20 +740,20 @@ impl Engine {
                 (_, _, TimeInForce::Fok) => CancelReason::Fok,
                 _ => CancelReason::Ioc,
             };
-            self.emit_status(out, &taker, OrderStatus::Canceled(reason), 0, 0);
+            self.emit_status(out, &taker, OrderStatus::Canceled(reason), 0, None);
         }
         self.emit_filled_makers(out);
     }
 
     /// Takes a resting order out of its book, its account's list and the pool, and releases
-    /// its lock.
-    pub(crate) fn retire(&mut self, slot: u32) -> Order {
+    /// its lock. Returns the order and its level's new total.
+    pub(crate) fn retire(&mut self, slot: u32) -> (Order, u64) {
         let order = *self.orders.get(slot);
-        self.books[usize::from(order.market)].unlink(&mut self.orders, &mut self.levels, slot);
+        let level_total = self.books[usize::from(order.market)].unlink(&mut self.orders, &mut self.levels, slot);
         self.unlink_account_order(slot);
         let market = *self.catalog.market(order.market);
         self.release(order.account, &market, order.side, order.locked);
-        self.orders.remove(slot)
+        (self.orders.remove(slot), level_total)
     }
 
     /// The slot of the account's live order named by `order`.
@@ -753,14 +774,17 @@ impl Engine {
         Ok((slot, market))
     }
 
-    fn emit_canceled(out: &mut EventBuf, order: &Order, reason: CancelReason) {
+    /// A resting order left the book: its level now holds `level_total`.
+    pub(crate) fn emit_canceled(out: &mut EventBuf, order: &Order, reason: CancelReason, level_total: u64) {
         out.push(Event::Order {
             order_id: order.id,
             account: u64::from(order.account) + 1,
             market: order.market,
+            side: order.side,
             status: OrderStatus::Canceled(reason),
             remaining: 0,
             price: 0,
+            level: Some(LevelTotal { price: order.price, total: level_total }),
         });
     }
 
@@ -772,8 +796,8 @@ impl Engine {
         out: &mut EventBuf,
     ) -> Result<(), RejectReason> {
         let (slot, _) = self.find_order(account, op)?;
-        let order = self.retire(slot);
-        Self::emit_canceled(out, &order, CancelReason::User);
+        let (order, level_total) = self.retire(slot);
+        Self::emit_canceled(out, &order, CancelReason::User, level_total);
         Ok(())
     }
 
@@ -790,8 +814,8 @@ impl Engine {
             let order = *self.orders.get(slot);
             let next = order.account_next;
             if order.market == m {
-                self.retire(slot);
-                Self::emit_canceled(out, &order, CancelReason::User);
+                let (_, level_total) = self.retire(slot);
+                Self::emit_canceled(out, &order, CancelReason::User, level_total);
             }
             slot = next;
         }
@@ -817,16 +841,18 @@ impl Engine {
         let new_per_lot = lock_per_lot(&market, order.side, new_price).ok_or(RejectReason::Overflow)?;
         let new_need = new_per_lot.checked_mul(new_qty / market.step_units).ok_or(RejectReason::Overflow)?;
         if new_price == order.price {
-            crate::book::Book::reduce(&mut self.orders, &mut self.levels, slot, order.remaining - new_qty);
+            let total = crate::book::Book::reduce(&mut self.orders, &mut self.levels, slot, order.remaining - new_qty);
             self.orders.get_mut(slot).locked = new_need;
             self.release(account, &market, order.side, order.locked - new_need);
             out.push(Event::Order {
                 order_id: order.id,
                 account: u64::from(account) + 1,
                 market: order.market,
+                side: order.side,
                 status: OrderStatus::Amended,
                 remaining: new_qty,
                 price: new_price,
+                level: Some(LevelTotal { price: new_price, total }),
             });
             return Ok(());
         }
@@ -878,17 +904,20 @@ impl Engine {
                 }
             }
         }
-        let amended = |status, remaining| Event::Order {
+        // `amended` names the level the order left; `rested` the one it joined.
+        let amended = |status, remaining, level| Event::Order {
             order_id: order.id,
             account: u64::from(order.account) + 1,
             market: order.market,
+            side: order.side,
             status,
             remaining,
             price: if status == OrderStatus::Amended { new.price } else { 0 },
+            level,
         };
         if !crosses_now {
             let m = usize::from(order.market);
-            self.books[m].unlink(&mut self.orders, &mut self.levels, slot);
+            let left = self.books[m].unlink(&mut self.orders, &mut self.levels, slot);
             self.release(order.account, market, order.side, order.locked);
             self.hold(order.account, market, order.side, new.need);
             let moved = self.orders.get_mut(slot);
@@ -896,15 +925,15 @@ impl Engine {
             moved.remaining = new.qty;
             moved.locked = new.need;
             moved.lock_per_lot = new.per_lot;
-            self.books[m].rest(&mut self.orders, &mut self.levels, slot);
+            let joined = self.books[m].rest(&mut self.orders, &mut self.levels, slot);
             self.unlink_account_order(slot);
             self.link_account_order(order.account, slot);
-            out.push(amended(OrderStatus::Amended, new.qty));
-            out.push(amended(OrderStatus::Rested, new.qty));
+            out.push(amended(OrderStatus::Amended, new.qty, Some(LevelTotal { price: order.price, total: left })));
+            out.push(amended(OrderStatus::Rested, new.qty, Some(LevelTotal { price: new.price, total: joined })));
             debug_assert!(self.books[m].is_uncrossed(&self.levels), "a non-crossing re-price keeps the book uncrossed");
             return Ok(());
         }
-        self.retire(slot);
+        let (_, left) = self.retire(slot);
         let mut taker = Taker {
             account: order.account,
             market: order.market,
@@ -915,7 +944,7 @@ impl Engine {
             locked: 0,
             lock_per_lot: new.per_lot,
         };
-        out.push(amended(OrderStatus::Amended, new.qty));
+        out.push(amended(OrderStatus::Amended, new.qty, Some(LevelTotal { price: order.price, total: left })));
         self.hold(order.account, market, order.side, new.need);
         taker.locked = new.need;
         let stop = self.match_taker(&mut taker, market, out);

@@ -115,6 +115,7 @@ impl OrderPool {
     }
 
     /// Frees a slot and unindexes its order.
+    #[inline]
     pub(crate) fn remove(&mut self, slot: u32) -> Order {
         let order = self.slots[slot as usize];
         let removed = self.by_id.remove(&order.id);

@@ -55,7 +55,7 @@
 //! Every step is an event.
 
 use crate::engine::Engine;
-use crate::events::{Event, EventBuf, LiquidationVia, OrderStatus};
+use crate::events::{Event, EventBuf, LiquidationVia};
 use crate::fixed::{div_round, mul_ratio, pow10, scale_pow10, Round, RATIO_ONE};
 use crate::insurance::FUND;
 use crate::lending::{BORROW_IMF, BORROW_MMF};
@@ -355,15 +355,8 @@ impl Engine {
         let mut slot = self.accounts.get(account).first_order;
         while slot != crate::accounts::NIL {
             let next = self.orders.get(slot).account_next;
-            let order = self.retire(slot);
-            out.push(Event::Order {
-                order_id: order.id,
-                account: u64::from(account) + 1,
-                market: order.market,
-                status: OrderStatus::Canceled(crate::events::CancelReason::Liquidation),
-                remaining: 0,
-                price: 0,
-            });
+            let (order, level_total) = self.retire(slot);
+            Self::emit_canceled(out, &order, crate::events::CancelReason::Liquidation, level_total);
             slot = next;
         }
     }

@@ -22,7 +22,7 @@ use crate::tx::{MarketKind, Side, Symbol, TimeInForce};
 use crate::{Genesis, Limits};
 
 /// Format version of snapshot files.
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 /// Trailer magic.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"VEREXSNP";
 /// Bytes after the archive: checksum, length, magic.
@@ -152,6 +152,8 @@ pub struct SnapshotState {
     seq: u64,
     last_ts: u64,
     next_order_id: u64,
+    /// The next fill's trade id (since version 4).
+    next_trade_id: u64,
     operator_nonces: [u64; 4],
     assets: Vec<AssetRecord>,
     markets: Vec<MarketRecord>,
@@ -263,6 +265,7 @@ impl Engine {
             seq: self.seq,
             last_ts: self.last_ts,
             next_order_id: self.next_order_id,
+            next_trade_id: self.next_trade_id,
             operator_nonces: self.operator_nonces,
             assets,
             markets,
@@ -371,6 +374,7 @@ impl Engine {
         engine.seq = state.seq;
         engine.last_ts = state.last_ts;
         engine.next_order_id = state.next_order_id;
+        engine.next_trade_id = state.next_trade_id;
         engine.operator_nonces = state.operator_nonces;
         let assets = state.assets.len();
         if state.pools.len() != assets {

@@ -36,6 +36,7 @@ impl Engine {
         h.u64(self.seq);
         h.u64(self.last_ts);
         h.u64(self.next_order_id);
+        h.u64(self.next_trade_id);
         for nonce in self.operator_nonces {
             h.u64(nonce);
         }

@@ -4,11 +4,13 @@
 //! exact conservation per asset (fee and insurance accounts included), Σ withdrawals ≤
 //! Σ deposits per asset, Σ positions = 0 per market (insurance included), the insurance fund
 //! ≥ 0 in every asset and not below maintenance, locks equal what orders need, books
-//! uncrossed, and no account with a maintenance requirement left below it. A rejected tx
-//! changes nothing. (The cascades that drain the fund are `liquidation_cascade_prop.rs`.)
+//! uncrossed, and no account with a maintenance requirement left below it; the L2 books
+//! rebuilt from the events alone equal the engine's depth (liquidation cancels included). A
+//! rejected tx changes nothing. (The cascades that drain the fund are `liquidation_cascade_prop.rs`.)
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
+use verex_engine::market_data::L2Books;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::tx::{
@@ -31,6 +33,8 @@ struct Harness {
     nonce: u64,
     liquidations: usize,
     fills: usize,
+    /// The market-data view, fed with every tx's events.
+    l2: L2Books,
     /// Admin, custody, oracle, then accounts 1..=ACCOUNTS.
     keys: Vec<ed25519_dalek::SigningKey>,
 }
@@ -50,7 +54,7 @@ impl Harness {
         let mut keys = vec![dev_role_key(Role::Admin), dev_role_key(Role::Custody), dev_role_key(Role::Oracle)];
         keys.extend((1..=ACCOUNTS).map(dev_account_key));
         let sequencer = Sequencer::new(0, Clock::Deterministic);
-        Self { engine, sequencer, buf, nonce: 0, liquidations: 0, fills: 0, keys }
+        Self { engine, sequencer, buf, nonce: 0, liquidations: 0, fills: 0, l2: L2Books::new(), keys }
     }
 
     fn apply(&mut self, who: Who, op: Op) -> bool {
@@ -65,6 +69,13 @@ impl Harness {
         let tx = Tx { signer: [0; 32], nonce: self.nonce, account, op };
         let record = self.sequencer.stamp(&VerifiedTx::sign(tx, &self.keys[key]), None).expect("dev clock");
         self.engine.apply(record.verified(), &mut self.buf).expect("gap-free");
+        self.l2.apply_tx(self.buf.seq(), self.buf.events()).expect("market data sees every seq");
+        if let Some(mismatch) = self.l2.first_difference(&self.engine) {
+            panic!(
+                "after seq {}: L2 rebuilt from events differs from the engine's depth: {mismatch:?}",
+                self.buf.seq()
+            );
+        }
         for event in self.buf.events() {
             match event {
                 Event::Liquidation { .. } | Event::Adl { .. } => self.liquidations += 1,

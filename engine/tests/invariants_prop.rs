@@ -9,11 +9,14 @@
 //!   ≥ 0 in every asset;
 //! - `locked` equals what resting orders need; level totals match their orders;
 //! - no book is crossed;
+//! - the L2 books a publisher rebuilds from the events alone
+//!   ([`verex_engine::market_data::L2Books`]) equal the engine's depth, level by level;
 //! - a rejected tx changed nothing but the signer's nonce (state hash of a clone that
 //!   skipped the tx's effects is not available, so this is checked as: balances, orders and
 //!   fees are identical before and after a rejection).
 
 use proptest::prelude::*;
+use verex_engine::market_data::L2Books;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::tx::{
@@ -35,6 +38,10 @@ struct Harness {
     buf: EventBuf,
     keys: Vec<ed25519_dalek::SigningKey>,
     nonce: u64,
+    /// The market-data view, fed with every tx's events.
+    l2: L2Books,
+    /// Txs after which the L2 view was compared with the engine's depth.
+    l2_checks: u64,
 }
 
 impl Harness {
@@ -43,7 +50,15 @@ impl Harness {
         let buf = engine.event_buf();
         let mut keys = vec![dev_role_key(Role::Admin), dev_role_key(Role::Custody)];
         keys.extend((1..=ACCOUNTS).map(dev_account_key));
-        Self { engine, sequencer: Sequencer::new(0, Clock::Deterministic), buf, keys, nonce: 0 }
+        Self {
+            engine,
+            sequencer: Sequencer::new(0, Clock::Deterministic),
+            buf,
+            keys,
+            nonce: 0,
+            l2: L2Books::new(),
+            l2_checks: 0,
+        }
     }
 
     /// Applies an op signed by `who` (0 admin, 1 custody, 2.. accounts 1..).
@@ -57,6 +72,14 @@ impl Harness {
         let tx = Tx { signer: [0; 32], nonce: self.nonce, account, op };
         let record = self.sequencer.stamp(&VerifiedTx::sign(tx, &self.keys[who]), None).expect("dev clock");
         self.engine.apply(record.verified(), &mut self.buf).expect("gap-free");
+        self.l2.apply_tx(self.buf.seq(), self.buf.events()).expect("market data sees every seq");
+        self.l2_checks += 1;
+        if let Some(mismatch) = self.l2.first_difference(&self.engine) {
+            panic!(
+                "after seq {}: L2 rebuilt from events differs from the engine's depth: {mismatch:?}",
+                self.buf.seq()
+            );
+        }
     }
 
     fn setup(&mut self) {
@@ -337,4 +360,5 @@ fn a_deep_book_workload_keeps_invariants() {
     assert!(h.engine.resting_orders() > 0, "the workload should leave a book");
     // The workload must exercise matching, not only rejections.
     assert!(accepted > 10_000 && fills > 3_000, "accepted {accepted}, fills {fills}");
+    assert!(h.l2_checks > 20_000, "L2 compared after every tx: {}", h.l2_checks);
 }

@@ -22,6 +22,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use verex_engine::market_data::L2Books;
 
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -176,6 +177,8 @@ struct Harness {
     count_allocations: bool,
     /// Allocations counted inside `apply`.
     allocations: u64,
+    /// The market-data view, fed with every tx's events.
+    l2: L2Books,
 }
 
 impl Harness {
@@ -198,6 +201,7 @@ impl Harness {
             coverage: Coverage::default(),
             count_allocations: false,
             allocations: 0,
+            l2: L2Books::new(),
         }
     }
 
@@ -220,6 +224,13 @@ impl Harness {
         applied.expect("gap-free");
         assert!(!self.buf.overflowed(), "event buffer overflowed");
         self.count_events();
+        self.l2.apply_tx(self.buf.seq(), self.buf.events()).expect("market data sees every seq");
+        if let Some(mismatch) = self.l2.first_difference(&self.engine) {
+            panic!(
+                "after seq {}: L2 rebuilt from events differs from the engine's depth: {mismatch:?}",
+                self.buf.seq()
+            );
+        }
         self.buf.rejection().is_none()
     }
 

@@ -2,11 +2,14 @@
 //! mixed spot and perp workload (places of every kind, fills, cancels, amends, marks with
 //! settlement and liquidations, funding, lending: lends, redeems, borrows, repayments, ticks
 //! that accrue interest, automatic borrows) after the listings and accounts exist. Records are
-//! encoded before the measured loop: encoding is the ingress' job, not the engine's.
+//! encoded before the measured loop: encoding is the ingress' job, not the engine's. Queries
+//! (`runtime::Query`, answered on the engine stage between transactions) are answered inside
+//! the same measured loop.
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
+use verex_engine::runtime::Query;
 use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
 use verex_engine::verified::VerifiedRecordBytes;
@@ -112,9 +115,14 @@ fn apply_does_not_allocate() {
     }
     let records: Vec<VerifiedRecordBytes> = workload_lines(20_000).iter().map(|l| encode(l, &mut signer)).collect();
     let (mut fills, mut liquidations, mut settlements, mut lending) = (0, 0, 0, 0);
+    let mut query_items = 0u64;
     counting_alloc::start();
-    for record in &records {
+    for (k, record) in (0u64..).zip(&records) {
         engine.apply(record.verified(), &mut buf).expect("seq");
+        if k.is_multiple_of(10) {
+            Query::Depth { market: 0, levels: 20 }.answer(&engine, |_| query_items += 1);
+            Query::Account { account: 1 + k % 16 }.answer(&engine, |_| query_items += 1);
+        }
         for event in buf.events() {
             match event {
                 Event::Fill { .. } => fills += 1,
@@ -130,5 +138,6 @@ fn apply_does_not_allocate() {
     assert!(fills > 1_000 && settlements > 1_000, "fills {fills}, settlements {settlements}");
     assert!(liquidations > 0, "the workload must liquidate someone");
     assert!(lending > 500, "the workload must lend, borrow and accrue: {lending}");
-    assert_eq!(allocations, 0, "apply allocated {allocations} times over {} txs", records.len());
+    assert!(query_items > 20_000, "queries answered with items: {query_items}");
+    assert_eq!(allocations, 0, "apply or a query allocated {allocations} times over {} txs", records.len());
 }

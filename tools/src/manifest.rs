@@ -13,23 +13,20 @@
 //! and `run` (on resume), `replay` and `verify` build their engine from it. Written to a
 //! temporary file, fsynced, renamed into place and the directory fsynced, so a crash leaves
 //! either no manifest or a whole one. The journal crate ignores files that are not segments.
+//!
+//! The format is the library's (`verex_engine::store::manifest`), so a journal an embedding
+//! writes with `store::create_journal` is read here; this module adds the `--limits` flag's
+//! type and the CLI's errors.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use serde_json::{Map, Value};
-use verex_engine::signing::{hex, parse_hex, Role};
+use verex_engine::store::{self, LimitsPreset, Manifest as StoreManifest, StoreError};
 use verex_engine::{Engine, Genesis, Limits};
 
 use crate::error::CliError;
-use crate::keys::MAX_CONFIG_FILE_BYTES;
 
-/// The manifest's file name inside the journal directory.
-pub const MANIFEST_FILE: &str = "verex.json";
-/// The manifest format this build writes and reads.
-pub const MANIFEST_FORMAT: u64 = 1;
+pub use verex_engine::store::manifest::{MANIFEST_FILE, MANIFEST_FORMAT};
 
 /// Which engine limits to allocate (a named preset, so that a manifest stays readable when
 /// the limits gain fields).
@@ -57,10 +54,6 @@ impl LimitsArg {
             Self::Small => "small",
         }
     }
-
-    fn from_name(name: &str) -> Option<Self> {
-        [Self::Production, Self::Small].into_iter().find(|preset| preset.name() == name)
-    }
 }
 
 /// What a journal's records were run with.
@@ -81,19 +74,29 @@ impl Manifest {
         Ok(Engine::new(self.genesis, self.limits.limits())?)
     }
 
+    /// The library's form of this manifest (`verex_engine::store`, which owns the format).
+    pub fn to_store(self) -> StoreManifest {
+        let limits = match self.limits {
+            LimitsArg::Production => LimitsPreset::Production,
+            LimitsArg::Small => LimitsPreset::Small,
+        };
+        StoreManifest { limits, genesis: self.genesis }
+    }
+
+    /// This manifest from the library's form.
+    pub fn from_store(manifest: StoreManifest) -> Self {
+        let limits = match manifest.limits {
+            LimitsPreset::Production => LimitsArg::Production,
+            LimitsPreset::Small => LimitsArg::Small,
+        };
+        Self { limits, genesis: manifest.genesis }
+    }
+
     /// The manifest as one JSON object (what `verex.json` holds, and what a replicated
     /// stream's `manifest` subject carries).
     #[must_use]
     pub fn to_json(self) -> String {
-        let mut genesis = Map::new();
-        for role in Role::ALL {
-            genesis.insert(role.name().into(), hex(self.genesis.key(role)).into());
-        }
-        let mut map = Map::new();
-        map.insert("format".into(), MANIFEST_FORMAT.into());
-        map.insert("limits".into(), self.limits.name().into());
-        map.insert("genesis".into(), Value::Object(genesis));
-        Value::Object(map).to_string()
+        self.to_store().to_json()
     }
 
     /// Parses [`Manifest::to_json`]'s form.
@@ -101,40 +104,22 @@ impl Manifest {
     /// # Errors
     /// A message naming the field that is missing or malformed.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-        let map = value.as_object().ok_or("expected a JSON object")?;
-        if let Some(unknown) = map.keys().find(|k| !["format", "limits", "genesis"].contains(&k.as_str())) {
-            return Err(format!("unknown field `{unknown}`"));
-        }
-        match map.get("format").and_then(Value::as_u64) {
-            Some(MANIFEST_FORMAT) => {}
-            other => return Err(format!("format {other:?}, this build reads {MANIFEST_FORMAT}")),
-        }
-        let limits = map
-            .get("limits")
-            .and_then(Value::as_str)
-            .and_then(LimitsArg::from_name)
-            .ok_or("field `limits`: expected \"production\" or \"small\"")?;
-        let keys = map.get("genesis").and_then(Value::as_object).ok_or("field `genesis`: expected an object")?;
-        let key = |role: Role| -> Result<[u8; 32], String> {
-            keys.get(role.name())
-                .and_then(Value::as_str)
-                .and_then(parse_hex::<32>)
-                .ok_or_else(|| format!("field `genesis.{}`: expected 64 hex digits", role.name()))
-        };
-        let genesis = Genesis {
-            admin: key(Role::Admin)?,
-            custody: key(Role::Custody)?,
-            oracle: key(Role::Oracle)?,
-            attest: key(Role::Attest)?,
-        };
-        Ok(Self { limits, genesis })
+        StoreManifest::from_json(text).map(Self::from_store)
+    }
+}
+
+/// A library store error as the CLI's.
+fn cli_error(error: StoreError) -> CliError {
+    match error {
+        StoreError::Io { action, path, source } => CliError::io(action, &path, source),
+        StoreError::BadFile { path, reason } => CliError::File { file: path.display().to_string(), reason },
+        other => CliError::Usage(other.to_string()),
     }
 }
 
 /// The manifest's path in `dir`.
 pub fn manifest_path(dir: &Path) -> PathBuf {
-    dir.join(MANIFEST_FILE)
+    verex_engine::store::manifest::manifest_path(dir)
 }
 
 /// Reads the manifest of the journal in `dir`; `None` if there is none.
@@ -142,18 +127,7 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
 /// # Errors
 /// [`CliError::File`] for a manifest that does not parse; [`CliError::Io`] when it cannot be read.
 pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>, CliError> {
-    let path = manifest_path(dir);
-    let metadata = match std::fs::metadata(&path) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(CliError::io("open", &path, e)),
-    };
-    let bad = |reason: String| CliError::File { file: path.display().to_string(), reason };
-    if metadata.len() > MAX_CONFIG_FILE_BYTES {
-        return Err(bad(format!("larger than {MAX_CONFIG_FILE_BYTES} bytes")));
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| CliError::io("read", &path, e))?;
-    Manifest::from_json(&text).map(Some).map_err(bad)
+    Ok(store::read_manifest(dir).map_err(cli_error)?.map(Manifest::from_store))
 }
 
 /// The manifest of the journal in `dir`, which must have one (replay, verify).
@@ -161,12 +135,7 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>, CliError> {
 /// # Errors
 /// [`CliError::File`] when it is missing or does not parse.
 pub fn require_manifest(dir: &Path) -> Result<Manifest, CliError> {
-    read_manifest(dir)?.ok_or_else(|| CliError::File {
-        file: manifest_path(dir).display().to_string(),
-        reason: "missing: the journal was not written by `verex run`, so its genesis keys and limits \
-                 are unknown"
-            .to_string(),
-    })
+    store::require_manifest(dir).map(Manifest::from_store).map_err(cli_error)
 }
 
 /// Writes the manifest of a new journal durably: temporary file, fsync, rename, directory fsync.
@@ -174,19 +143,7 @@ pub fn require_manifest(dir: &Path) -> Result<Manifest, CliError> {
 /// # Errors
 /// [`CliError::Io`] when any step fails.
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), CliError> {
-    let path = manifest_path(dir);
-    let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
-    let mut text = manifest.to_json();
-    text.push('\n');
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| CliError::io("create", &tmp, e))?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| CliError::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| CliError::io("rename", &tmp, e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| CliError::io("sync", dir, e))
+    store::write_manifest(dir, &manifest.to_store()).map_err(cli_error)
 }
 
 #[cfg(test)]

@@ -132,10 +132,10 @@ fn run_dev_on_the_spec_example_gives_its_events_and_a_state_at_the_last_line() {
         r#"{"seq":6,"event":"deposit","account":1,"asset":"USDC","amount":"10000"}"#,
         r#"{"seq":7,"event":"withdrawal","account":1,"asset":"USDC","amount":"10"}"#,
         r#"{"seq":8,"event":"order","order_id":1,"account":1,"market":"BTC-USDC","status":"accepted"}"#,
-        r#"{"seq":8,"event":"order","order_id":1,"account":1,"market":"BTC-USDC","status":"rested","remaining":"1"}"#,
+        r#"{"seq":8,"event":"order","order_id":1,"account":1,"market":"BTC-USDC","status":"rested","remaining":"1","side":"buy","level_price":"100","level_total":"1"}"#,
         r#"{"seq":9,"event":"rejected","reason":"unknown_account"}"#,
         r#"{"seq":10,"event":"rejected","reason":"unknown_order"}"#,
-        r#"{"seq":11,"event":"order","order_id":1,"account":1,"market":"BTC-USDC","status":"canceled","reason":"user"}"#,
+        r#"{"seq":11,"event":"order","order_id":1,"account":1,"market":"BTC-USDC","status":"canceled","reason":"user","side":"buy","level_price":"100","level_total":"0"}"#,
         r#"{"seq":12,"event":"rejected","reason":"unknown_order"}"#,
         r#"{"seq":13,"event":"lend","account":1,"asset":"USDC","amount":"100"}"#,
         r#"{"seq":14,"event":"redeem","account":1,"asset":"USDC","amount":"100"}"#,
@@ -173,7 +173,7 @@ fn run_dev_with_fills_gives_the_spec_fill_events_and_conserves_balances() {
     let (events, state) = run_dev(dir.path(), &data("fills.jsonl"), "fills");
     let events = json_lines(&std::fs::read_to_string(events).expect("events"));
     let fill: Value = serde_json::from_str(
-        r#"{"seq":9,"event":"fill","market":"BTC-USDC","price":"100","qty":"0.5","taker_side":"buy","maker_order":1,"taker_order":2,"maker":2,"taker":1,"maker_fee":"0.01","taker_fee":"0.025"}"#,
+        r#"{"seq":9,"event":"fill","market":"BTC-USDC","price":"100","qty":"0.5","taker_side":"buy","maker_order":1,"taker_order":2,"maker":2,"taker":1,"maker_fee":"0.01","taker_fee":"0.025","trade_id":1,"ts":1700000000009000000,"level_total":"0"}"#,
     )
     .expect("fill");
     assert!(events.contains(&fill), "the SPEC fill example appears");

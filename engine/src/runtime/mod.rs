@@ -28,6 +28,10 @@
 //! tx); its only system call with work in hand is, in [`WaitMode::Blocking`] only, waking a
 //! parked output stage.
 //!
+//! Queries ([`Pipeline::submit_query`]) take an input slot like a note: the journal stage
+//! skips them, the engine stage answers them in order against the state after the tx before
+//! them, and the output stage releases the answer after that tx's events.
+//!
 //! **Architecture Invariant: no event is released before its tx is durable.** The output
 //! stage compares each event's seq with the durable seq the journal stage publishes after a
 //! successful commit; after a failure the durable seq never moves again, so later events are
@@ -35,6 +39,7 @@
 
 mod ingress;
 mod pipeline;
+mod query;
 mod shared;
 mod sink;
 mod slot;
@@ -53,6 +58,7 @@ pub use pipeline::{
     TrySubmitError, DEFAULT_COMMIT_MAX_DELAY, DEFAULT_COMMIT_MAX_RECORDS, DEFAULT_OUTPUT_SLOTS, DEFAULT_RING_SLOTS,
     MAX_COMMIT_DELAY, MAX_OUTPUT_SLOTS, MAX_RING_SLOTS, MIN_RING_SLOTS,
 };
+pub use query::{Query, QueryItem, MAX_QUERY_LEVELS};
 pub use shared::PoisonReason;
 pub use sink::{MemorySink, RecordSink, SinkError};
 pub use slot::{OutItem, OutSlot, Slot, SlotKind};

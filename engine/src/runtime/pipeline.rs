@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use disruptor::{build_single_producer, BusySpin, MultiConsumerBarrier, Producer, RingBufferFull, SingleProducer};
 
+use super::query::Query;
 use super::shared::{PoisonReason, Shared};
 use super::sink::RecordSink;
 use super::slot::{OutSlot, Slot, SlotKind};
@@ -479,6 +480,40 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
             }
             backoff.snooze();
         }
+    }
+
+    /// Asks the running engine a [`Query`], in order with the transactions: the engine stage
+    /// answers it against the state after every tx sequenced before it, without stopping, and
+    /// the subscriber gets the answer ([`Subscriber::on_query_item`], then
+    /// [`Subscriber::on_query_end`]) after that tx's events. It takes a ring slot but no seq,
+    /// and is neither journaled nor applied.
+    ///
+    /// # Errors
+    /// [`SubmitError::Poisoned`].
+    pub fn submit_query(&mut self, query: Query, tag: u64) -> Result<(), SubmitError> {
+        let mut backoff = Backoff::new(self.info.config.wait);
+        loop {
+            self.check_poison().map_err(SubmitError::Poisoned)?;
+            if self.publish_query(query, tag).is_ok() {
+                return Ok(());
+            }
+            backoff.snooze();
+        }
+    }
+
+    fn publish_query(&mut self, query: Query, tag: u64) -> Result<(), RingBufferFull> {
+        let Some(producer) = self.producer.as_mut() else { return Err(RingBufferFull) };
+        let after_seq = self.sequencer.last_seq();
+        let epoch = self.epoch;
+        producer.try_publish(|slot| {
+            query.write(&mut slot.record.0);
+            slot.seq = after_seq;
+            slot.kind = SlotKind::Query;
+            slot.tag = tag;
+            slot.published_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        })?;
+        self.shared.wake_input_consumers();
+        Ok(())
     }
 
     fn check_poison(&self) -> Result<(), String> {

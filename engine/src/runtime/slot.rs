@@ -22,6 +22,9 @@ pub enum SlotKind {
     /// An ingress note (e.g. a tx refused for a bad signature): neither journaled nor
     /// applied, released in order after the events of the tx before it.
     Note,
+    /// A [`super::Query`], written into the record area: neither journaled nor applied; the
+    /// engine stage answers it against the state after the tx before it.
+    Query,
 }
 
 /// Bytes of a slot's fields besides its record.
@@ -74,6 +77,10 @@ pub enum OutItem {
     },
     /// An ingress note (see [`SlotKind::Note`]).
     Note,
+    /// One item of a query's answer (see [`SlotKind::Query`]).
+    Query(super::QueryItem),
+    /// The query's answer is complete.
+    QueryEnd,
 }
 
 /// One output ring slot.

@@ -135,7 +135,7 @@ impl<K: RecordSink> JournalStage<K> {
 
     #[inline]
     fn append(&mut self, slot: &Slot) {
-        if self.failed || slot.kind == SlotKind::Note {
+        if self.failed || slot.kind != SlotKind::Tx {
             return;
         }
         debug_assert_eq!(slot.seq, self.appended + 1, "the sequencer's seqs are gap-free");
@@ -264,6 +264,11 @@ impl EngineStage {
             self.shared.wake_output();
             return;
         }
+        if slot.kind == SlotKind::Query {
+            self.answer(slot, meta);
+            self.shared.wake_output();
+            return;
+        }
         debug_assert!(crate::record::access_record(&slot.record.0).is_ok(), "the sequencer writes valid records");
         // The sequencer fills tx slots only from a `VerifiedTx` (`Pipeline::submit`).
         let record = crate::verified::VerifiedRecord::from_verified_slot(slot.record.archived());
@@ -293,6 +298,16 @@ impl EngineStage {
         publish_events(&mut self.out, self.out_slots, self.wait, meta, events, last);
     }
 
+    /// Answers a query slot against the state after the tx before it, item by item, into
+    /// the output ring (no allocation: the engine's iterators and pre-allocated slots).
+    fn answer(&mut self, slot: &Slot, meta: OutMeta) {
+        let Self { engine, out, wait, .. } = self;
+        if let Some(query) = super::Query::read(&slot.record.0) {
+            query.answer(engine, |item| publish_one(out, *wait, meta, OutItem::Query(item)));
+        }
+        publish_one(out, *wait, meta, OutItem::QueryEnd);
+    }
+
     #[cold]
     fn send_catalog(&mut self) {
         // A listing allocates in the engine already; this copy is the output stage's view.
@@ -303,6 +318,20 @@ impl EngineStage {
     fn stop(&mut self, reason: PoisonReason) {
         self.stopped = true;
         self.shared.poison(reason);
+    }
+}
+
+/// Publishes one item into the output ring, waiting while it is full.
+fn publish_one(out: &mut OutputProducer, wait: WaitMode, meta: OutMeta, item: OutItem) {
+    let mut backoff = Backoff::new(wait);
+    loop {
+        let published = out.try_publish(|slot| {
+            *slot = OutSlot { seq: meta.seq, tag: meta.tag, published_ns: meta.published_ns, listing: false, item };
+        });
+        if published.is_ok() {
+            return;
+        }
+        backoff.snooze();
     }
 }
 
@@ -422,6 +451,8 @@ impl<S: Subscriber> OutputStage<S> {
                 self.shared.released_seq.store(slot.seq, Ordering::Release);
             }
             OutItem::Note => self.subscriber.on_note(slot.tag, slot.seq),
+            OutItem::Query(item) => self.subscriber.on_query_item(slot.tag, slot.seq, &item, &self.catalog),
+            OutItem::QueryEnd => self.subscriber.on_query_end(slot.tag, slot.seq),
         }
     }
 

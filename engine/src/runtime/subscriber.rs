@@ -3,6 +3,8 @@
 use crate::catalog::Catalog;
 use crate::events::Event;
 
+use super::QueryItem;
+
 /// A tx whose events have all been released.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxEnd {
@@ -34,6 +36,18 @@ pub trait Subscriber: Send + 'static {
     /// An ingress note (e.g. a refused tx) submitted with `tag`, released in order: after
     /// every event of `after_seq`, the last tx sequenced before it.
     fn on_note(&mut self, tag: u64, after_seq: u64) {
+        let _ = (tag, after_seq);
+    }
+
+    /// One item of the answer to the query submitted with `tag`
+    /// ([`super::Pipeline::submit_query`]), computed on the state after `after_seq`, released
+    /// in order once that state is durable.
+    fn on_query_item(&mut self, tag: u64, after_seq: u64, item: &QueryItem, catalog: &Catalog) {
+        let _ = (tag, after_seq, item, catalog);
+    }
+
+    /// The answer to the query submitted with `tag` is complete.
+    fn on_query_end(&mut self, tag: u64, after_seq: u64) {
         let _ = (tag, after_seq);
     }
 }

@@ -132,7 +132,7 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
             put("amount", asset_amount(catalog, asset, i128::from(amount)).into());
             put("paid_by", paid_by.as_str().into());
         }
-        Event::Order { order_id, account, market, status, remaining, price } => {
+        Event::Order { order_id, account, market, side, status, remaining, price, level } => {
             put("event", "order".into());
             put("order_id", order_id.into());
             put("account", account.into());
@@ -154,8 +154,15 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
                     put("remaining", market_qty(catalog, market, remaining).into());
                 }
             }
+            if let Some(level) = level {
+                put("side", side_word(side).into());
+                put("level_price", market_price(catalog, market, level.price).into());
+                put("level_total", market_qty(catalog, market, level.total).into());
+            }
         }
         Event::Fill {
+            trade_id,
+            ts,
             market,
             price,
             qty,
@@ -166,9 +173,12 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
             taker,
             maker_fee,
             taker_fee,
+            level_total,
         } => {
             let quote = catalog.markets().get(usize::from(market)).map_or(u16::MAX, |m| m.quote);
             put("event", "fill".into());
+            put("trade_id", trade_id.into());
+            put("ts", ts.into());
             put("market", market_symbol(catalog, market));
             put("price", market_price(catalog, market, price).into());
             put("qty", market_qty(catalog, market, qty).into());
@@ -179,6 +189,7 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
             put("taker", taker.into());
             put("maker_fee", asset_amount(catalog, quote, i128::from(maker_fee)).into());
             put("taker_fee", asset_amount(catalog, quote, i128::from(taker_fee)).into());
+            put("level_total", market_qty(catalog, market, level_total).into());
         }
         Event::Settlement { market, account, pnl } | Event::Funding { market, account, amount: pnl } => {
             let settle = catalog.markets().get(usize::from(market)).map_or(u16::MAX, |m| m.quote);

@@ -3,6 +3,7 @@
 
 pub mod decimal;
 pub mod event_json;
+pub mod report;
 pub mod runner;
 pub mod state_json;
 pub mod tx_json;

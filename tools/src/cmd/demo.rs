@@ -15,16 +15,16 @@ use verex_engine::attest::JournalDigest;
 use verex_engine::catalog::Catalog;
 use verex_engine::record::SignedTxBytes;
 use verex_engine::runtime::{
-    feed, start_ingress, Decoded, IngressClosed, IngressConfig, Pipeline, PipelineConfig, RecordSink, SinkError,
-    Subscriber, TxEnd,
+    feed, start_ingress, Decoded, IngressClosed, IngressConfig, Pipeline, PipelineConfig, Subscriber, TxEnd,
 };
 use verex_engine::sequencer::Clock;
 use verex_engine::signing::hex;
+use verex_engine::store::{create_journal, JournalSink, LimitsPreset, Manifest};
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
 use verex_engine::tx::SignedTx;
 use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, Event, Genesis, Limits};
-use verex_journal::{Durability, JournalConfig, JournalWriter};
+use verex_journal::{Durability, JournalConfig};
 
 use crate::error::CliError;
 use crate::gen::{GenConfig, Generator};
@@ -79,19 +79,6 @@ pub struct DemoArgs {
     /// Keep the journal in this directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub journal: Option<PathBuf>,
-}
-
-/// The journal as the pipeline's record sink.
-struct JournalSink(JournalWriter);
-
-impl RecordSink for JournalSink {
-    fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        self.0.append(seq, bytes).map_err(SinkError::new)
-    }
-
-    fn commit(&mut self) -> Result<u64, SinkError> {
-        self.0.commit().map_err(SinkError::new)
-    }
 }
 
 /// Collects what the demo reports: latency from publication to release, event counts.
@@ -295,8 +282,11 @@ fn run_and_replay(
         dir.display()
     ));
     let _ = std::fs::remove_dir_all(dir);
-    let (writer, _) = JournalWriter::open(JournalConfig { durability: Durability::Batch, ..JournalConfig::new(dir) })?;
-    let engine = Engine::new(Genesis::dev(), Limits::production()).map_err(CliError::Engine)?;
+    // The library's journal directory: the manifest first, so `verex replay` and `verify` read it.
+    let manifest = Manifest { limits: LimitsPreset::Production, genesis: Genesis::dev() };
+    let config = JournalConfig { durability: Durability::Batch, ..JournalConfig::new(dir) };
+    let writer = create_journal(config, &manifest).map_err(|e| CliError::Usage(e.to_string()))?;
+    let engine = manifest.engine().map_err(CliError::Engine)?;
     let epoch = Arc::new(OnceLock::new());
     let tally = Tally {
         epoch: Arc::clone(&epoch),
@@ -313,9 +303,13 @@ fn run_and_replay(
         collateral_sales: 0,
         bad_debts: 0,
     };
-    let mut pipeline =
-        Pipeline::start(engine, JournalSink(writer), tally, PipelineConfig::for_this_machine(Clock::Deterministic))
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut pipeline = Pipeline::start(
+        engine,
+        JournalSink::new(writer),
+        tally,
+        PipelineConfig::for_this_machine(Clock::Deterministic),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
     let _ = epoch.set(pipeline.epoch());
     eprintln!("   {}", pipeline.info());
     let pace = match rate {
@@ -400,9 +394,9 @@ fn run_and_replay(
         .sum();
     eprintln!(
         "   journal: {} records, {:.1} MiB preallocated, last rolling hash {:016x}; state hash {}",
-        stopped.sink.0.last_seq(),
+        stopped.sink.writer().last_seq(),
         journal_bytes as f64 / (1024.0 * 1024.0),
-        stopped.sink.0.last_hash(),
+        stopped.sink.writer().last_hash(),
         hex(&state_hash)
     );
     drop(stopped.sink);

@@ -7,6 +7,7 @@ pub mod follow;
 pub mod gen;
 pub mod inspect;
 pub mod keygen;
+pub mod md;
 pub mod por;
 pub mod replay;
 pub mod risk;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Print journal records as JSON lines.
     #[command(after_help = EXIT_HELP, long_about = inspect::LONG_ABOUT)]
     Inspect(inspect::InspectArgs),
+    /// Market data from a journal's events: top of book, depth, the trade tape (--follow).
+    #[command(after_help = EXIT_HELP, long_about = md::LONG_ABOUT)]
+    Md(md::MdArgs),
     /// Generate a deterministic, realistic workload of signed JSON-lines transactions.
     #[command(after_help = EXIT_HELP, long_about = gen::LONG_ABOUT)]
     Gen(gen::GenArgs),
@@ -80,6 +84,7 @@ impl Command {
             Self::Snapshot(args) => snapshot::execute(&args),
             Self::Attestations(args) => attestations::execute(&args),
             Self::Inspect(args) => inspect::execute(&args),
+            Self::Md(args) => md::execute(&args),
             Self::Gen(args) => gen::execute(&args),
             Self::Por(args) => args.execute(),
             Self::Risk(args) => risk::execute(&args),
