@@ -7,7 +7,9 @@
 //! accounts' rounded `lent` and `borrowed` within one unit each of the pool's totals and in the
 //! exchange's favour, Σ lent ≥ Σ borrowed, the insurance fund ≥ 0, locks and reserves equal
 //! to what orders need, no account left below maintenance (all of it
-//! `Engine::check_invariants`), and `available ≥ 0` (unsigned by construction). A rejected tx
+//! `Engine::check_invariants`), `available ≥ 0` (unsigned by construction), and no path paying
+//! out money that nobody deposited (`Engine::uncovered` stays 0, no `bad_debt` is paid by
+//! nobody: SPEC 6, 6a). A rejected tx
 //! changes nothing: balances, orders, positions, fees, insurance and pools are compared.
 //!
 //! `LENDING_CASES` sets the number of sequences (2,000 by default, a few seconds).
@@ -386,6 +388,13 @@ fn run_case(deposits: &[(i64, i64)], fund: i64, actions: &[Action]) -> Result<Co
         if !accepted {
             prop_assert_eq!(&before, &h.observable(), "rejected action {} {:?} changed state", i, action);
         }
+        // No path pays out money that no one deposited (SPEC 6, 6a): nothing is uncovered,
+        // nothing written off to nobody.
+        for asset in 0..2u16 {
+            prop_assert_eq!(h.engine.uncovered(asset), 0, "after action {} {:?}: asset {} uncovered", i, action, asset);
+        }
+        let unpaid = h.buf.events().iter().any(|e| matches!(e, Event::BadDebt { paid_by: DebtPayer::Uncovered, .. }));
+        prop_assert!(!unpaid, "after action {} {:?}: a bad debt paid by nobody: {:?}", i, action, h.buf.events());
     }
     Ok(h.coverage)
 }
