@@ -393,7 +393,12 @@ pub enum DebtPayer {
     Lenders,
     /// The fee account (the exchange's own money).
     Exchange,
-    /// Nobody: recorded as the asset's uncovered loss.
+    /// The asset's holders (last resort for a debt that nobody lent: every account's
+    /// `available` of the asset is cut pro rata, so no balance stays that nobody deposited).
+    Holders,
+    /// Nobody: recorded as the asset's uncovered loss. No path reaches it
+    /// (`Engine::check_invariants` asserts that nothing is uncovered); kept so that the event
+    /// and state-dump forms stay stable.
     Uncovered,
 }
 
@@ -405,6 +410,7 @@ impl DebtPayer {
             Self::Insurance => "insurance",
             Self::Lenders => "lenders",
             Self::Exchange => "exchange",
+            Self::Holders => "holders",
             Self::Uncovered => "uncovered",
         }
     }

@@ -48,18 +48,27 @@
 //! account is evaluated and liquidated in the same tx), but lent by nobody, so it bears no
 //! interest and is not in the pool. It is an event (`borrow` with an `"unfunded"` amount).
 //! No balance that anyone can take out is created by it: a withdrawal never exceeds what
-//! custody holds of the asset (`supply`), and the debt is backed by the account's collateral,
-//! which liquidation sells for the asset. A credit to the account repays unfunded debt first,
-//! then the pool.
+//! custody holds of the asset (`supply`), and the debt is backed by the account's collateral.
+//! A credit to the account repays unfunded debt first, then the pool. An account liquidated
+//! while it owes unfunded debt has its collateral sold for it first (`collateral`); what no
+//! sale turns into the asset does not count in its bankruptcy prices (`risk`), so the
+//! counterparties of its closes (or the insurance fund) pay the unfunded debt back by the
+//! price: it ends funded or reversed, never written off to nobody.
 //!
 //! **Bankruptcy.** A debt left after liquidation (no collateral left, see `collateral`) is
 //! written off, each step an event: the insurance fund pays from what its positions do not
 //! need (`bad_debt`, `"paid_by": "insurance"`); the asset's lenders take the rest by a cut of
 //! `S` (`socialized_loss`): all of the pool debt (their own loan: the pool's cash does not
 //! change) and unfunded debt as far as the pool's cash allows; the fee account pays what
-//! remains (`"paid_by": "exchange"`); what even that cannot pay is the asset's `uncovered`
-//! loss (`"paid_by": "uncovered"`, in the state dump), the exchange's reported hole. The
-//! account owes nothing afterwards: a debt never stays on an account with nothing to sell.
+//! remains (`"paid_by": "exchange"`). What even that cannot pay is unfunded debt: money the
+//! account's losses credited to others that nobody lent. The asset's holders pay it back, pro
+//! rata to their `available` (`"paid_by": "holders"`, [`Engine::holders_pay`]): the last
+//! resort, which the liquidation order above makes rare (a loss realised by a fill that
+//! closed the account's last position, on collateral nobody buys). No path pays out money
+//! that no one deposited (SPEC 6, 6a): the asset's `uncovered` loss stays 0 (the state dump
+//! keeps the key; `check_invariants` asserts it). The account owes nothing afterwards; what
+//! it holds that nobody buys stays its own. The same last resort pays a rounding the fee
+//! account cannot ([`Engine::exchange_pays`]).
 
 use crate::accounts::NIL;
 use crate::catalog::Asset;
@@ -419,7 +428,8 @@ impl Engine {
     }
 
     /// Credits `amount` to the fee account of `a`, or when negative takes it from the fee
-    /// account, and what that does not hold is the asset's uncovered loss.
+    /// account (a rounding the exchange pays: a unit or two); what that does not hold the
+    /// asset's holders pay ([`Engine::holders_pay`]), never nobody.
     pub(crate) fn exchange_pays(&mut self, a: u16, amount: i128) {
         if amount >= 0 {
             self.add_fees(a, amount);
@@ -428,7 +438,9 @@ impl Engine {
         let owed = u64::try_from(-amount).unwrap_or(u64::MAX);
         let from_fees = self.fees[usize::from(a)].min(owed);
         self.fees[usize::from(a)] -= from_fees;
-        self.uncovered[usize::from(a)] += owed - from_fees;
+        if owed > from_fees {
+            self.holders_pay(a, owed - from_fees);
+        }
     }
 
     /// `tick`: accrues every pool; an `accrual` event for each that charged interest.
@@ -665,11 +677,46 @@ impl Engine {
         }
         let rest = self.debt_of(account, a);
         if rest > 0 {
-            self.uncovered[usize::from(a)] += rest;
+            self.holders_pay(a, rest);
             self.pay_debt_for(account, a, rest);
-            out.push(Event::BadDebt { account: id, asset: a, amount: rest, paid_by: DebtPayer::Uncovered });
+            out.push(Event::BadDebt { account: id, asset: a, amount: rest, paid_by: DebtPayer::Holders });
         }
         self.sync_debtor(account);
+    }
+
+    /// Last resort for money owed that nobody lent and nobody else can pay (module docs,
+    /// "Bankruptcy"): takes `amount` of asset `a` out of the accounts' `available`, pro rata
+    /// (rounded down, then a unit each from the lowest account index until it is all taken),
+    /// for the caller to pay out. The money exists: it is what the unfunded debt credited to
+    /// others. O(accounts): a bankruptcy that nothing else covers, never the order path.
+    /// Everyone with a requirement is evaluated afterwards.
+    pub(crate) fn holders_pay(&mut self, a: u16, amount: u64) {
+        let total: u128 = self.accounts.column(a).iter().map(|h| u128::from(h.available)).sum();
+        let mut taken = 0u64;
+        if total > 0 {
+            for index in 0..self.accounts.column(a).len() {
+                let h = self.accounts.holding_mut(u32::try_from(index).unwrap_or(u32::MAX), a);
+                let share = u64::try_from(u128::from(amount) * u128::from(h.available) / total).unwrap_or(0);
+                let share = share.min(h.available).min(amount - taken);
+                h.available -= share;
+                taken += share;
+            }
+            for index in 0..self.accounts.column(a).len() {
+                if taken == amount {
+                    break;
+                }
+                let h = self.accounts.holding_mut(u32::try_from(index).unwrap_or(u32::MAX), a);
+                if h.available > 0 {
+                    h.available -= 1;
+                    taken += 1;
+                }
+            }
+        }
+        debug_assert_eq!(taken, amount, "the accounts hold what an unfunded debt credited them");
+        // What even the holders could not pay (unreachable: Σ available ≥ Σ unfunded debt).
+        self.uncovered[usize::from(a)] += amount - taken;
+        self.touch_all_holders();
+        self.touch_all_debtors();
     }
 
     /// The lenders of `a` take a bankrupt account's remaining debt (a `socialized_loss`): all
