@@ -19,9 +19,10 @@
 //!    nothing;
 //! 5. an account still below maintenance after every sale (it holds nothing, or only what
 //!    nobody buys) is bankrupt: each remaining debt is written off (`lending`): insurance
-//!    fund, then the lenders (a socialized loss), then the fee account, then, for a debt
-//!    nobody lent, the asset's holders (`lending`). Never to nobody: no path pays out money
-//!    that no one deposited (SPEC 6, 6a).
+//!    fund, then the lenders (a socialized loss), then the counterparties of its perp fills
+//!    in the tx (what the fills' prices credited them against the mark), then the fee
+//!    account, then, for a debt nobody lent, the asset's holders. Never to nobody: no path
+//!    pays out money that no one deposited (SPEC 6, 6a).
 //!
 //! **Unfunded debt first.** An account liquidated while it owes unfunded debt (an automatic
 //! borrow the pool could not fund: money credited to someone else that nobody lent) has its

@@ -59,12 +59,13 @@
 //! written off, each step an event: the insurance fund pays from what its positions do not
 //! need (`bad_debt`, `"paid_by": "insurance"`); the asset's lenders take the rest by a cut of
 //! `S` (`socialized_loss`): all of the pool debt (their own loan: the pool's cash does not
-//! change) and unfunded debt as far as the pool's cash allows; the fee account pays what
-//! remains (`"paid_by": "exchange"`). What even that cannot pay is unfunded debt: money the
-//! account's losses credited to others that nobody lent. The asset's holders pay it back, pro
-//! rata to their `available` (`"paid_by": "holders"`, [`Engine::holders_pay`]): the last
-//! resort, which the liquidation order above makes rare (a loss realised by a fill that
-//! closed the account's last position, on collateral nobody buys). No path pays out money
+//! change) and unfunded debt as far as the pool's cash allows; the counterparties of the
+//! account's perp fills in this tx pay back what each fill's price credited them against the
+//! mark (`"paid_by": "counterparties"`: a fill that closed its last position far from the
+//! mark is where the money went); the fee account pays what remains (`"paid_by":
+//! "exchange"`). What even that cannot pay is unfunded debt that credited others in earlier
+//! txs or through funding: the asset's holders pay it back, pro rata to their `available`
+//! (`"paid_by": "holders"`, [`Engine::holders_pay`]), the last resort. No path pays out money
 //! that no one deposited (SPEC 6, 6a): the asset's `uncovered` loss stays 0 (the state dump
 //! keeps the key; `check_invariants` asserts it). The account owes nothing afterwards; what
 //! it holds that nobody buys stays its own. The same last resort pays a rounding the fee
@@ -669,6 +670,7 @@ impl Engine {
             out.push(Event::BadDebt { account: id, asset: a, amount: fund, paid_by: DebtPayer::Insurance });
         }
         self.socialize(account, a, out);
+        self.fill_counterparties_pay(account, a, out);
         let fees = self.fees[usize::from(a)].min(self.debt_of(account, a));
         if fees > 0 {
             self.fees[usize::from(a)] -= fees;
@@ -682,6 +684,49 @@ impl Engine {
             out.push(Event::BadDebt { account: id, asset: a, amount: rest, paid_by: DebtPayer::Holders });
         }
         self.sync_debtor(account);
+    }
+
+    /// The counterparties of the bankrupt account's perp fills in this tx (settled in `a`, in
+    /// fill order) pay back what each fill's price credited them against the mark, up to the
+    /// debt: that credit is where the money the account could not pay went (a fill that
+    /// closed its last position at a price far from the mark). Each is a `settlement` of the
+    /// counterparty in that market; one `bad_debt` with `"paid_by": "counterparties"`.
+    fn fill_counterparties_pay(&mut self, account: u32, a: u16, out: &mut EventBuf) {
+        let id = u64::from(account) + 1;
+        let mut paid = 0u64;
+        let mut i = 0;
+        while i < out.events().len() && self.debt_of(account, a) > 0 {
+            let event = out.events()[i];
+            i += 1;
+            let Event::Fill { market: m, price, qty, taker_side, maker, taker, .. } = event else { continue };
+            let market = *self.catalog.market(m);
+            if market.kind != crate::tx::MarketKind::Perp
+                || market.quote != a
+                || maker == taker
+                || (maker != id && taker != id)
+            {
+                continue;
+            }
+            let buys = (taker == id) == (taker_side == crate::tx::Side::Buy);
+            let other = if taker == id { maker } else { taker };
+            let qty = i64::try_from(qty).unwrap_or_else(|_| panic!("invariant: qty {qty} bounded"));
+            // The other side's gain from the fill's price against the mark.
+            let delta = if buys { price - market.last_mark } else { market.last_mark - price };
+            let gain = crate::perp::pnl(&market, qty, delta);
+            let take = u64::try_from(gain.max(0)).unwrap_or(0).min(self.debt_of(account, a));
+            let Some(counterparty) = other.checked_sub(1).and_then(|c| u32::try_from(c).ok()) else { continue };
+            if take == 0 {
+                continue;
+            }
+            out.push(Event::Settlement { market: m, account: other, pnl: -i64::try_from(take).unwrap_or(i64::MAX) });
+            self.adjust(counterparty, a, -i128::from(take), out);
+            self.touch(counterparty);
+            self.pay_debt_for(account, a, take);
+            paid += take;
+        }
+        if paid > 0 {
+            out.push(Event::BadDebt { account: id, asset: a, amount: paid, paid_by: DebtPayer::Counterparties });
+        }
     }
 
     /// Last resort for money owed that nobody lent and nobody else can pay (module docs,
@@ -883,5 +928,29 @@ mod tests {
         assert_eq!(mul_div(1 << 100, 1 << 100, 1 << 90, Round::Floor), Some(1 << 110));
         assert_eq!(mul_div((1 << 100) + 1, 1 << 100, 1 << 101, Round::Ceil), Some((1 << 99) + 1));
         assert_eq!(mul_div(u128::MAX, u128::MAX, 1, Round::Floor), None);
+    }
+
+    /// The last resort takes exactly what is owed from the accounts' available, pro rata
+    /// (rounded down, then a unit each from the lowest account index), and records nothing as
+    /// uncovered.
+    #[test]
+    fn the_holders_pay_exactly_pro_rata() {
+        let mut runner = crate::text::runner::TextRunner::dev(crate::Limits::small()).expect("limits");
+        runner.run_line(r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#).expect("line");
+        for (account, units) in [(1, "0.0001"), (2, "0.0002"), (3, "0.0004")] {
+            runner.run_line(r#"{"op":"create_account"}"#).expect("line");
+            let deposit = format!(r#"{{"op":"deposit","account":{account},"asset":"USDC","amount":"{units}"}}"#);
+            runner.run_line(&deposit).expect("line");
+        }
+        let e = &mut runner.engine;
+        // 10 units of 700: 1.43, 2.86 and 5.71, rounded down to 1, 2 and 5; the other two
+        // from accounts 1 and 2.
+        e.holders_pay(0, 10);
+        let available = |e: &Engine, id| e.balance(id, 0).map(|b| b.available);
+        assert_eq!((available(e, 1), available(e, 2), available(e, 3)), (Some(98), Some(197), Some(395)));
+        assert_eq!(e.uncovered(0), 0);
+        // The caller pays the 10 out (here to the fee account): conservation is exact.
+        e.add_fees(0, 10);
+        assert_eq!(e.check_invariants(), Ok(()));
     }
 }
