@@ -741,8 +741,8 @@ impl Engine {
         if total > 0 {
             for index in 0..self.accounts.column(a).len() {
                 let h = self.accounts.holding_mut(u32::try_from(index).unwrap_or(u32::MAX), a);
-                let share = u64::try_from(u128::from(amount) * u128::from(h.available) / total).unwrap_or(0);
-                let share = share.min(h.available).min(amount - taken);
+                let share = (u128::from(amount) * u128::from(h.available)).checked_div(total).unwrap_or(0);
+                let share = u64::try_from(share).unwrap_or(0).min(h.available).min(amount - taken);
                 h.available -= share;
                 taken += share;
             }
