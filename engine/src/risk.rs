@@ -25,10 +25,11 @@
 //! 1. cancel all its orders; stop if that restores maintenance;
 //! 2. per perp position, in market order: compute the bankruptcy price (where closing it
 //!    consumes all the account's equity, but never more than it can pay in the settle asset
-//!    in this tx: its available less its debt there, plus the pool's cash; collateral that no
-//!    sale turned into the settle asset does not count, so no close leaves it an unfunded
-//!    debt; an account that owed unfunded debt had its collateral sold for it first,
-//!    `collateral`); close against the book with an IOC limited to that price;
+//!    in this tx: its available there plus the pool's cash, or minus its unfunded debt if it
+//!    has one; collateral that no sale turned into the settle asset does not count, so no
+//!    close leaves it an unfunded debt, and one it had is paid back by the close; an account
+//!    that owed unfunded debt had its collateral sold for it first, `collateral`); close
+//!    against the book with an IOC limited to that price;
 //! 3. the insurance fund takes over the rest at the bankruptcy price only when it is margined
 //!    for it, counted exactly like an account: after the takeover's PnL, its balance of the
 //!    settle asset is ≥ 0 and the weighted value of that balance covers the initial
@@ -323,13 +324,17 @@ impl Engine {
         div_round(margin.equity * pow10(decimals).unwrap_or(1), self.index_price(asset), Round::Floor)
     }
 
-    /// What an account can pay in settle asset `asset` in this tx, in units: its available
-    /// less its debt of the asset, plus the pool's cash (what an automatic borrow can fund).
-    /// Collateral in other assets and lent funds the pool cannot return are not money in
-    /// `asset` now; unfunded debt is money that nobody lent.
+    /// What an account can pay in settle asset `asset` in this tx without an unfunded debt,
+    /// in units: with unfunded debt (money nobody lent, so its available is 0), minus that
+    /// debt; otherwise its available plus the pool's cash (what an automatic borrow can fund:
+    /// the lenders' money, backed by its collateral like any borrow). Collateral in other
+    /// assets and lent funds the pool cannot return are not money in `asset` now.
     fn cash_in(&self, account: u32, asset: u16) -> i128 {
-        i128::from(self.accounts.holding(account, asset).available) - i128::from(self.debt_of(account, asset))
-            + i128::from(self.pools[usize::from(asset)].cash())
+        let h = self.accounts.holding(account, asset);
+        if h.unfunded > 0 {
+            return -i128::from(h.unfunded);
+        }
+        i128::from(h.available) + i128::from(self.pools[usize::from(asset)].cash())
     }
 
     /// The equity a liquidation's bankruptcy prices consume (module docs, step 2): the
