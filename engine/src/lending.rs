@@ -113,8 +113,10 @@ pub struct Pool {
     pub borrow_index: u128,
     /// Σ of the lent principals: the accounts' and the insurance fund's.
     pub lent_principal: u128,
-    /// The insurance fund's lent principal: lent collateral of bankrupt debtors that the
-    /// pool's cash could not return (see `collateral`). Part of `lent_principal`.
+    /// The insurance fund's lent principal. Part of `lent_principal`. Nothing sets it since
+    /// the fund stopped taking unsold collateral for nothing (`collateral`): 0 on a new
+    /// exchange, kept so that older snapshots, the state hash and the dump's
+    /// `insurance_lent` stay readable and the same.
     pub fund_principal: u64,
     /// Σ of the accounts' borrowed principals.
     pub borrowed_principal: u128,

@@ -134,7 +134,7 @@ fn own_fees(engine: &Engine, asset: u16) -> u64 {
 }
 
 /// The insurance fund's balance of `asset` as the root publishes it: its cash and what it
-/// lends in the asset's pool (collateral of a bankrupt debtor that the pool could not return).
+/// lends in the asset's pool (`Pool::fund_principal`: 0 unless restored from an older state).
 fn own_insurance(engine: &Engine, asset: u16) -> u64 {
     let cash = u64::try_from(engine.insurance(asset)).unwrap_or(0);
     let lent = engine.pool_state(asset).map_or(0, |pool| pool.fund_lent());
