@@ -40,7 +40,10 @@ fn main() {
     let mut down = RecordTemplate::new(perp_mark_tx(947));
     measure_marks(&mut marks, &mut up, &mut down);
     let mut fills = PerpFixture::new(8, 1_000);
-    let mut deep = RecordTemplate::new(perp_place_tx(3, Side::Buy, TimeInForce::Gtc, 990, 90_000));
+    // 60 BTC at 99.0 against the mark 94.7: its initial margin (594) and what its fill loses
+    // against the mark at once (258) fit in account 3's 1,000 USDC (an order whose fill would
+    // break initial margin is refused), and it outlasts the FILLS one-lot takers.
+    let mut deep = RecordTemplate::new(perp_place_tx(3, Side::Buy, TimeInForce::Gtc, 990, 60_000));
     assert!(fills.book.apply(&mut deep, 3));
     let mut taker = RecordTemplate::new(perp_place_tx(4, Side::Sell, TimeInForce::Ioc, 990, 1));
     measure_fills(&mut fills, &mut taker);

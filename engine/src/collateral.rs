@@ -14,12 +14,22 @@
 //! 3. each sale sized to repay the whole debt (plus the slippage bound), until the debt is
 //!    repaid or the account is back above maintenance;
 //!    what neither takes is then sold on the book at any price;
-//! 4. collateral that finds no buyer at all (no bids, no fund money) while the account is
-//!    still below maintenance goes to the insurance fund for nothing (proceeds 0), lent
-//!    collateral the pool's cash cannot return as the fund's lent principal;
-//! 5. once it holds nothing else (no collateral, no position), a remaining debt is bankrupt
-//!    and written off (`lending`): insurance fund, then the lenders (a socialized loss), then
-//!    the fee account, then recorded as uncovered.
+//! 4. collateral that finds no buyer at all (no bids, no fund money) stays with the account:
+//!    the insurance fund takes collateral over only with money it has (step 2), never for
+//!    nothing;
+//! 5. an account still below maintenance after every sale (it holds nothing, or only what
+//!    nobody buys) is bankrupt: each remaining debt is written off (`lending`): insurance
+//!    fund, then the lenders (a socialized loss), then the counterparties of its perp fills
+//!    in the tx (what the fills' prices credited them against the mark), then the fee
+//!    account, then, for a debt nobody lent, the asset's holders. Never to nobody: no path
+//!    pays out money that no one deposited (SPEC 6, 6a).
+//!
+//! **Unfunded debt first.** An account liquidated while it owes unfunded debt (an automatic
+//! borrow the pool could not fund: money credited to someone else that nobody lent) has its
+//! collateral sold for that asset (steps 1-3) *before* its positions are closed
+//! ([`Engine::fund_unfunded`]), so that the bankruptcy prices of its positions see the
+//! proceeds. What no sale turns into the asset does not count there (`risk`): the
+//! counterparties of the closes reverse the unfunded debt instead.
 //!
 //! Each sale is a `collateral_sold` event (after the fills of a book sale); each write-off a
 //! `bad_debt` or `socialized_loss` event.
@@ -64,13 +74,35 @@ impl Engine {
                 }
             }
         }
-        if self.margin(account).is_liquidatable() {
-            self.seize_unsold(account, out);
-        }
-        if self.holds_nothing_but_debts(account) {
+        if self.margin(account).is_liquidatable() || self.holds_nothing_but_debts(account) {
+            // Bankrupt: nothing left that anyone buys (what nobody buys stays its own).
             for d in 0..assets {
                 if self.debt_of(account, d) > 0 {
-                    self.write_off(account, d, out);
+                    self.repay_from_own(account, d, out);
+                    if self.debt_of(account, d) > 0 {
+                        self.write_off(account, d, out);
+                    }
+                }
+            }
+        }
+        self.sync_debtor(account);
+    }
+
+    /// Sells collateral for every asset the account owes unfunded debt in (module docs,
+    /// "Unfunded debt first"): steps 1-3 for those assets only, before its positions close.
+    pub(crate) fn fund_unfunded(&mut self, account: u32, out: &mut EventBuf) {
+        let assets = u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX);
+        for d in 0..assets {
+            if self.accounts.holding(account, d).unfunded == 0 {
+                continue;
+            }
+            self.repay_from_own(account, d, out);
+            for c in 0..assets {
+                if self.accounts.holding(account, d).unfunded == 0 || !self.margin(account).is_liquidatable() {
+                    break;
+                }
+                if c != d && self.net_of(account, c) > 0 {
+                    self.sell_collateral(account, c, d, out);
                 }
             }
         }
@@ -195,38 +227,6 @@ impl Engine {
             });
         }
         sold
-    }
-
-    /// Last resort: collateral that found no buyer at any price (no bids, no fund money) while
-    /// the account is still below maintenance goes to the insurance fund for nothing (the
-    /// exchange sells it later), its lent collateral that the pool could not return as the
-    /// fund's lent principal; the account's debts are then bankrupt and written off.
-    fn seize_unsold(&mut self, account: u32, out: &mut EventBuf) {
-        let assets = u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX);
-        let Some(debt_asset) = (0..assets).find(|&d| self.debt_of(account, d) > 0) else { return };
-        for c in 0..assets {
-            let h = *self.accounts.holding(account, c);
-            if (h.available == 0 && h.lent == 0) || self.debt_of(account, c) > 0 {
-                continue;
-            }
-            // What it lent and the pool's cash could not return becomes the fund's lent
-            // principal (the pool's totals do not move).
-            let qty = h.available + self.lent_amount(account, c);
-            let holding = self.accounts.holding_mut(account, c);
-            holding.available = 0;
-            holding.lent = 0;
-            self.pools[usize::from(c)].fund_principal += h.lent;
-            self.adjust_insurance(c, i128::from(h.available));
-            self.touch_fund();
-            out.push(Event::CollateralSold {
-                account: u64::from(account) + 1,
-                asset: c,
-                qty,
-                debt_asset,
-                proceeds: 0,
-                via: LiquidationVia::Insurance,
-            });
-        }
     }
 
     /// The fund takes `qty` of collateral `c` (or as much as its balance of `d` pays for) at

@@ -802,7 +802,9 @@ impl Engine {
         self.pools.get(usize::from(asset)).copied()
     }
 
-    /// Bad debt of an asset that no one could pay (see `lending`): the exchange's loss.
+    /// Bad debt of an asset that no one paid. Always 0: no path pays out money that no one
+    /// deposited (SPEC 6, 6a; `lending`, "Bankruptcy"), and `check_invariants` asserts it.
+    /// Kept (state dump key `uncovered`, snapshot, state hash) so those forms stay stable.
     #[must_use]
     pub fn uncovered(&self, asset: u16) -> u64 {
         self.uncovered.get(usize::from(asset)).copied().unwrap_or(0)

@@ -417,7 +417,15 @@ pub enum DebtPayer {
     Lenders,
     /// The fee account (the exchange's own money).
     Exchange,
-    /// Nobody: recorded as the asset's uncovered loss.
+    /// The counterparties of the account's perp fills in the same tx: each pays back what
+    /// the fill's price credited it against the mark, up to the debt.
+    Counterparties,
+    /// The asset's holders (last resort for a debt that nobody lent: every account's
+    /// `available` of the asset is cut pro rata, so no balance stays that nobody deposited).
+    Holders,
+    /// Nobody: recorded as the asset's uncovered loss. No path reaches it
+    /// (`Engine::check_invariants` asserts that nothing is uncovered); kept so that the event
+    /// and state-dump forms stay stable.
     Uncovered,
 }
 
@@ -429,6 +437,8 @@ impl DebtPayer {
             Self::Insurance => "insurance",
             Self::Lenders => "lenders",
             Self::Exchange => "exchange",
+            Self::Counterparties => "counterparties",
+            Self::Holders => "holders",
             Self::Uncovered => "uncovered",
         }
     }

@@ -34,8 +34,9 @@
 //! for BTC-PERP), since the fund holds at least its maintenance between txs. Were the fund
 //! short with no position left in that asset (an account's liquidation closed the fund's
 //! opposite position at the mark after a settlement had taken it below zero), the exchange
-//! pays the rest: the fee account, then the asset's uncovered loss (`bad_debt` events with
-//! `"account": 0`). So the fund ends every tx ≥ 0 in every asset.
+//! pays the rest: the fee account, then the asset's holders pro rata (`bad_debt` events with
+//! `"account": 0`, `"paid_by": "holders"`, as for a debt nobody lent: `lending`), never
+//! nobody. So the fund ends every tx ≥ 0 in every asset.
 
 use crate::engine::Engine;
 use crate::events::{DebtPayer, Event, EventBuf};
@@ -168,8 +169,9 @@ impl Engine {
                 let amount = u64::try_from(shortfall).unwrap_or(u64::MAX);
                 let from_fees = self.fees[usize::from(asset)].min(amount);
                 self.adjust_insurance(asset, shortfall);
-                self.exchange_pays(asset, -shortfall);
-                for (paid, paid_by) in [(from_fees, DebtPayer::Exchange), (amount - from_fees, DebtPayer::Uncovered)] {
+                self.fees[usize::from(asset)] -= from_fees;
+                self.holders_pay(asset, amount - from_fees);
+                for (paid, paid_by) in [(from_fees, DebtPayer::Exchange), (amount - from_fees, DebtPayer::Holders)] {
                     if paid > 0 {
                         out.push(Event::BadDebt { account: FUND_ACCOUNT_ID, asset, amount: paid, paid_by });
                     }

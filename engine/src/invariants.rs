@@ -18,6 +18,18 @@ impl Engine {
         self.check_locks()?;
         self.check_books()?;
         self.check_positions()?;
+        self.check_nothing_uncovered()?;
+        Ok(())
+    }
+
+    /// No balance that nobody deposited (SPEC 6, 6a): no asset has an uncovered loss, so the
+    /// conservation sum holds with the fee account's own money, never with a hole.
+    fn check_nothing_uncovered(&self) -> Result<(), String> {
+        for (a, asset) in self.catalog.assets().iter().enumerate() {
+            if self.uncovered[a] != 0 {
+                return Err(format!("uncovered loss of {}: {}", asset.symbol.as_str(), self.uncovered[a]));
+            }
+        }
         Ok(())
     }
 

@@ -48,18 +48,28 @@
 //! account is evaluated and liquidated in the same tx), but lent by nobody, so it bears no
 //! interest and is not in the pool. It is an event (`borrow` with an `"unfunded"` amount).
 //! No balance that anyone can take out is created by it: a withdrawal never exceeds what
-//! custody holds of the asset (`supply`), and the debt is backed by the account's collateral,
-//! which liquidation sells for the asset. A credit to the account repays unfunded debt first,
-//! then the pool.
+//! custody holds of the asset (`supply`), and the debt is backed by the account's collateral.
+//! A credit to the account repays unfunded debt first, then the pool. An account liquidated
+//! while it owes unfunded debt has its collateral sold for it first (`collateral`); what no
+//! sale turns into the asset does not count in its bankruptcy prices (`risk`), so the
+//! counterparties of its closes (or the insurance fund) pay the unfunded debt back by the
+//! price: it ends funded or reversed, never written off to nobody.
 //!
 //! **Bankruptcy.** A debt left after liquidation (no collateral left, see `collateral`) is
 //! written off, each step an event: the insurance fund pays from what its positions do not
 //! need (`bad_debt`, `"paid_by": "insurance"`); the asset's lenders take the rest by a cut of
 //! `S` (`socialized_loss`): all of the pool debt (their own loan: the pool's cash does not
-//! change) and unfunded debt as far as the pool's cash allows; the fee account pays what
-//! remains (`"paid_by": "exchange"`); what even that cannot pay is the asset's `uncovered`
-//! loss (`"paid_by": "uncovered"`, in the state dump), the exchange's reported hole. The
-//! account owes nothing afterwards: a debt never stays on an account with nothing to sell.
+//! change) and unfunded debt as far as the pool's cash allows; the counterparties of the
+//! account's perp fills in this tx pay back what each fill's price credited them against the
+//! mark (`"paid_by": "counterparties"`: a fill that closed its last position far from the
+//! mark is where the money went); the fee account pays what remains (`"paid_by":
+//! "exchange"`). What even that cannot pay is unfunded debt that credited others in earlier
+//! txs or through funding: the asset's holders pay it back, pro rata to their `available`
+//! (`"paid_by": "holders"`, [`Engine::holders_pay`]), the last resort. No path pays out money
+//! that no one deposited (SPEC 6, 6a): the asset's `uncovered` loss stays 0 (the state dump
+//! keeps the key; `check_invariants` asserts it). The account owes nothing afterwards; what
+//! it holds that nobody buys stays its own. The same last resort pays a rounding the fee
+//! account cannot ([`Engine::exchange_pays`]).
 
 use crate::accounts::NIL;
 use crate::catalog::Asset;
@@ -103,8 +113,10 @@ pub struct Pool {
     pub borrow_index: u128,
     /// Σ of the lent principals: the accounts' and the insurance fund's.
     pub lent_principal: u128,
-    /// The insurance fund's lent principal: lent collateral of bankrupt debtors that the
-    /// pool's cash could not return (see `collateral`). Part of `lent_principal`.
+    /// The insurance fund's lent principal. Part of `lent_principal`. Nothing sets it since
+    /// the fund stopped taking unsold collateral for nothing (`collateral`): 0 on a new
+    /// exchange, kept so that older snapshots, the state hash and the dump's
+    /// `insurance_lent` stay readable and the same.
     pub fund_principal: u64,
     /// Σ of the accounts' borrowed principals.
     pub borrowed_principal: u128,
@@ -419,7 +431,8 @@ impl Engine {
     }
 
     /// Credits `amount` to the fee account of `a`, or when negative takes it from the fee
-    /// account, and what that does not hold is the asset's uncovered loss.
+    /// account (a rounding the exchange pays: a unit or two); what that does not hold the
+    /// asset's holders pay ([`Engine::holders_pay`]), never nobody.
     pub(crate) fn exchange_pays(&mut self, a: u16, amount: i128) {
         if amount >= 0 {
             self.add_fees(a, amount);
@@ -428,7 +441,9 @@ impl Engine {
         let owed = u64::try_from(-amount).unwrap_or(u64::MAX);
         let from_fees = self.fees[usize::from(a)].min(owed);
         self.fees[usize::from(a)] -= from_fees;
-        self.uncovered[usize::from(a)] += owed - from_fees;
+        if owed > from_fees {
+            self.holders_pay(a, owed - from_fees);
+        }
     }
 
     /// `tick`: accrues every pool; an `accrual` event for each that charged interest.
@@ -657,6 +672,7 @@ impl Engine {
             out.push(Event::BadDebt { account: id, asset: a, amount: fund, paid_by: DebtPayer::Insurance });
         }
         self.socialize(account, a, out);
+        self.fill_counterparties_pay(account, a, out);
         let fees = self.fees[usize::from(a)].min(self.debt_of(account, a));
         if fees > 0 {
             self.fees[usize::from(a)] -= fees;
@@ -665,11 +681,89 @@ impl Engine {
         }
         let rest = self.debt_of(account, a);
         if rest > 0 {
-            self.uncovered[usize::from(a)] += rest;
+            self.holders_pay(a, rest);
             self.pay_debt_for(account, a, rest);
-            out.push(Event::BadDebt { account: id, asset: a, amount: rest, paid_by: DebtPayer::Uncovered });
+            out.push(Event::BadDebt { account: id, asset: a, amount: rest, paid_by: DebtPayer::Holders });
         }
         self.sync_debtor(account);
+    }
+
+    /// The counterparties of the bankrupt account's perp fills in this tx (settled in `a`, in
+    /// fill order) pay back what each fill's price credited them against the mark, up to the
+    /// debt: that credit is where the money the account could not pay went (a fill that
+    /// closed its last position at a price far from the mark). Each is a `settlement` of the
+    /// counterparty in that market; one `bad_debt` with `"paid_by": "counterparties"`.
+    fn fill_counterparties_pay(&mut self, account: u32, a: u16, out: &mut EventBuf) {
+        let id = u64::from(account) + 1;
+        let mut paid = 0u64;
+        let mut i = 0;
+        while i < out.events().len() && self.debt_of(account, a) > 0 {
+            let event = out.events()[i];
+            i += 1;
+            let Event::Fill { market: m, price, qty, taker_side, maker, taker, .. } = event else { continue };
+            let market = *self.catalog.market(m);
+            if market.kind != crate::tx::MarketKind::Perp
+                || market.quote != a
+                || maker == taker
+                || (maker != id && taker != id)
+            {
+                continue;
+            }
+            let buys = (taker == id) == (taker_side == crate::tx::Side::Buy);
+            let other = if taker == id { maker } else { taker };
+            let qty = i64::try_from(qty).unwrap_or_else(|_| panic!("invariant: qty {qty} bounded"));
+            // The other side's gain from the fill's price against the mark.
+            let delta = if buys { price - market.last_mark } else { market.last_mark - price };
+            let gain = crate::perp::pnl(&market, qty, delta);
+            let take = u64::try_from(gain.max(0)).unwrap_or(0).min(self.debt_of(account, a));
+            let Some(counterparty) = other.checked_sub(1).and_then(|c| u32::try_from(c).ok()) else { continue };
+            if take == 0 {
+                continue;
+            }
+            out.push(Event::Settlement { market: m, account: other, pnl: -i64::try_from(take).unwrap_or(i64::MAX) });
+            self.adjust(counterparty, a, -i128::from(take), out);
+            self.touch(counterparty);
+            self.pay_debt_for(account, a, take);
+            paid += take;
+        }
+        if paid > 0 {
+            out.push(Event::BadDebt { account: id, asset: a, amount: paid, paid_by: DebtPayer::Counterparties });
+        }
+    }
+
+    /// Last resort for money owed that nobody lent and nobody else can pay (module docs,
+    /// "Bankruptcy"): takes `amount` of asset `a` out of the accounts' `available`, pro rata
+    /// (rounded down, then a unit each from the lowest account index until it is all taken),
+    /// for the caller to pay out. The money exists: it is what the unfunded debt credited to
+    /// others. O(accounts): a bankruptcy that nothing else covers, never the order path.
+    /// Everyone with a requirement is evaluated afterwards.
+    pub(crate) fn holders_pay(&mut self, a: u16, amount: u64) {
+        let total: u128 = self.accounts.column(a).iter().map(|h| u128::from(h.available)).sum();
+        let mut taken = 0u64;
+        if total > 0 {
+            for index in 0..self.accounts.column(a).len() {
+                let h = self.accounts.holding_mut(u32::try_from(index).unwrap_or(u32::MAX), a);
+                let share = (u128::from(amount) * u128::from(h.available)).checked_div(total).unwrap_or(0);
+                let share = u64::try_from(share).unwrap_or(0).min(h.available).min(amount - taken);
+                h.available -= share;
+                taken += share;
+            }
+            for index in 0..self.accounts.column(a).len() {
+                if taken == amount {
+                    break;
+                }
+                let h = self.accounts.holding_mut(u32::try_from(index).unwrap_or(u32::MAX), a);
+                if h.available > 0 {
+                    h.available -= 1;
+                    taken += 1;
+                }
+            }
+        }
+        debug_assert_eq!(taken, amount, "the accounts hold what an unfunded debt credited them");
+        // What even the holders could not pay (unreachable: Σ available ≥ Σ unfunded debt).
+        self.uncovered[usize::from(a)] += amount - taken;
+        self.touch_all_holders();
+        self.touch_all_debtors();
     }
 
     /// The lenders of `a` take a bankrupt account's remaining debt (a `socialized_loss`): all
@@ -836,5 +930,29 @@ mod tests {
         assert_eq!(mul_div(1 << 100, 1 << 100, 1 << 90, Round::Floor), Some(1 << 110));
         assert_eq!(mul_div((1 << 100) + 1, 1 << 100, 1 << 101, Round::Ceil), Some((1 << 99) + 1));
         assert_eq!(mul_div(u128::MAX, u128::MAX, 1, Round::Floor), None);
+    }
+
+    /// The last resort takes exactly what is owed from the accounts' available, pro rata
+    /// (rounded down, then a unit each from the lowest account index), and records nothing as
+    /// uncovered.
+    #[test]
+    fn the_holders_pay_exactly_pro_rata() {
+        let mut runner = crate::text::runner::TextRunner::dev(crate::Limits::small()).expect("limits");
+        runner.run_line(r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#).expect("line");
+        for (account, units) in [(1, "0.0001"), (2, "0.0002"), (3, "0.0004")] {
+            runner.run_line(r#"{"op":"create_account"}"#).expect("line");
+            let deposit = format!(r#"{{"op":"deposit","account":{account},"asset":"USDC","amount":"{units}"}}"#);
+            runner.run_line(&deposit).expect("line");
+        }
+        let e = &mut runner.engine;
+        // 10 units of 700: 1.43, 2.86 and 5.71, rounded down to 1, 2 and 5; the other two
+        // from accounts 1 and 2.
+        e.holders_pay(0, 10);
+        let available = |e: &Engine, id| e.balance(id, 0).map(|b| b.available);
+        assert_eq!((available(e, 1), available(e, 2), available(e, 3)), (Some(98), Some(197), Some(395)));
+        assert_eq!(e.uncovered(0), 0);
+        // The caller pays the 10 out (here to the fee account): conservation is exact.
+        e.add_fees(0, 10);
+        assert_eq!(e.check_invariants(), Ok(()));
     }
 }

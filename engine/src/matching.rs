@@ -7,7 +7,10 @@
 //! rounded once) always fits inside what that fill releases. A sell locks its base quantity.
 //! A perp order locks nothing (cross-collateral, SPEC 6): the same per-lot worst case
 //! (initial margin and the larger fee) is *reserved*, an initial requirement in the settle
-//! asset (`Holding::reserved`), released as it fills or leaves the book.
+//! asset (`Holding::reserved`), released as it fills or leaves the book. A limit perp order
+//! is also refused when a fill at its limit would break initial margin at once (the fill
+//! realises its price against the mark: a buy above the mark, a sell below it, loses that
+//! much), checked at placement and not reserved; a market order's cost is the book's.
 //!
 //! Every rule is checked before the first change: a rejected order changes nothing.
 
@@ -114,6 +117,21 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
 /// plus the larger fee, each rounded up, in the settle asset (a requirement, not a lock).
 pub(crate) fn lock_per_lot(market: &Market, side: Side, price: i64) -> Option<u64> {
     lock_per_lot_whole(market, side, price).or_else(|| lock_per_lot_exact(market, side, price))
+}
+
+/// What a perp order of `qty` filled at its limit `price` loses against the mark at once, in
+/// settle units (0 when the limit is on the mark's good side): a buy above the mark, a sell
+/// below it. Rounded like a settlement; far-out values saturate (the margin check refuses them).
+fn fill_loss(market: &Market, side: Side, price: i64, qty: u64) -> i128 {
+    let adverse = match side {
+        Side::Buy => price.saturating_sub(market.last_mark),
+        Side::Sell => market.last_mark.saturating_sub(price),
+    };
+    if adverse <= 0 {
+        return 0;
+    }
+    let product = i128::from(adverse) * i128::from(qty);
+    scale_pow10(product, market.notional_exp, Round::Ceil).unwrap_or(i128::MAX / 4)
 }
 
 /// [`lock_per_lot`] when a lot's notional at one price unit is the whole number
@@ -415,20 +433,23 @@ impl Engine {
             }
             return Ok((0, fillable(self, taker)?));
         }
-        let (need, fillable) = match taker.limit {
+        let (need, fillable, loss) = match taker.limit {
             Some(price) => {
                 taker.lock_per_lot = lock_per_lot(market, taker.side, price).ok_or(RejectReason::Overflow)?;
                 let need = taker.lock_per_lot.checked_mul(qty / market.step_units).ok_or(RejectReason::Overflow)?;
-                (need, fillable(self, taker)?)
+                (need, fillable(self, taker)?, fill_loss(market, taker.side, price, qty))
             }
             None => {
                 let (fillable, cost) = self.dry_run(taker, market)?;
-                (cost, fillable)
+                (cost, fillable, 0)
             }
         };
         // Cross-collateral (SPEC 6): the worst case joins the initial requirement; nothing is
-        // locked, so any collateral backs it.
-        let after = self.margin_reserving(taker.account, market.quote, i128::from(need));
+        // locked, so any collateral backs it. The worst case includes what a fill at the limit
+        // loses against the mark at once (a fill realises qty × (mark − price)): an order that
+        // would leave its account below initial margin the moment it fills is refused. (Only
+        // checked here, not reserved: a later mark moves it, and liquidation handles a gap.)
+        let after = self.margin_reserving(taker.account, market.quote, i128::from(need) + loss);
         if after.equity < after.initial {
             return Err(RejectReason::InsufficientMargin);
         }

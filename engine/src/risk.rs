@@ -24,8 +24,12 @@
 //! **Liquidation** (inside the tx that made the account fall below maintenance):
 //! 1. cancel all its orders; stop if that restores maintenance;
 //! 2. per perp position, in market order: compute the bankruptcy price (where closing it
-//!    consumes all the account's equity); close against the book with an IOC limited to that
-//!    price;
+//!    consumes all the account's equity, but never more than it can pay in the settle asset
+//!    in this tx: its available there plus the pool's cash, or minus its unfunded debt if it
+//!    has one; collateral that no sale turned into the settle asset does not count, so no
+//!    close leaves it an unfunded debt, and one it had is paid back by the close; an account
+//!    that owed unfunded debt had its collateral sold for it first, `collateral`); close
+//!    against the book with an IOC limited to that price;
 //! 3. the insurance fund takes over the rest at the bankruptcy price only when it is margined
 //!    for it, counted exactly like an account: after the takeover's PnL, its balance of the
 //!    settle asset is ≥ 0 and the weighted value of that balance covers the initial
@@ -35,7 +39,10 @@
 //!    (largest first, then lowest account id) at the bankruptcy price. Positions sum to zero,
 //!    so what users do not hold the fund's opposite position does: that last leg is at the
 //!    bankruptcy price if the fund is margined for it (the rule of step 3), else at the mark,
-//!    and the account keeps what it could not pay as a debt.
+//!    and the account keeps what it could not pay as a debt. A counterparty holding no other
+//!    position in the settle asset is never charged more than it can pay there (the leg's
+//!    price moves towards the mark): no deleveraging leaves it a debt it could not recover;
+//!    what a leg does not recover goes on the account's next position, or is written off.
 //!
 //! **The fund is an account here.** Every change of its balance or positions queues it in the
 //! same pass; when its balance of a settle asset is negative or it is below maintenance there,
@@ -50,7 +57,9 @@
 //! open interest.
 //!
 //! 5. an account still below maintenance with debts has its collateral sold for what it
-//!    owes, and a bankrupt remainder written off (`collateral`, `lending`).
+//!    owes, and a bankrupt remainder written off (`collateral`, `lending`): by the fund, the
+//!    lenders, the fee account and, for money nobody lent, the asset's holders; never by
+//!    nobody (SPEC 6: no path pays out money that no one deposited).
 //!
 //! Every step is an event.
 
@@ -315,6 +324,34 @@ impl Engine {
         div_round(margin.equity * pow10(decimals).unwrap_or(1), self.index_price(asset), Round::Floor)
     }
 
+    /// What an account can pay in settle asset `asset` in this tx without an unfunded debt,
+    /// in units: with unfunded debt (money nobody lent, so its available is 0), minus that
+    /// debt; otherwise its available plus the pool's cash (what an automatic borrow can fund:
+    /// the lenders' money, backed by its collateral like any borrow). Collateral in other
+    /// assets and lent funds the pool cannot return are not money in `asset` now.
+    fn cash_in(&self, account: u32, asset: u16) -> i128 {
+        let h = self.accounts.holding(account, asset);
+        if h.unfunded > 0 {
+            return -i128::from(h.unfunded);
+        }
+        i128::from(h.available) + i128::from(self.pools[usize::from(asset)].cash())
+    }
+
+    /// The equity a liquidation's bankruptcy prices consume (module docs, step 2): the
+    /// account's equity in `asset`, but never more than what it can pay in `asset`
+    /// ([`Engine::cash_in`]), so that a close at the bankruptcy price never leaves it an
+    /// unfunded debt: what it cannot pay in the settle asset, the counterparties of the close
+    /// (or the fund) pay back by the price, and the unconvertible collateral stays its own.
+    fn liquidation_equity(&self, account: u32, asset: u16) -> i128 {
+        self.equity_in(&self.margin(account), asset).min(self.cash_in(account, asset))
+    }
+
+    /// Does the account owe unfunded debt in any asset?
+    fn owes_unfunded(&self, account: u32) -> bool {
+        (0..u16::try_from(self.catalog.assets().len()).unwrap_or(u16::MAX))
+            .any(|a| self.accounts.holding(account, a).unfunded > 0)
+    }
+
     /// The price at which closing `size` in market `m` consumes `equity_settle` exactly, at
     /// least one tick. Rounded towards the liquidated account by less than one price unit,
     /// so that rounding never leaves it a debt (the one division here that does not favour
@@ -336,6 +373,12 @@ impl Engine {
         self.cancel_all_orders(account, out);
         if !self.margin(account).is_liquidatable() {
             return;
+        }
+        if self.is_debtor(account) && self.owes_unfunded(account) {
+            self.fund_unfunded(account, out);
+            if !self.margin(account).is_liquidatable() {
+                return;
+            }
         }
         for i in 0..self.perp_markets.len() {
             let m = self.perp_markets[i];
@@ -366,7 +409,7 @@ impl Engine {
     fn close_position(&mut self, account: u32, m: u16, out: &mut EventBuf) {
         let market = *self.catalog.market(m);
         let size = self.positions[usize::from(m)].size[account as usize];
-        let equity = self.equity_in(&self.margin(account), market.quote);
+        let equity = self.liquidation_equity(account, market.quote);
         let bankruptcy = self.bankruptcy_price(m, size, equity);
         let side = if size > 0 { Side::Sell } else { Side::Buy };
         if equity >= 0 {
@@ -386,7 +429,7 @@ impl Engine {
         if size == 0 {
             return;
         }
-        let equity = self.equity_in(&self.margin(account), market.quote);
+        let equity = self.liquidation_equity(account, market.quote);
         let bankruptcy = self.bankruptcy_price(m, size, equity);
         let qty = size.unsigned_abs();
         // The fund's result of taking the position over at the bankruptcy price; it takes it
@@ -445,6 +488,42 @@ impl Engine {
         self.adl_scratch.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     }
 
+    /// The price of one ADL leg of `qty` against `counterparty`, closing (part of) a position
+    /// of sign `size` at `price`. A counterparty that holds no other position settled in the
+    /// same asset could not recover a debt the leg leaves it (its own liquidation would have
+    /// nothing to deleverage), so the leg never costs it more than it can pay there (its
+    /// [`Engine::liquidation_equity`], at least 0): the price moves towards the mark. One
+    /// with other positions pays the full price; a debt it is left with is recovered by its own
+    /// liquidation in the same pass. What a leg does not recover stays with the liquidated
+    /// account, for its next position or its write-off.
+    fn adl_leg_price(&self, m: u16, size: i64, qty: u64, price: i64, counterparty: u32) -> i64 {
+        let market = self.catalog.market(m);
+        let costs = if size > 0 { price > market.last_mark } else { price < market.last_mark };
+        if !costs || self.holds_other_position(counterparty, m) {
+            return price;
+        }
+        let can_pay = self.liquidation_equity(counterparty, market.quote).max(0);
+        let qty = i64::try_from(qty).unwrap_or_else(|_| panic!("invariant: qty {qty} bounded"));
+        // The counterparty closes `qty` of the opposite sign: its own bankruptcy price for `can_pay`.
+        let limit = self.bankruptcy_price(m, -size.signum() * qty, can_pay);
+        if size > 0 {
+            price.min(limit)
+        } else {
+            price.max(limit)
+        }
+    }
+
+    /// Does the account hold a position in a perp market other than `m` settled in `m`'s
+    /// settle asset?
+    fn holds_other_position(&self, account: u32, m: u16) -> bool {
+        let quote = self.catalog.market(m).quote;
+        self.perp_markets.iter().any(|&other| {
+            other != m
+                && self.catalog.market(other).quote == quote
+                && self.positions[usize::from(other)].size[account as usize] != 0
+        })
+    }
+
     /// Auto-deleverages the account's position in `m` against the largest opposite positions.
     fn auto_deleverage(&mut self, account: u32, m: u16, price: i64, out: &mut EventBuf) {
         let size = self.positions[usize::from(m)].size[account as usize];
@@ -457,6 +536,7 @@ impl Engine {
             let (available, counterparty) = self.adl_scratch[i];
             let qty = remaining.min(available);
             let (buyer, seller) = if size > 0 { (counterparty, account) } else { (account, counterparty) };
+            let price = self.adl_leg_price(m, size, qty, price, counterparty);
             self.transfer_position(m, Some(buyer), Some(seller), qty, price, out);
             out.push(Event::Adl {
                 account: u64::from(counterparty) + 1,

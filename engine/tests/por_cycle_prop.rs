@@ -11,8 +11,8 @@
 //! Checked, against the state dump (the text path, not the accessors the tree is built from):
 //! per asset Σequity = Σ(available + locked + lent) and Σdebt = Σborrowed over the accounts,
 //! liability = their difference, fees and insurance as dumped (the insurance fund's lent
-//! included), and `Σequity − Σdebt + fees + insurance − uncovered` = custody's supply
-//! (conservation), the root's conservation gap being exactly the uncovered loss; exactly the accounts with a non-zero value
+//! included), and `Σequity − Σdebt + fees + insurance` = custody's supply exactly
+//! (conservation: nothing is uncovered, the root shows no gap); exactly the accounts with a non-zero value
 //! have a leaf; every leaf's proof, written to JSON and read back, verifies with the pinned
 //! attest key and shows that account's own values. `POR_PROP_CASES` sets the number of cases
 //! (default 48).
@@ -173,12 +173,14 @@ proptest! {
             let insurance = units(&dump["insurance"][symbol], decimals[i])
                 + units(&dump["pools"][symbol]["insurance_lent"], decimals[i]);
             prop_assert_eq!((i128::from(asset.fees), i128::from(asset.insurance)), (fees, insurance));
-            // Conservation: what the root shows equals custody's supply, but for a bad debt
-            // that nobody could pay (the dump's `uncovered`), which the root's gap shows exactly.
+            // Conservation: what the root shows equals custody's supply exactly. No path pays
+            // out money that no one deposited (SPEC 6, 6a), so nothing is uncovered and the
+            // root shows no gap.
             let uncovered = units(&dump["uncovered"][symbol], decimals[i]);
-            prop_assert_eq!(equity - debt + fees + insurance - uncovered, i128::from(engine.supply(i as u16)), "conservation of {}", symbol);
+            prop_assert_eq!(uncovered, 0, "{} uncovered", symbol);
+            prop_assert_eq!(equity - debt + fees + insurance, i128::from(engine.supply(i as u16)), "conservation of {}", symbol);
             let gap = conservation_gaps(engine, root).iter().find(|(s, _)| s.as_str() == symbol).map_or(0, |(_, gap)| *gap);
-            prop_assert_eq!(gap, uncovered, "{} gap", symbol);
+            prop_assert_eq!(gap, 0, "{} gap", symbol);
         }
         let root_text = root.to_json();
         let key = attest.verifying_key().to_bytes();

@@ -19,7 +19,7 @@
 //!
 //! After every transaction the invariants of SPEC section 7 are checked (conservation, locks,
 //! books, positions, margins; the insurance fund never negative; no asset's withdrawals above
-//! its deposits). After every fault the journal is recovered and checked: nothing released is
+//! its deposits; nothing uncovered: no balance that nobody deposited). After every fault the journal is recovered and checked: nothing released is
 //! lost (the recovered journal reaches every seq whose events were released), nothing beyond
 //! what was appended appears, a replay of the recovered journal (every signature re-checked)
 //! gives the live run's events and state hash at that seq, and damage at rest is refused and
@@ -659,12 +659,17 @@ impl Sim {
         Ok(())
     }
 
-    /// The insurance fund is never negative; no asset pays out more than was deposited.
+    /// The insurance fund is never negative; no asset pays out more than was deposited; no
+    /// balance is one that nobody deposited (nothing uncovered, SPEC 6, 6a).
     fn check_money(&self) -> Result<(), SimFailure> {
         for asset in 0..u16::try_from(self.engine.catalog().assets().len()).unwrap_or(0) {
             let fund = self.engine.insurance(asset);
             if fund < 0 {
                 return Err(self.fail(format!("insurance fund of asset {asset} is {fund}")));
+            }
+            let uncovered = self.engine.uncovered(asset);
+            if uncovered != 0 {
+                return Err(self.fail(format!("asset {asset}: {uncovered} uncovered (paid out, deposited by nobody)")));
             }
             let (deposited, withdrawn) = (at(&self.deposited, asset), at(&self.withdrawn, asset));
             if withdrawn > deposited {

@@ -126,15 +126,15 @@ impl Cycle {
 }
 
 /// The fee account's balance of `asset` as the root publishes it: the fees with the lending
-/// pool's rounding dust, before any uncovered loss (which is the exchange's hole, not a
-/// negative fee balance: [`conservation_gaps`] reports it).
+/// pool's rounding dust, before any uncovered loss (always 0, see `Engine::uncovered`; were
+/// there one, [`conservation_gaps`] would report it).
 fn own_fees(engine: &Engine, asset: u16) -> u64 {
     let whole = engine.fee_account(asset) + i128::from(engine.uncovered(asset));
     u64::try_from(whole.max(0)).unwrap_or(u64::MAX)
 }
 
 /// The insurance fund's balance of `asset` as the root publishes it: its cash and what it
-/// lends in the asset's pool (collateral of a bankrupt debtor that the pool could not return).
+/// lends in the asset's pool (`Pool::fund_principal`: 0 unless restored from an older state).
 fn own_insurance(engine: &Engine, asset: u16) -> u64 {
     let cash = u64::try_from(engine.insurance(asset)).unwrap_or(0);
     let lent = engine.pool_state(asset).map_or(0, |pool| pool.fund_lent());
@@ -142,8 +142,8 @@ fn own_insurance(engine: &Engine, asset: u16) -> u64 {
 }
 
 /// Per asset: `Σequity − Σdebt + fees + insurance − supply`, which conservation (SPEC 7) makes
-/// zero unless the engine recorded an uncovered loss (a bad debt nobody could pay; the gap is
-/// then exactly that loss); the assets where it is not zero, with the difference.
+/// zero (the engine records no uncovered loss: `Engine::uncovered`); the assets where it is
+/// not zero, with the difference.
 #[must_use]
 pub fn conservation_gaps(engine: &Engine, root: &Root) -> Vec<(Symbol, i128)> {
     root.assets

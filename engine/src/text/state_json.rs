@@ -71,7 +71,7 @@ pub fn state_value(engine: &Engine) -> Value {
         }
         Value::Object(map)
     };
-    // The fee account with the pool's rounding dust; a loss nobody could pay is `uncovered`.
+    // The fee account with the pool's rounding dust (`uncovered` is always 0, see below).
     root.insert(
         "fees".into(),
         per_asset(&|a| asset_amount(catalog, a, engine.fee_account(a) + i128::from(engine.uncovered(a))).into()),
@@ -118,7 +118,8 @@ pub fn state_value(engine: &Engine) -> Value {
         }),
     );
     // Beyond SPEC section 13's keys (additions only, after them): the insurance fund's
-    // positions, the last published prices, and per asset the bad debt nobody could pay.
+    // positions, the last published prices, and per asset the bad debt nobody paid: always
+    // "0" (no path pays out money that no one deposited), kept so the dump's keys stay stable.
     root.insert("insurance_positions".into(), Value::Object(insurance_positions));
     root.insert("marks".into(), Value::Object(marks));
     root.insert("uncovered".into(), per_asset(&|a| asset_amount(catalog, a, i128::from(engine.uncovered(a))).into()));
