@@ -289,10 +289,9 @@ impl RecordSink for ArenaSink {
     }
 }
 
-/// The journal as a record sink (a newtype: both the trait and the writer are foreign here,
-/// as they are in `verex-tools`).
+/// The library's journal sink on a journal in a temporary directory, removed when dropped.
 struct JournalSink {
-    writer: JournalWriter,
+    journal: verex_engine::store::JournalSink,
     dir: PathBuf,
 }
 
@@ -303,7 +302,7 @@ impl JournalSink {
         let config = JournalConfig { segment_bytes: SEGMENT_BYTES, durability, ..JournalConfig::new(&dir) };
         let (writer, _) =
             JournalWriter::open(config).unwrap_or_else(|e| panic!("open journal in {}: {e}", dir.display()));
-        Self { writer, dir }
+        Self { journal: verex_engine::store::JournalSink::new(writer), dir }
     }
 }
 
@@ -315,11 +314,11 @@ impl Drop for JournalSink {
 
 impl RecordSink for JournalSink {
     fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        self.writer.append(seq, bytes).map_err(SinkError::new)
+        self.journal.append(seq, bytes)
     }
 
     fn commit(&mut self) -> Result<u64, SinkError> {
-        self.writer.commit().map_err(SinkError::new)
+        self.journal.commit()
     }
 }
 

@@ -23,8 +23,9 @@ use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 
 use verex_engine::catalog::Catalog;
-use verex_engine::runtime::{Pipeline, PipelineConfig, RecordSink, SinkError, Subscriber, TxEnd, WaitMode};
+use verex_engine::runtime::{Pipeline, PipelineConfig, Subscriber, TxEnd, WaitMode};
 use verex_engine::sequencer::Clock;
+use verex_engine::store::JournalSink;
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
 use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, Event, Genesis};
@@ -34,18 +35,6 @@ use verex_tools::manifest::{write_manifest, LimitsArg, Manifest};
 use verex_tools::replicate::publish::{PublishConfig, Publisher};
 use verex_tools::replicate::sink::{PublishingSink, Release};
 use verex_tools::replicate::{cpu_ms, Target};
-
-struct Journal(JournalWriter);
-
-impl RecordSink for Journal {
-    fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        self.0.append(seq, bytes).map_err(SinkError::new)
-    }
-
-    fn commit(&mut self) -> Result<u64, SinkError> {
-        self.0.commit().map_err(SinkError::new)
-    }
-}
 
 /// Records each tx's release latency: from its publish into the ring to its events' release
 /// (after the local commit, and with `--replicated` after JetStream's acknowledgement).
@@ -135,7 +124,7 @@ fn main() {
     });
     let release =
         if args.replicated { Release::Replicated { final_wait: Duration::from_secs(30) } } else { Release::Local };
-    let sink = PublishingSink::new(Journal(writer), publisher.as_ref().map(Publisher::feed), release);
+    let sink = PublishingSink::new(JournalSink::new(writer), publisher.as_ref().map(Publisher::feed), release);
     let mut config = PipelineConfig::for_this_machine(Clock::Deterministic);
     if args.blocking {
         config.wait = WaitMode::Blocking;

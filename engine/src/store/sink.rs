@@ -66,6 +66,11 @@ impl JournalSink {
         self.error.as_ref()
     }
 
+    /// Takes the journal error that poisoned the pipeline, if one did (to report it owned).
+    pub fn take_error(&mut self) -> Option<JournalError> {
+        self.error.take()
+    }
+
     /// The writer (its `last_seq`, `last_hash`, `durable_seq`).
     #[must_use]
     pub fn writer(&self) -> &JournalWriter {

@@ -384,13 +384,13 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
     // written: the engine is ahead of what the journal holds. A fenced publisher (another
     // writer holds the stream) stops the run the same way.
     let fenced = run.sink.fenced();
-    let failure = run.poison.take().map(|poison| match (run.sink.inner.error.take(), fenced.clone()) {
+    let failure = run.poison.take().map(|poison| match (run.sink.inner.journal.take_error(), fenced.clone()) {
         (Some(error), _) => CliError::Journal(error),
         (None, Some(reason)) => CliError::Replication(reason),
         (None, None) => poison_error(poison),
     });
-    let durable_seq = run.sink.inner.writer.durable_seq();
-    let mode = format!("{:?}", run.sink.inner.writer.durability()).to_lowercase();
+    let durable_seq = run.sink.inner.journal.writer().durable_seq();
+    let mode = format!("{:?}", run.sink.inner.journal.writer().durability()).to_lowercase();
     let replica = replica.map(|replica| replica.finish(durable_seq));
     let published = publisher.map(|p| p.finish(durable_seq, Duration::from_secs(args.publish.publish_timeout)));
     let failure = failure.or_else(|| published.as_ref().and_then(|report| publish_failure(args, report, durable_seq)));
@@ -560,7 +560,7 @@ fn open_journal(
         }
         None => None,
     };
-    let sink = JournalSink { writer, feed, error: None };
+    let sink = JournalSink { journal: verex_engine::store::JournalSink::new(writer), feed };
     let sink = PublishingSink::new(sink, publisher.as_ref().map(Publisher::feed), args.publish.release());
     Ok((recovered.engine, signer_state.into_signer(), sink, replica, publisher))
 }
@@ -762,31 +762,21 @@ impl DevSignerState {
     }
 }
 
-/// The journal as the pipeline's record sink: a commit also tells the replica how far the
-/// journal is durable. The first journal error is kept (the pipeline only sees its message).
+/// The library's journal sink as the pipeline's record sink; a commit also tells the replica
+/// how far the journal is durable.
 struct JournalSink {
-    writer: JournalWriter,
+    journal: verex_engine::store::JournalSink,
     /// Where durable seqs are published for the replica.
     feed: Option<ReplicaFeed>,
-    /// The error that poisoned the pipeline, if the journal failed.
-    error: Option<JournalError>,
-}
-
-impl JournalSink {
-    fn failed(&mut self, error: JournalError) -> SinkError {
-        let sink_error = SinkError::new(error.to_string());
-        self.error.get_or_insert(error);
-        sink_error
-    }
 }
 
 impl RecordSink for JournalSink {
     fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        self.writer.append(seq, bytes).map_err(|e| self.failed(e))
+        self.journal.append(seq, bytes)
     }
 
     fn commit(&mut self) -> Result<u64, SinkError> {
-        let durable_seq = self.writer.commit().map_err(|e| self.failed(e))?;
+        let durable_seq = self.journal.commit()?;
         if let Some(feed) = &self.feed {
             feed.durable(durable_seq);
         }
