@@ -7,7 +7,7 @@
 //! ```
 //! Divide the collected instruction count by [`OPS`] for instructions per operation.
 
-use verex_bench::{cancel_tx, place_tx, BookFixture, RecordTemplate};
+use verex_bench::{cancel_tx, measure_place_cancel, place_tx, BookFixture, RecordTemplate};
 use verex_engine::tx::{Side, TimeInForce};
 use verex_engine::Limits;
 
@@ -22,16 +22,6 @@ fn fixture() -> BookFixture {
 }
 
 #[inline(never)]
-fn measure_place_cancel(fixture: &mut BookFixture, place: &mut RecordTemplate, cancel: &mut RecordTemplate) {
-    for _ in 0..OPS / 2 {
-        let order_id = fixture.engine.next_order_id();
-        assert!(fixture.apply(place, 1));
-        cancel.set_order_id(order_id);
-        assert!(fixture.apply(cancel, 1));
-    }
-}
-
-#[inline(never)]
 fn measure_match_one_fill(fixture: &mut BookFixture, taker: &mut RecordTemplate) {
     for _ in 0..OPS {
         assert!(fixture.apply(taker, 3));
@@ -42,7 +32,7 @@ fn main() {
     let mut f = fixture();
     let mut place = RecordTemplate::new(place_tx(1, Side::Buy, TimeInForce::Gtc, 9_950, 3));
     let mut cancel = RecordTemplate::new(cancel_tx(1));
-    measure_place_cancel(&mut f, &mut place, &mut cancel);
+    measure_place_cancel(&mut f, &mut place, &mut cancel, OPS);
     let mut deep = RecordTemplate::new(place_tx(2, Side::Buy, TimeInForce::Gtc, 10_000, 1_000_000_000));
     assert!(f.apply(&mut deep, 2));
     let mut taker = RecordTemplate::new(place_tx(3, Side::Sell, TimeInForce::Ioc, 10_000, 1));

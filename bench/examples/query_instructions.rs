@@ -15,7 +15,7 @@
 
 use std::hint::black_box;
 
-use verex_bench::{cancel_tx, place_tx, BookFixture, RecordTemplate};
+use verex_bench::{cancel_tx, measure_place_cancel, place_tx, BookFixture, RecordTemplate};
 use verex_engine::runtime::{Query, QueryItem};
 use verex_engine::tx::{Side, TimeInForce};
 use verex_engine::Limits;
@@ -24,16 +24,6 @@ use verex_engine::Limits;
 const OPS: u64 = 10_000;
 /// Queries of each kind.
 const QUERIES: u64 = 10_000;
-
-#[inline(never)]
-fn measure_place_cancel(fixture: &mut BookFixture, place: &mut RecordTemplate, cancel: &mut RecordTemplate) {
-    for _ in 0..OPS / 2 {
-        let order_id = fixture.engine.next_order_id();
-        assert!(fixture.apply(place, 1));
-        cancel.set_order_id(order_id);
-        assert!(fixture.apply(cancel, 1));
-    }
-}
 
 #[inline(never)]
 fn measure_depth_queries(fixture: &BookFixture) -> u64 {
@@ -65,7 +55,7 @@ fn main() {
     f.prefill(1_000, 750, 1_000);
     let mut place = RecordTemplate::new(place_tx(1, Side::Buy, TimeInForce::Gtc, 9_950, 3));
     let mut cancel = RecordTemplate::new(cancel_tx(1));
-    measure_place_cancel(&mut f, &mut place, &mut cancel);
+    measure_place_cancel(&mut f, &mut place, &mut cancel, OPS);
     let depth_items = measure_depth_queries(&f);
     let account_items = measure_account_queries(&f);
     println!(

@@ -139,15 +139,20 @@ pub struct BookFixture {
 }
 
 impl BookFixture {
+    /// A dev-genesis engine with nothing listed, and nonces for `accounts` accounts.
+    fn empty(accounts: u64, limits: Limits) -> Self {
+        let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
+        let events = engine.event_buf();
+        Self { engine, events, nonces: vec![0; accounts as usize + 4] }
+    }
+
     /// Lists USDC, BTC and [`MARKET`], creates and funds `accounts` accounts.
     ///
     /// # Panics
     /// If the fixture's own setup is rejected (a bug in the fixture).
     #[must_use]
     pub fn new(accounts: u64, limits: Limits) -> Self {
-        let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
-        let events = engine.event_buf();
-        let mut fixture = Self { engine, events, nonces: vec![0; accounts as usize + 4] };
+        let mut fixture = Self::empty(accounts, limits);
         let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
         let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
@@ -271,9 +276,7 @@ impl PerpFixture {
             max_levels_per_side: 1 << 11,
             ..Limits::small()
         };
-        let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
-        let events = engine.event_buf();
-        let mut book = BookFixture { engine, events, nonces: vec![0; accounts as usize + 4] };
+        let mut book = BookFixture::empty(accounts, limits);
         let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
         let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
@@ -360,9 +363,7 @@ impl LendingFixture {
             max_levels_per_side: 1 << 9,
             ..Limits::small()
         };
-        let engine = Engine::new(Genesis::dev(), limits).unwrap_or_else(|e| panic!("limits: {e}"));
-        let events = engine.event_buf();
-        let mut book = BookFixture { engine, events, nonces: vec![0; accounts as usize + 4] };
+        let mut book = BookFixture::empty(accounts, limits);
         let admin = dev_role_key(Role::Admin).verifying_key().to_bytes();
         let custody = dev_role_key(Role::Custody).verifying_key().to_bytes();
         for (symbol, decimals) in [("USDC", 6u8), ("BTC", 8)] {
@@ -405,5 +406,26 @@ impl LendingFixture {
         let archived = template.stamp_at(seq, ts, self.oracle_nonce);
         self.book.engine.apply(VerifiedRecord::assume_verified(archived), &mut self.book.events).is_ok()
             && self.book.events.rejection().is_none()
+    }
+}
+
+/// `ops` applies of account 1's order flow, half places of `place` and half cancels of the
+/// order each place rested: the measured loop of the instruction-count examples (callgrind
+/// collects `*measure_*`).
+///
+/// # Panics
+/// If a place or a cancel is rejected (a bug in the fixture).
+#[inline(never)]
+pub fn measure_place_cancel(
+    fixture: &mut BookFixture,
+    place: &mut RecordTemplate,
+    cancel: &mut RecordTemplate,
+    ops: u64,
+) {
+    for _ in 0..ops / 2 {
+        let order_id = fixture.engine.next_order_id();
+        assert!(fixture.apply(place, 1));
+        cancel.set_order_id(order_id);
+        assert!(fixture.apply(cancel, 1));
     }
 }
