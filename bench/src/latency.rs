@@ -336,6 +336,24 @@ struct LatencyRecorder {
     events: u64,
 }
 
+impl LatencyRecorder {
+    /// An empty recorder whose planned times count from `epoch`.
+    fn new(epoch: Instant) -> Self {
+        let histogram =
+            || Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
+        Self {
+            epoch,
+            pipeline_epoch: std::sync::Arc::new(std::sync::OnceLock::new()),
+            histogram: histogram(),
+            in_pipeline: histogram(),
+            first_planned_ns: None,
+            last_release_ns: 0,
+            measured: 0,
+            events: 0,
+        }
+    }
+}
+
 impl Subscriber for LatencyRecorder {
     fn on_event(&mut self, _seq: u64, _event: &Event, _catalog: &Catalog) {
         self.events += 1;
@@ -411,16 +429,7 @@ fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
     let (engine, mut stream) = fixture();
     let txs: Vec<SignedTxBytes> = (0..total).map(|_| SignedTxBytes::encode(&stream.next())).collect();
     let epoch = Instant::now();
-    let recorder = LatencyRecorder {
-        epoch,
-        pipeline_epoch: std::sync::Arc::new(std::sync::OnceLock::new()),
-        histogram: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}")),
-        in_pipeline: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}")),
-        first_planned_ns: None,
-        last_release_ns: 0,
-        measured: 0,
-        events: 0,
-    };
+    let recorder = LatencyRecorder::new(epoch);
     let config = PipelineConfig {
         wait,
         commit_max_records: args.commit_max_records,

@@ -101,16 +101,7 @@ pub(super) fn run(args: &Args, cores: usize) {
 fn end_to_end(engine: verex_engine::Engine, txs: &[SignedTxBytes], cores: usize) -> f64 {
     let ingress = IngressConfig { workers: cores.clamp(1, MAX_WORKERS), ..IngressConfig::for_this_machine() };
     assert_eq!(ingress.chunk_inputs, BATCH, "the batch measured alone is the ingress' largest chunk");
-    let recorder = LatencyRecorder {
-        epoch: Instant::now(),
-        pipeline_epoch: std::sync::Arc::new(std::sync::OnceLock::new()),
-        histogram: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}")),
-        in_pipeline: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}")),
-        first_planned_ns: None,
-        last_release_ns: 0,
-        measured: 0,
-        events: 0,
-    };
+    let recorder = LatencyRecorder::new(Instant::now());
     let sink = JournalSink::open(Durability::Batch);
     let mut pipeline = Pipeline::start(engine, sink, recorder, PipelineConfig::yielding(Clock::Wall))
         .unwrap_or_else(|e| panic!("start: {e}"));
