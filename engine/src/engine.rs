@@ -85,6 +85,9 @@ pub struct Engine {
     pub(crate) debtors: Vec<u32>,
     /// Per account: its index in `debtors`, or `NIL`.
     pub(crate) debtor_slot: Vec<u32>,
+    /// Some pool may hold unfunded debt: the end of each tx funds it (`lending`,
+    /// `fund_unfunded_debts`). Derived from the pools; not in the state hash.
+    pub(crate) unfunded_open: bool,
     pub(crate) seq: u64,
     pub(crate) last_ts: u64,
     pub(crate) next_order_id: u64,
@@ -137,6 +140,7 @@ impl Engine {
             uncovered: Vec::with_capacity(assets),
             debtors: Vec::with_capacity(limits.max_accounts as usize),
             debtor_slot: Vec::with_capacity(limits.max_accounts as usize),
+            unfunded_open: false,
             seq: 0,
             last_ts: 0,
             next_order_id: 1,
@@ -210,8 +214,20 @@ impl Engine {
             out.truncate(0);
             out.push(Event::Rejected { reason });
             self.touched.clear();
-        } else if !self.touched.is_empty() {
-            self.risk_pass(out);
+        } else {
+            if !self.touched.is_empty() {
+                self.risk_pass(out);
+            }
+            // An automatic borrow the pool could not fund: the holders lend the cash and the
+            // accounts they lent to are evaluated again (rare: the pool ran dry).
+            let mut rounds = 0;
+            while self.unfunded_open && rounds < crate::lending::ROUNDING_TRIES {
+                self.fund_unfunded_debts(out);
+                if !self.touched.is_empty() {
+                    self.risk_pass(out);
+                }
+                rounds += 1;
+            }
         }
         debug_assert!(!out.overflowed(), "event buffer sized by event_capacity");
         Ok(())

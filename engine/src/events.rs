@@ -230,6 +230,27 @@ pub enum Event {
         /// Amount repaid, asset units.
         amount: u64,
     },
+    /// A holder's `available` lent to the pool automatically at the end of a tx that left an
+    /// automatic borrow unfunded (see [`crate::lending`], "Automatic borrows"): its share, pro
+    /// rata to what it held, of the cash the pool lacked.
+    AutoLend {
+        /// Account id.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// Amount lent, asset units.
+        amount: u64,
+    },
+    /// `amount` of an account's unfunded debt became an ordinary pool borrow, funded by what
+    /// the holders lent (the account's debt is unchanged; it now bears the pool's interest).
+    DebtFunded {
+        /// Account id.
+        account: u64,
+        /// Asset index.
+        asset: u16,
+        /// Amount funded, asset units.
+        amount: u64,
+    },
     /// A pool accrued interest at `tick`.
     Accrual {
         /// Asset index.

@@ -151,6 +151,15 @@ impl Engine {
             if pool_lent < pool_borrowed {
                 return Err(format!("pool of {name}: lent {pool_lent} < borrowed {pool_borrowed}"));
             }
+            // No unbacked balance (SPEC 6a): while an automatic borrow is unfunded, nobody holds
+            // a withdrawable balance of the asset (the holders lent it all to the pool).
+            let withdrawable: u128 = self.accounts.column(a16).iter().map(|h| u128::from(h.available)).sum();
+            if pool.unfunded != 0 && withdrawable != 0 {
+                return Err(format!(
+                    "unbacked balance of {name}: unfunded debt {} while accounts hold {withdrawable} available",
+                    pool.unfunded
+                ));
+            }
         }
         Ok(())
     }

@@ -45,10 +45,16 @@
 //! fee, a liquidation cost) borrows the shortfall from the pool: a `borrow` event with
 //! `"auto": true`. When the pool's cash (`lent − borrowed`) is short, the rest is an
 //! **unfunded debt**: owed by the account like a borrow (it counts in its margin, and the
-//! account is evaluated and liquidated in the same tx), but lent by nobody, so it bears no
-//! interest and is not in the pool. It is an event (`borrow` with an `"unfunded"` amount).
-//! No balance that anyone can take out is created by it: a withdrawal never exceeds what
-//! custody holds of the asset (`supply`), and the debt is backed by the account's collateral.
+//! account is evaluated and liquidated in the same tx), but lent by nobody, so it is not in
+//! the pool. It is an event (`borrow` with an `"unfunded"` amount). It lasts only the tx:
+//! at its end ([`Engine::fund_unfunded_debts`]) the asset's holders lend the pool the cash
+//! it lacks, pro rata to their `available` (an `AutoLend` event each), and the pool lends it
+//! to the debtor (`DebtFunded`): the debt becomes an ordinary borrow, paying the pool's rate
+//! to its lenders. The money the unfunded debt credited to others (a winner's gain that the
+//! loser could not pay in cash) is thereby a claim on the pool, not a balance custody does
+//! not hold. Only when the holders hold less than the debt does unfunded debt outlive the
+//! tx, and then nobody holds the asset available; the next txs lend what arrives
+//! (`check_invariants` asserts: unfunded debt ⇒ no available balance of the asset).
 //! A credit to the account repays unfunded debt first, then the pool. An account liquidated
 //! while it owes unfunded debt has its collateral sold for it first (`collateral`); what no
 //! sale turns into the asset does not count in its bankruptcy prices (`risk`), so the
@@ -650,8 +656,97 @@ impl Engine {
         hm.available -= debit - unfunded;
         hm.unfunded += unfunded;
         self.pools[usize::from(a)].unfunded += unfunded;
+        self.unfunded_open |= unfunded > 0;
         if shortfall > 0 {
             out.push(Event::Borrow { account: u64::from(account) + 1, asset: a, amount: shortfall, unfunded });
+        }
+    }
+
+    /// The end of a tx that left automatic borrows unfunded (module docs, "Automatic
+    /// borrows"): per asset, the holders lend the cash the pool lacks, pro rata to their
+    /// `available` ([`Engine::holders_lend`]), and the pool funds the unfunded debts with it
+    /// ([`Engine::pool_funds_unfunded`]); a few rounds absorb the roundings. Afterwards an
+    /// asset either has no unfunded debt or no account holds any of it available (everything
+    /// was lent): no balance anyone can withdraw is one that custody does not hold. Clears
+    /// `unfunded_open` once no pool has unfunded debt. O(accounts) per asset that needs it:
+    /// never reached while pools have cash.
+    pub(crate) fn fund_unfunded_debts(&mut self, out: &mut EventBuf) {
+        let mut open = false;
+        for a in 0..u16::try_from(self.pools.len()).unwrap_or(u16::MAX) {
+            for _ in 0..ROUNDING_TRIES {
+                if self.pools[usize::from(a)].unfunded == 0 {
+                    break;
+                }
+                self.accrue(a);
+                let pool = self.pools[usize::from(a)];
+                let need = pool.unfunded.saturating_sub(pool.cash());
+                if need > 0 && !self.holders_lend(a, need, out) && pool.cash() == 0 {
+                    break;
+                }
+                self.pool_funds_unfunded(a, out);
+            }
+            open |= self.pools[usize::from(a)].unfunded != 0;
+        }
+        self.unfunded_open = open;
+    }
+
+    /// Lends `need` of asset `a` from the accounts' `available` to the pool: each holder its
+    /// share `⌈need × available / Σ available⌉` (all of it when they hold less than `need`
+    /// together), an `AutoLend` event each. The principal is `⌊share / S⌋`, at least 1 (a
+    /// unit the index would round away is lent as one principal, the fee account paying the
+    /// difference of less than a unit). Returns whether anything was lent.
+    pub(crate) fn holders_lend(&mut self, a: u16, need: u64, out: &mut EventBuf) -> bool {
+        let total: u128 = self.accounts.column(a).iter().map(|h| u128::from(h.available)).sum();
+        if total == 0 {
+            return false;
+        }
+        let mut lent_any = false;
+        for index in 0..u32::try_from(self.accounts.column(a).len()).unwrap_or(u32::MAX) {
+            let available = self.accounts.holding(index, a).available;
+            if available == 0 {
+                continue;
+            }
+            let share = (u128::from(need) * u128::from(available)).div_ceil(total);
+            let share = u64::try_from(share).unwrap_or(u64::MAX).min(available);
+            let pool = self.pools[usize::from(a)];
+            let principal = mul_div(u128::from(share), INDEX_ONE, pool.supply_index, Round::Floor)
+                .and_then(|p| u64::try_from(p).ok())
+                .unwrap_or(0)
+                .max(1);
+            let Some(new_principal) = self.accounts.holding(index, a).lent.checked_add(principal) else { continue };
+            let p = &mut self.pools[usize::from(a)];
+            let before = p.lent();
+            p.lent_principal += u128::from(principal);
+            let grew = p.lent() - before;
+            let h = self.accounts.holding_mut(index, a);
+            h.available -= share;
+            h.lent = new_principal;
+            self.exchange_pays(a, i128::from(share) - i128::from(grew));
+            out.push(Event::AutoLend { account: u64::from(index) + 1, asset: a, amount: share });
+            self.touch(index);
+            lent_any = true;
+        }
+        lent_any
+    }
+
+    /// Turns unfunded debts of asset `a` into pool borrows as far as the pool's cash allows
+    /// (in the order of the debtor list): a `DebtFunded` event each.
+    pub(crate) fn pool_funds_unfunded(&mut self, a: u16, out: &mut EventBuf) {
+        for i in 0..self.debtors.len() {
+            let account = self.debtors[i];
+            let unfunded = self.accounts.holding(account, a).unfunded;
+            if unfunded == 0 {
+                continue;
+            }
+            let fund = self.pools[usize::from(a)].fundable(unfunded);
+            if fund == 0 {
+                return;
+            }
+            self.borrow_from_pool(account, a, fund);
+            let (pool, paid) = self.repay_debt(account, a, fund);
+            debug_assert_eq!((pool, paid), (0, fund), "the pool's loan repays the unfunded debt");
+            out.push(Event::DebtFunded { account: u64::from(account) + 1, asset: a, amount: fund });
+            self.touch(account);
         }
     }
 

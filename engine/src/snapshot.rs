@@ -536,6 +536,7 @@ impl Engine {
                 accrued_ts: record.accrued_ts,
                 watch_index,
             };
+            self.unfunded_open |= record.unfunded != 0;
         }
         for &account in &state.debtors {
             if account as usize >= state.accounts.len() || self.is_debtor(account) {

@@ -107,6 +107,16 @@ pub fn event_value(seq: u64, event: &Event, catalog: &Catalog) -> Value {
             put("amount", asset_amount(catalog, asset, i128::from(amount)).into());
             put("auto", true.into());
         }
+        Event::AutoLend { account, asset, amount } | Event::DebtFunded { account, asset, amount } => {
+            let word = if matches!(event, Event::AutoLend { .. }) { "lend" } else { "debt_funded" };
+            put("event", word.into());
+            put("account", account.into());
+            put("asset", asset_symbol(catalog, asset));
+            put("amount", asset_amount(catalog, asset, i128::from(amount)).into());
+            if matches!(event, Event::AutoLend { .. }) {
+                put("auto", true.into());
+            }
+        }
         Event::Accrual { asset, interest, reserve, utilization, borrow_rate, lend_rate } => {
             put("event", "accrual".into());
             put("asset", asset_symbol(catalog, asset));
