@@ -1050,4 +1050,42 @@ mod tests {
         e.add_fees(0, 10);
         assert_eq!(e.check_invariants(), Ok(()));
     }
+
+    fn holders(units: [&str; 3]) -> crate::text::runner::TextRunner {
+        let mut runner = crate::text::runner::TextRunner::dev(crate::Limits::small()).expect("limits");
+        runner.run_line(r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#).expect("line");
+        for (account, units) in (1..).zip(units) {
+            runner.run_line(r#"{"op":"create_account"}"#).expect("line");
+            let deposit = format!(r#"{{"op":"deposit","account":{account},"asset":"USDC","amount":"{units}"}}"#);
+            runner.run_line(&deposit).expect("line");
+        }
+        runner
+    }
+
+    #[test]
+    fn the_holders_lend_pro_rata_rounded_up_and_keep_what_they_lent() {
+        let mut runner = holders(["0.0001", "0.0002", "0.0004"]);
+        let e = &mut runner.engine;
+        let mut out = e.event_buf();
+        // 10 units of 700: 1.43, 2.86 and 5.71, each rounded up: 2, 3 and 6 (11 in all).
+        assert!(e.holders_lend(0, 10, &mut out));
+        let held = |e: &Engine, id| e.balance(id, 0).map(|b| (b.available, b.lent));
+        assert_eq!((held(e, 1), held(e, 2), held(e, 3)), (Some((98, 2)), Some((197, 3)), Some((394, 6))));
+        let lends: Vec<_> = out.events().iter().filter(|ev| matches!(ev, Event::AutoLend { .. })).collect();
+        assert_eq!(lends.len(), 3, "{:?}", out.events());
+        assert_eq!(e.pool_state(0).map(|p| p.lent()), Some(11));
+        assert_eq!(e.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn holders_holding_less_than_the_need_lend_everything() {
+        let mut runner = holders(["0.0001", "0.0002", "0"]);
+        let e = &mut runner.engine;
+        let mut out = e.event_buf();
+        assert!(e.holders_lend(0, 1_000, &mut out));
+        let held = |e: &Engine, id| e.balance(id, 0).map(|b| (b.available, b.lent));
+        assert_eq!((held(e, 1), held(e, 2), held(e, 3)), (Some((0, 100)), Some((0, 200)), Some((0, 0))));
+        // Nothing left to lend: a second call lends nothing.
+        assert!(!e.holders_lend(0, 1_000, &mut out));
+    }
 }
