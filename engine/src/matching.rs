@@ -777,9 +777,9 @@ impl Engine {
         (self.orders.remove(slot), level_total)
     }
 
-    /// The slot of the account's live order named by `order`.
-    fn find_order(&self, account: u32, order: &ArchivedOrderRef) -> Result<(u32, Market), RejectReason> {
-        let (m, market) = self.market_of(&order.market)?;
+    /// The slot of the account's live order named by `order`, and its market's index.
+    fn find_order(&self, account: u32, order: &ArchivedOrderRef) -> Result<(u32, u16), RejectReason> {
+        let m = self.catalog.market_index(&order.market.to_native()).ok_or(RejectReason::UnknownMarket)?;
         let order_id = order.order_id.to_native();
         let client_id = order.client_id.to_native();
         let slot = match (order_id, client_id) {
@@ -792,7 +792,7 @@ impl Engine {
         if found.account != account || found.market != m {
             return Err(RejectReason::UnknownOrder);
         }
-        Ok((slot, market))
+        Ok((slot, m))
     }
 
     /// A resting order left the book: its level now holds `level_total`.
@@ -846,7 +846,8 @@ impl Engine {
     /// `amend`: a smaller quantity keeps time priority; a new price re-enters the book as a
     /// taker (it may trade) and rests at the back of its new level.
     pub(crate) fn amend(&mut self, account: u32, op: &ArchivedAmend, out: &mut EventBuf) -> Result<(), RejectReason> {
-        let (slot, market) = self.find_order(account, &op.order)?;
+        let (slot, m) = self.find_order(account, &op.order)?;
+        let market = *self.catalog.market(m);
         let order = *self.orders.get(slot);
         let new_price = match op.price.as_ref() {
             Some(price) => Self::price_units(&market, price)?,
