@@ -241,24 +241,32 @@ impl Engine {
         if units > MAX_QTY_UNITS {
             return Err(RejectReason::Overflow);
         }
-        if units % market.step_units != 0 {
+        if market.step_units != 1 && units % market.step_units != 0 {
             return Err(RejectReason::OffStep);
         }
         Ok(units)
     }
 
     fn price_units(market: &Market, price: &ArchivedDec) -> Result<i64, RejectReason> {
-        if price.mantissa.to_native() <= 0 {
+        let mantissa = price.mantissa.to_native();
+        if mantissa <= 0 {
             return Err(RejectReason::InvalidPrice);
         }
-        let units = price.to_units_checked(market.price_decimals).map_err(|e| match e {
-            UnitsError::NotWhole => RejectReason::OffTick,
-            UnitsError::OutOfRange => RejectReason::Overflow,
-        })?;
+        // The usual case: a price written in the market's own decimals is its mantissa in
+        // price units (what the conversion below gives, without it).
+        let units = if u32::from(price.scale) == market.price_decimals {
+            mantissa
+        } else {
+            price.to_units_checked(market.price_decimals).map_err(|e| match e {
+                UnitsError::NotWhole => RejectReason::OffTick,
+                UnitsError::OutOfRange => RejectReason::Overflow,
+            })?
+        };
         if units > MAX_PRICE_UNITS {
             return Err(RejectReason::Overflow);
         }
-        if units % market.tick_units != 0 {
+        // A tick of one unit (the usual one) puts every whole price on the grid.
+        if market.tick_units != 1 && units % market.tick_units != 0 {
             return Err(RejectReason::OffTick);
         }
         Ok(units)
