@@ -948,16 +948,14 @@ impl Engine {
         if !crosses_now {
             let m = usize::from(order.market);
             let left = self.books[m].unlink(&mut self.orders, &mut self.levels, slot);
-            self.release(order.account, market, order.side, order.locked);
-            self.hold(order.account, market, order.side, new.need);
+            self.rehold(order.account, market, order.side, order.locked, new.need);
             let moved = self.orders.get_mut(slot);
             moved.price = new.price;
             moved.remaining = new.qty;
             moved.locked = new.need;
             moved.lock_per_lot = new.per_lot;
             let joined = self.books[m].rest(&mut self.orders, &mut self.levels, slot);
-            self.unlink_account_order(slot);
-            self.link_account_order(order.account, slot);
+            self.move_account_order_to_back(order.account, slot);
             out.push(amended(OrderStatus::Amended, new.qty, Some(LevelTotal { price: order.price, total: left })));
             out.push(amended(OrderStatus::Rested, new.qty, Some(LevelTotal { price: new.price, total: joined })));
             debug_assert!(self.books[m].is_uncrossed(&self.levels), "a non-crossing re-price keeps the book uncrossed");
@@ -990,6 +988,27 @@ impl Engine {
         match market.kind {
             MarketKind::Spot => self.lock(account, lock_asset(market, side), amount),
             MarketKind::Perp => self.accounts.holding_mut(account, market.quote).reserved += amount,
+        }
+    }
+
+    /// Releases `old` and holds `new` in one step: the state [`Engine::release`] then
+    /// [`Engine::hold`] leave, with one balance lookup (a re-priced order's new hold was
+    /// checked against what is available plus what it held).
+    #[inline]
+    fn rehold(&mut self, account: u32, market: &Market, side: Side, old: u64, new: u64) {
+        match market.kind {
+            MarketKind::Spot => {
+                let balance = self.accounts.holding_mut(account, lock_asset(market, side));
+                debug_assert!(balance.locked >= old, "unlock within locked");
+                debug_assert!(balance.available + old >= new, "lock checked against available");
+                balance.available = balance.available + old - new;
+                balance.locked = balance.locked - old + new;
+            }
+            MarketKind::Perp => {
+                let holding = self.accounts.holding_mut(account, market.quote);
+                debug_assert!(holding.reserved >= old, "release within reserved");
+                holding.reserved = holding.reserved - old + new;
+            }
         }
     }
 
