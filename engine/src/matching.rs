@@ -947,14 +947,15 @@ impl Engine {
         };
         if !crosses_now {
             let m = usize::from(order.market);
-            let left = self.books[m].unlink(&mut self.orders, &mut self.levels, slot);
+            let (left, vacated) = self.books[m].unlink_near(&mut self.orders, &mut self.levels, slot);
             self.rehold(order.account, market, order.side, order.locked, new.need);
             let moved = self.orders.get_mut(slot);
             moved.price = new.price;
             moved.remaining = new.qty;
             moved.locked = new.need;
             moved.lock_per_lot = new.per_lot;
-            let joined = self.books[m].rest(&mut self.orders, &mut self.levels, slot);
+            // The new price is near the old one: search for its level from where that was.
+            let joined = self.books[m].rest_near(&mut self.orders, &mut self.levels, slot, vacated);
             self.move_account_order_to_back(order.account, slot);
             out.push(amended(OrderStatus::Amended, new.qty, Some(LevelTotal { price: order.price, total: left })));
             out.push(amended(OrderStatus::Rested, new.qty, Some(LevelTotal { price: new.price, total: joined })));
