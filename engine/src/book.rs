@@ -28,6 +28,11 @@ pub(crate) struct Level {
     pub tail: u32,
     pub total_qty: u64,
     pub count: u32,
+    /// Where this level's entry was when its side last found or placed it: where a search
+    /// for it, or for a price near it, starts (see [`BookSide::find_near`]). A hint, not a
+    /// position: insertions and compaction move entries without updating it, which only
+    /// makes such a search longer, never wrong.
+    pub entry: u32,
 }
 
 /// Pre-allocated price levels with a free list.
@@ -49,7 +54,7 @@ impl LevelPool {
     }
 
     fn alloc(&mut self, price: i64) -> u32 {
-        let level = Level { price, head: NIL, tail: NIL, total_qty: 0, count: 0 };
+        let level = Level { price, head: NIL, tail: NIL, total_qty: 0, count: 0, entry: u32::MAX };
         if let Some(slot) = self.free.pop() {
             self.slots[slot as usize] = level;
             slot
@@ -226,31 +231,33 @@ impl BookSide {
             Some(hint) => self.find_near(price, hint),
             None => self.find(price),
         };
-        let at = match found {
-            Ok(at) if self.entries[at].1 != NIL => return self.entries[at].1,
+        let (level, entry) = match found {
+            Ok(at) if self.entries[at].1 != NIL => (self.entries[at].1, at),
             Ok(at) => {
                 let level = levels.alloc(price);
                 self.entries[at].1 = level;
                 self.live += 1;
-                return level;
+                (level, at)
             }
-            Err(at) => at,
+            Err(at) => {
+                let level = levels.alloc(price);
+                (level, self.insert_at(at, price, level))
+            }
         };
-        let level = levels.alloc(price);
-        self.insert_at(at, price, level);
+        levels.get_mut(level).entry = u32::try_from(entry).unwrap_or(u32::MAX);
         level
     }
 
     /// Adds `level` at `price`, whose key sorts at `at` and has no entry; the caller checked
-    /// room.
-    fn insert_at(&mut self, at: usize, price: i64, level: u32) {
+    /// room. Returns the entry it took.
+    fn insert_at(&mut self, at: usize, price: i64, level: u32) -> usize {
         debug_assert!(self.live < self.max_levels, "caller checks room");
         let key = self.key(price);
         self.live += 1;
         let len = self.entries.len();
         if at == len && len < self.max_levels {
             self.entries.push((key, level));
-            return;
+            return at;
         }
         let vacancies = len - (self.live - 1);
         let scan = if len < self.max_levels { VACANCY_SCAN.min(len - at) } else { len };
@@ -259,26 +266,26 @@ impl BookSide {
                 if at + distance < len && self.entries[at + distance].1 == NIL {
                     self.entries.copy_within(at..at + distance, at + 1);
                     self.entries[at] = (key, level);
-                    return;
+                    return at;
                 }
                 if distance < at && self.entries[at - 1 - distance].1 == NIL {
                     let vacant = at - 1 - distance;
                     self.entries.copy_within(vacant + 1..at, vacant);
                     self.entries[at - 1] = (key, level);
-                    return;
+                    return at - 1;
                 }
             }
         }
         assert!(len < self.max_levels, "invariant: a full side with a free level has a vacancy");
         self.entries.insert(at, (key, level));
+        at
     }
 
-    /// Removes the level at `price`. Returns the entry it had: where a search for a nearby
-    /// price can start (a hint only; compaction may have moved the entries since).
-    fn remove(&mut self, price: i64) -> usize {
-        // A level that empties may be anywhere in the book: a plain binary search.
-        let key = self.key(price);
-        let Ok(at) = self.entries.binary_search_by(|(k, _)| k.cmp(&key)) else {
+    /// Removes the level at `price`, searching for it from entry `hint` (its
+    /// [`Level::entry`]). Returns the entry it had: where a search for a nearby price can
+    /// start (a hint only; compaction may have moved the entries since).
+    fn remove(&mut self, price: i64, hint: usize) -> usize {
+        let Ok(at) = self.find_near(price, hint) else {
             debug_assert!(false, "removed level {price} is on the side");
             return self.entries.len();
         };
@@ -371,14 +378,9 @@ impl Book {
         self.unlink_near(orders, levels, slot).0
     }
 
-    /// [`Book::unlink`], also returning, when the level empties, the side's entry it had: a
+    /// [`Book::unlink`], also returning where the order's level is or was in its side: a
     /// hint for [`Book::rest_near`].
-    pub(crate) fn unlink_near(
-        &mut self,
-        orders: &mut OrderPool,
-        levels: &mut LevelPool,
-        slot: u32,
-    ) -> (u64, Option<usize>) {
+    pub(crate) fn unlink_near(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> (u64, usize) {
         let order = *orders.get(slot);
         debug_assert_ne!(order.level, NIL, "order must be resting");
         if order.prev == NIL {
@@ -396,10 +398,10 @@ impl Book {
         level.count -= 1;
         let total = level.total_qty;
         debug_assert!(level.count > 0 || total == 0, "an empty level holds no quantity");
-        let mut hint = None;
+        let mut hint = level.entry as usize;
         if level.count == 0 {
             let price = level.price;
-            hint = Some(self.side_mut(order.side).remove(price));
+            hint = self.side_mut(order.side).remove(price, hint);
             levels.release(order.level);
         }
         let order = orders.get_mut(slot);
@@ -484,7 +486,8 @@ mod tests {
                     (Some(level), true) => {
                         assert_eq!(model.get(&price), Some(&level));
                         if x & (1 << 20) != 0 {
-                            book_side.remove(price);
+                            let hint = usize::try_from(x >> 50).unwrap_or(0);
+                            book_side.remove(price, if x & 2 == 0 { pool.get(level).entry as usize } else { hint });
                             pool.release(level);
                             model.remove(&price);
                         }
@@ -527,7 +530,7 @@ mod tests {
                 let price = i64::try_from(1 + x % 300).unwrap_or(1);
                 match book_side.level_at(price) {
                     Some(level) if x & 4 != 0 => {
-                        book_side.remove(price);
+                        book_side.remove(price, pool.get(level).entry as usize);
                         pool.release(level);
                     }
                     None if !book_side.is_full() => {

@@ -974,7 +974,7 @@ impl Engine {
             moved.locked = new.need;
             moved.lock_per_lot = new.per_lot;
             // The new price is near the old one: search for its level from where that was.
-            let joined = self.books[m].rest_near(&mut self.orders, &mut self.levels, slot, vacated);
+            let joined = self.books[m].rest_near(&mut self.orders, &mut self.levels, slot, Some(vacated));
             self.move_account_order_to_back(order.account, slot);
             out.push(amended(OrderStatus::Amended, new.qty, Some(LevelTotal { price: order.price, total: left })));
             out.push(amended(OrderStatus::Rested, new.qty, Some(LevelTotal { price: new.price, total: joined })));
