@@ -28,6 +28,11 @@ pub(crate) struct Level {
     pub tail: u32,
     pub total_qty: u64,
     pub count: u32,
+    /// Where this level's entry was when its side last found or placed it: where a search
+    /// for it, or for a price near it, starts (see [`BookSide::find_near`]). A hint, not a
+    /// position: insertions and compaction move entries without updating it, which only
+    /// makes such a search longer, never wrong.
+    pub entry: u32,
 }
 
 /// Pre-allocated price levels with a free list.
@@ -49,7 +54,7 @@ impl LevelPool {
     }
 
     fn alloc(&mut self, price: i64) -> u32 {
-        let level = Level { price, head: NIL, tail: NIL, total_qty: 0, count: 0 };
+        let level = Level { price, head: NIL, tail: NIL, total_qty: 0, count: 0, entry: u32::MAX };
         if let Some(slot) = self.free.pop() {
             self.slots[slot as usize] = level;
             slot
@@ -170,34 +175,89 @@ impl BookSide {
         }
     }
 
+    /// [`BookSide::find`] searching outward from entry `hint` instead of from the best end:
+    /// the same answer (keys are unique and sorted, so there is one), at the cost of the
+    /// logarithm of the distance from the hint. Any hint is correct; one past the end falls
+    /// back to [`BookSide::find`].
+    fn find_near(&self, price: i64, hint: usize) -> Result<usize, usize> {
+        let len = self.entries.len();
+        if hint >= len {
+            return self.find(price);
+        }
+        let key = self.key(price);
+        let mut step = 1;
+        let (lo, hi) = if self.entries[hint].0 < key {
+            // The answer is above `hint`: gallop up until an entry sorts at or after `key`.
+            let mut lo = hint + 1;
+            let hi = loop {
+                let probe = hint + step;
+                if probe >= len {
+                    break len;
+                }
+                if self.entries[probe].0 >= key {
+                    break probe + 1;
+                }
+                lo = probe + 1;
+                step *= 2;
+            };
+            (lo, hi)
+        } else {
+            // The answer is at or below `hint`: gallop down until an entry sorts before `key`.
+            let mut hi = hint + 1;
+            let lo = loop {
+                if hint < step {
+                    break 0;
+                }
+                let probe = hint - step;
+                if self.entries[probe].0 < key {
+                    break probe + 1;
+                }
+                hi = probe + 1;
+                step *= 2;
+            };
+            (lo, hi)
+        };
+        match self.entries[lo..hi].binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(at) => Ok(lo + at),
+            Err(at) => Err(lo + at),
+        }
+    }
+
     /// The level at `price`, taking one from `levels` if there is none (the caller checked
-    /// room on the side and in the pool).
-    fn level_for(&mut self, price: i64, levels: &mut LevelPool) -> u32 {
-        let at = match self.find(price) {
-            Ok(at) if self.entries[at].1 != NIL => return self.entries[at].1,
+    /// room on the side and in the pool). The search starts at entry `hint` when there is
+    /// one (see [`BookSide::find_near`]), else at the best end.
+    fn level_for(&mut self, price: i64, levels: &mut LevelPool, hint: Option<usize>) -> u32 {
+        let found = match hint {
+            Some(hint) => self.find_near(price, hint),
+            None => self.find(price),
+        };
+        let (level, entry) = match found {
+            Ok(at) if self.entries[at].1 != NIL => (self.entries[at].1, at),
             Ok(at) => {
                 let level = levels.alloc(price);
                 self.entries[at].1 = level;
                 self.live += 1;
-                return level;
+                (level, at)
             }
-            Err(at) => at,
+            Err(at) => {
+                let level = levels.alloc(price);
+                (level, self.insert_at(at, price, level))
+            }
         };
-        let level = levels.alloc(price);
-        self.insert_at(at, price, level);
+        levels.get_mut(level).entry = u32::try_from(entry).unwrap_or(u32::MAX);
         level
     }
 
     /// Adds `level` at `price`, whose key sorts at `at` and has no entry; the caller checked
-    /// room.
-    fn insert_at(&mut self, at: usize, price: i64, level: u32) {
+    /// room. Returns the entry it took.
+    fn insert_at(&mut self, at: usize, price: i64, level: u32) -> usize {
         debug_assert!(self.live < self.max_levels, "caller checks room");
         let key = self.key(price);
         self.live += 1;
         let len = self.entries.len();
         if at == len && len < self.max_levels {
             self.entries.push((key, level));
-            return;
+            return at;
         }
         let vacancies = len - (self.live - 1);
         let scan = if len < self.max_levels { VACANCY_SCAN.min(len - at) } else { len };
@@ -206,27 +266,28 @@ impl BookSide {
                 if at + distance < len && self.entries[at + distance].1 == NIL {
                     self.entries.copy_within(at..at + distance, at + 1);
                     self.entries[at] = (key, level);
-                    return;
+                    return at;
                 }
                 if distance < at && self.entries[at - 1 - distance].1 == NIL {
                     let vacant = at - 1 - distance;
                     self.entries.copy_within(vacant + 1..at, vacant);
                     self.entries[at - 1] = (key, level);
-                    return;
+                    return at - 1;
                 }
             }
         }
         assert!(len < self.max_levels, "invariant: a full side with a free level has a vacancy");
         self.entries.insert(at, (key, level));
+        at
     }
 
-    /// Removes the level at `price`.
-    fn remove(&mut self, price: i64) {
-        // A level that empties may be anywhere in the book: a plain binary search.
-        let key = self.key(price);
-        let Ok(at) = self.entries.binary_search_by(|(k, _)| k.cmp(&key)) else {
+    /// Removes the level at `price`, searching for it from entry `hint` (its
+    /// [`Level::entry`]). Returns the entry it had: where a search for a nearby price can
+    /// start (a hint only; compaction may have moved the entries since).
+    fn remove(&mut self, price: i64, hint: usize) -> usize {
+        let Ok(at) = self.find_near(price, hint) else {
             debug_assert!(false, "removed level {price} is on the side");
-            return;
+            return self.entries.len();
         };
         debug_assert_ne!(self.entries[at].1, NIL, "removed level is live");
         self.entries[at].1 = NIL;
@@ -238,6 +299,7 @@ impl BookSide {
         if vacancies > self.live && self.entries.len() >= COMPACT_MIN_ENTRIES {
             self.entries.retain(|(_, level)| *level != NIL);
         }
+        at
     }
 }
 
@@ -273,11 +335,24 @@ impl Book {
     /// The caller checked [`BookSide::has_room_for`] and that the level pool has room.
     /// Returns the level's new total quantity.
     pub(crate) fn rest(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> u64 {
+        self.rest_near(orders, levels, slot, None)
+    }
+
+    /// [`Book::rest`], searching for the order's level from the side's entry `hint` (what
+    /// [`Book::unlink_near`] returned for the level the order just left), else from the best
+    /// end. A re-priced order moves a short way, so the search from where it was is short.
+    pub(crate) fn rest_near(
+        &mut self,
+        orders: &mut OrderPool,
+        levels: &mut LevelPool,
+        slot: u32,
+        hint: Option<usize>,
+    ) -> u64 {
         let (side, price, qty) = {
             let order = orders.get(slot);
             (order.side, order.price, order.remaining)
         };
-        let level = self.side_mut(side).level_for(price, levels);
+        let level = self.side_mut(side).level_for(price, levels, hint);
         let tail = levels.get(level).tail;
         {
             let order = orders.get_mut(slot);
@@ -300,6 +375,12 @@ impl Book {
     /// Unlinks the order in `slot` from its level, dropping the level when it empties.
     /// Returns the level's new total quantity (0 when it is gone).
     pub(crate) fn unlink(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> u64 {
+        self.unlink_near(orders, levels, slot).0
+    }
+
+    /// [`Book::unlink`], also returning where the order's level is or was in its side: a
+    /// hint for [`Book::rest_near`].
+    pub(crate) fn unlink_near(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> (u64, usize) {
         let order = *orders.get(slot);
         debug_assert_ne!(order.level, NIL, "order must be resting");
         if order.prev == NIL {
@@ -317,16 +398,17 @@ impl Book {
         level.count -= 1;
         let total = level.total_qty;
         debug_assert!(level.count > 0 || total == 0, "an empty level holds no quantity");
+        let mut hint = level.entry as usize;
         if level.count == 0 {
             let price = level.price;
-            self.side_mut(order.side).remove(price);
+            hint = self.side_mut(order.side).remove(price, hint);
             levels.release(order.level);
         }
         let order = orders.get_mut(slot);
         order.level = NIL;
         order.prev = NIL;
         order.next = NIL;
-        total
+        (total, hint)
     }
 
     /// Reduces a resting order's remaining quantity in place (keeps its time priority).
@@ -404,13 +486,15 @@ mod tests {
                     (Some(level), true) => {
                         assert_eq!(model.get(&price), Some(&level));
                         if x & (1 << 20) != 0 {
-                            book_side.remove(price);
+                            let hint = usize::try_from(x >> 50).unwrap_or(0);
+                            book_side.remove(price, if x & 2 == 0 { pool.get(level).entry as usize } else { hint });
                             pool.release(level);
                             model.remove(&price);
                         }
                     }
                     (None, false) if !book_side.is_full() => {
-                        let level = book_side.level_for(price, &mut pool);
+                        let hint = usize::try_from(x >> 40).ok().map(|h| h % (max + 8)).filter(|_| x & 1 == 0);
+                        let level = book_side.level_for(price, &mut pool, hint);
                         model.insert(price, level);
                     }
                     (None, false) => assert_eq!(model.len(), max),
@@ -427,6 +511,41 @@ mod tests {
                     };
                     assert_eq!(listed, expected);
                     assert_eq!(book_side.best(), expected.first().copied());
+                }
+            }
+        }
+    }
+
+    /// A search from any hint finds what the search from the best end finds, for every
+    /// price on the side and off it, with and without vacancies.
+    #[test]
+    fn a_search_near_a_hint_finds_what_a_search_from_the_top_finds() {
+        for side in [Side::Buy, Side::Sell] {
+            let max = 120;
+            let mut book_side = BookSide::new(side, max);
+            let mut pool = LevelPool::new(u32::try_from(max).unwrap_or(u32::MAX));
+            let mut x = 7u64;
+            for round in 0..400u32 {
+                x = mix64(x);
+                let price = i64::try_from(1 + x % 300).unwrap_or(1);
+                match book_side.level_at(price) {
+                    Some(level) if x & 4 != 0 => {
+                        book_side.remove(price, pool.get(level).entry as usize);
+                        pool.release(level);
+                    }
+                    None if !book_side.is_full() => {
+                        book_side.level_for(price, &mut pool, None);
+                    }
+                    _ => {}
+                }
+                if round % 7 != 0 {
+                    continue;
+                }
+                for probe in 0..=301 {
+                    let expected = book_side.find(probe);
+                    for hint in 0..=book_side.entries.len() + 1 {
+                        assert_eq!(book_side.find_near(probe, hint), expected, "{side:?} price {probe} hint {hint}");
+                    }
                 }
             }
         }

@@ -1,7 +1,12 @@
 //! Listed assets and markets, and the symbol table that resolves a wire [`Symbol`] to either.
 //!
 //! Listings only grow (by admin transactions) and are read on every order; they are stored in
-//! vectors indexed by `u16` and resolved through a fixed-size deterministic hash table.
+//! vectors indexed by `u16` and resolved through a fixed-size deterministic hash table. Every
+//! order names its market by symbol, so markets are also kept in a small direct-mapped cache
+//! in front of that table ([`MarketCache`]): a hit costs a multiply and two word compares
+//! instead of a full hash and probe. The cache is derived state: filled when a market is
+//! listed, never evicted (a symbol never changes its market), and only ever answers what the
+//! table would, so it cannot change an outcome.
 
 use crate::fixed::RATIO_ONE;
 use crate::id_table::IdTable;
@@ -108,12 +113,81 @@ pub enum Listing {
     Market(u16),
 }
 
+/// Slots of the market cache: a power of two, a few times the markets a venue lists.
+pub(crate) const MARKET_CACHE_SLOTS: usize = 64;
+const _: () = assert!(MARKET_CACHE_SLOTS.is_power_of_two());
+
+/// One cached market: its symbol as two little-endian words and its index plus one (0 marks an
+/// empty slot, so that no symbol, not even all zero bytes, hits one).
+#[derive(Clone, Copy, Default)]
+struct CachedMarket {
+    low: u64,
+    high: u64,
+    index_plus_one: u32,
+}
+
+/// A direct-mapped cache from a market symbol to its index, in front of the symbol table.
+///
+/// Each symbol has one slot, chosen by a multiplicative hash of its bytes. A market takes its
+/// slot when listed unless an earlier market holds it (a collision); such a market, an asset
+/// symbol and an unknown symbol all miss and are resolved by the table.
+#[derive(Clone)]
+pub(crate) struct MarketCache {
+    slots: [CachedMarket; MARKET_CACHE_SLOTS],
+}
+
+impl MarketCache {
+    fn new() -> Self {
+        Self { slots: [CachedMarket::default(); MARKET_CACHE_SLOTS] }
+    }
+
+    /// The symbol's two words.
+    #[inline]
+    fn words(symbol: &[u8; 16]) -> (u64, u64) {
+        let mut low = [0u8; 8];
+        let mut high = [0u8; 8];
+        low.copy_from_slice(&symbol[..8]);
+        high.copy_from_slice(&symbol[8..]);
+        (u64::from_le_bytes(low), u64::from_le_bytes(high))
+    }
+
+    /// The slot of a symbol: the top bits of a multiplicative (Fibonacci) hash.
+    #[inline]
+    fn slot(low: u64, high: u64) -> usize {
+        const SHIFT: u32 = 64 - MARKET_CACHE_SLOTS.trailing_zeros();
+        // Truncation is intended: the shift leaves fewer bits than a slot index has.
+        ((low ^ high.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> SHIFT) as usize
+    }
+
+    /// The cached index of the market named `symbol`, or `None` (not a market, or not cached).
+    #[inline]
+    fn get(&self, symbol: &[u8; 16]) -> Option<u16> {
+        let (low, high) = Self::words(symbol);
+        let cached = &self.slots[Self::slot(low, high)];
+        if cached.low == low && cached.high == high && cached.index_plus_one != 0 {
+            u16::try_from(cached.index_plus_one - 1).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Caches a newly listed market unless its slot is taken.
+    fn insert(&mut self, symbol: &[u8; 16], index: u16) {
+        let (low, high) = Self::words(symbol);
+        let cached = &mut self.slots[Self::slot(low, high)];
+        if cached.index_plus_one == 0 {
+            *cached = CachedMarket { low, high, index_plus_one: u32::from(index) + 1 };
+        }
+    }
+}
+
 /// Listed assets and markets.
 #[derive(Clone)]
 pub struct Catalog {
     assets: Vec<Asset>,
     markets: Vec<Market>,
     symbols: IdTable<[u8; 16]>,
+    market_cache: MarketCache,
     max_assets: usize,
     max_markets: usize,
 }
@@ -131,6 +205,7 @@ impl Catalog {
             assets: Vec::with_capacity(max_assets),
             markets: Vec::with_capacity(max_markets),
             symbols: IdTable::with_capacity(max_assets + max_markets),
+            market_cache: MarketCache::new(),
             max_assets,
             max_markets,
         }
@@ -153,9 +228,20 @@ impl Catalog {
         }
     }
 
-    /// The market index named by `symbol`.
+    /// The market index named by `symbol` (the cache first, then the symbol table).
     #[must_use]
+    #[inline]
     pub fn market_index(&self, symbol: &Symbol) -> Option<u16> {
+        if let Some(index) = self.market_cache.get(&symbol.0) {
+            debug_assert_eq!(self.lookup(symbol), Some(Listing::Market(index)), "the cache agrees with the table");
+            return Some(index);
+        }
+        self.market_index_uncached(symbol)
+    }
+
+    /// [`Catalog::market_index`] through the symbol table alone.
+    #[must_use]
+    pub fn market_index_uncached(&self, symbol: &Symbol) -> Option<u16> {
         match self.lookup(symbol)? {
             Listing::Market(index) => Some(index),
             Listing::Asset(_) => None,
@@ -218,6 +304,7 @@ impl Catalog {
         let index = u16::try_from(self.markets.len()).unwrap_or(u16::MAX);
         let inserted = self.symbols.insert(market.symbol.0, u32::from(index) | MARKET_TAG);
         debug_assert!(inserted, "market symbol must be free");
+        self.market_cache.insert(&market.symbol.0, index);
         self.markets.push(market);
         index
     }
@@ -225,3 +312,111 @@ impl Catalog {
 
 /// Default weights when a listing leaves them out: full collateral value, debts at face value.
 pub const DEFAULT_WEIGHT: i64 = RATIO_ONE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbol(text: &str) -> Symbol {
+        Symbol::new(text).unwrap_or_else(|| panic!("symbol {text}"))
+    }
+
+    fn asset(text: &str) -> Asset {
+        Asset {
+            symbol: symbol(text),
+            decimals: 6,
+            collateral_weight: DEFAULT_WEIGHT,
+            borrow_weight: DEFAULT_WEIGHT,
+            rate_base: 0,
+            rate_kink_utilization: 0,
+            rate_at_kink: 0,
+            rate_max: 0,
+            reserve_factor: 0,
+            max_utilization: 0,
+            index_price: 0,
+        }
+    }
+
+    fn market(text: &str) -> Market {
+        Market {
+            symbol: symbol(text),
+            kind: MarketKind::Spot,
+            base: 1,
+            quote: 0,
+            price_decimals: 2,
+            tick_units: 1,
+            step_units: 1,
+            maker_fee: 0,
+            taker_fee: 0,
+            imf: 0,
+            mmf: 0,
+            funding_interval_ns: 0,
+            notional_exp: 0,
+            last_mark: 0,
+            lot_notional: 1,
+        }
+    }
+
+    /// Every lookup answers what the symbol table answers, cached or not.
+    fn assert_agrees(catalog: &Catalog, symbol: &Symbol) {
+        assert_eq!(catalog.market_index(symbol), catalog.market_index_uncached(symbol), "{:?}", symbol.0);
+    }
+
+    #[test]
+    fn unknown_and_asset_symbols_are_not_markets() {
+        let mut catalog = Catalog::new(4, 4);
+        catalog.push_asset(asset("USDC"));
+        assert_eq!(catalog.market_index(&symbol("USDC")), None);
+        assert_eq!(catalog.market_index(&symbol("BTC-USDC")), None);
+        // The all-zero symbol must not hit an empty cache slot.
+        assert_eq!(catalog.market_index(&Symbol::default()), None);
+        assert_eq!(catalog.market_index(&Symbol([0xff; 16])), None);
+    }
+
+    #[test]
+    fn a_market_listed_later_is_found() {
+        let mut catalog = Catalog::new(4, 4);
+        catalog.push_asset(asset("USDC"));
+        assert_eq!(catalog.market_index(&symbol("BTC-USDC")), None);
+        assert_eq!(catalog.push_market(market("BTC-USDC")), 0);
+        assert_eq!(catalog.market_index(&symbol("BTC-USDC")), Some(0));
+        assert_eq!(catalog.push_market(market("ETH-USDC")), 1);
+        assert_eq!(catalog.market_index(&symbol("ETH-USDC")), Some(1));
+        assert_eq!(catalog.market_index(&symbol("BTC-USDC")), Some(0));
+        assert_eq!(catalog.market_index(&symbol("USDC")), None);
+    }
+
+    #[test]
+    fn markets_colliding_in_the_cache_all_resolve() {
+        let count = 4 * MARKET_CACHE_SLOTS;
+        let mut catalog = Catalog::new(1, u16::try_from(count).unwrap_or(u16::MAX));
+        let names: Vec<String> = (0..count).map(|i| format!("M{i:05}-USDC")).collect();
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(usize::from(catalog.push_market(market(name))), i);
+        }
+        let mut cached = 0;
+        for (i, name) in names.iter().enumerate() {
+            let symbol = symbol(name);
+            assert_eq!(catalog.market_index(&symbol).map(usize::from), Some(i), "{name}");
+            assert_agrees(&catalog, &symbol);
+            cached += usize::from(catalog.market_cache.get(&symbol.0).is_some());
+        }
+        // Four markets per slot: at most one of each slot's is cached, the rest go to the table.
+        assert!(cached <= MARKET_CACHE_SLOTS && cached > 0, "{cached}");
+        for i in count..count + 100 {
+            let symbol = symbol(&format!("M{i:05}-USDC"));
+            assert_eq!(catalog.market_index(&symbol), None);
+            assert_agrees(&catalog, &symbol);
+        }
+    }
+
+    #[test]
+    fn symbols_differing_in_either_word_do_not_alias() {
+        let mut catalog = Catalog::new(1, 4);
+        catalog.push_market(market("ABCDEFGH-1"));
+        for other in ["ABCDEFGH-2", "ABCDEFGX-1", "ABCDEFGH", "ABCDEFGH-1X"] {
+            assert_eq!(catalog.market_index(&symbol(other)), None, "{other}");
+        }
+        assert_eq!(catalog.market_index(&symbol("ABCDEFGH-1")), Some(0));
+    }
+}

@@ -705,6 +705,35 @@ impl Engine {
         record.order_count += 1;
     }
 
+    /// Moves a resting order of `account` to the tail of its account's order list (a
+    /// re-priced order counts as the account's newest): the list [`Engine::unlink_account_order`]
+    /// then [`Engine::link_account_order`] leave, without touching the count, and nothing to
+    /// do for the tail itself.
+    pub(crate) fn move_account_order_to_back(&mut self, account: u32, slot: u32) {
+        let (prev, next) = {
+            let order = self.orders.get(slot);
+            debug_assert_eq!(order.account, account, "the order is the account's");
+            (order.account_prev, order.account_next)
+        };
+        if next == NIL {
+            debug_assert_eq!(self.accounts.get(account).last_order, slot, "a list's last order is its tail");
+            return;
+        }
+        if prev == NIL {
+            self.accounts.get_mut(account).first_order = next;
+        } else {
+            self.orders.get_mut(prev).account_next = next;
+        }
+        self.orders.get_mut(next).account_prev = prev;
+        let record = self.accounts.get_mut(account);
+        let last = record.last_order;
+        record.last_order = slot;
+        self.orders.get_mut(last).account_next = slot;
+        let order = self.orders.get_mut(slot);
+        order.account_prev = last;
+        order.account_next = NIL;
+    }
+
     /// Unlinks a resting order from its account's order list.
     pub(crate) fn unlink_account_order(&mut self, slot: u32) {
         let order = *self.orders.get(slot);
@@ -886,5 +915,61 @@ impl Engine {
     #[must_use]
     pub fn resting_orders(&self) -> usize {
         self.orders.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::Order;
+
+    /// The account's list, first to last, as order ids; checked against its count and
+    /// against the back links.
+    fn list(engine: &Engine, account: u32) -> Vec<u64> {
+        let record = engine.accounts.get(account);
+        let (mut forward, mut slot) = (Vec::new(), record.first_order);
+        while slot != NIL {
+            forward.push(engine.orders.get(slot).id);
+            slot = engine.orders.get(slot).account_next;
+        }
+        let (mut backward, mut slot) = (Vec::new(), record.last_order);
+        while slot != NIL {
+            backward.push(engine.orders.get(slot).id);
+            slot = engine.orders.get(slot).account_prev;
+        }
+        backward.reverse();
+        assert_eq!(forward, backward, "links agree both ways");
+        assert_eq!(forward.len(), record.order_count as usize);
+        forward
+    }
+
+    /// Moving an order to the back of its account's list leaves exactly the list that
+    /// unlinking and relinking it leaves: from the front, the middle, the back, and alone.
+    #[test]
+    fn moving_an_order_to_the_back_equals_unlinking_and_relinking_it() {
+        for count in 1..=4u64 {
+            for moved in 0..count {
+                let mut engines = [(); 2].map(|()| {
+                    let mut engine = Engine::new(Genesis::dev(), Limits::small()).unwrap_or_else(|e| panic!("{e}"));
+                    engine.accounts.create([7; 32], 0);
+                    let slots: Vec<u32> = (1..=count)
+                        .map(|id| {
+                            let slot = engine.orders.insert(Order { id, ..Order::EMPTY });
+                            engine.link_account_order(0, slot);
+                            slot
+                        })
+                        .collect();
+                    (engine, slots)
+                });
+                let slot = engines[0].1[moved as usize];
+                engines[0].0.move_account_order_to_back(0, slot);
+                let relinked = &mut engines[1].0;
+                relinked.unlink_account_order(slot);
+                relinked.link_account_order(0, slot);
+                let expected: Vec<u64> = (1..=count).filter(|id| *id != moved + 1).chain([moved + 1]).collect();
+                assert_eq!(list(&engines[0].0, 0), expected, "{count} orders, moved {}", moved + 1);
+                assert_eq!(list(&engines[1].0, 0), expected);
+            }
+        }
     }
 }

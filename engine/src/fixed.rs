@@ -29,6 +29,17 @@ const POW10: [i128; MAX_POW10 as usize + 1] = {
     table
 };
 
+/// Powers of ten that fit an `i64` (up to 10^18), for the 64-bit fast paths.
+const POW10_I64: [i64; 19] = {
+    let mut table = [1i64; 19];
+    let mut i = 1;
+    while i < table.len() {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
 /// `10^exp` as an `i128`, or `None` above [`MAX_POW10`].
 #[must_use]
 pub fn pow10(exp: u32) -> Option<i128> {
@@ -81,9 +92,8 @@ pub fn scale_pow10(value: i128, exp: i32, round: Round) -> Option<i128> {
 pub fn dec_to_units(mantissa: i64, scale: u8, decimals: u32) -> Option<i64> {
     let scale = u32::from(scale);
     // Fast path: the usual case is scaling up by at most 10^18, which fits 64-bit arithmetic.
-    if decimals >= scale && decimals - scale <= 18 {
-        let factor = i64::try_from(POW10[(decimals - scale) as usize]).ok()?;
-        return mantissa.checked_mul(factor);
+    if let Some(factor) = decimals.checked_sub(scale).and_then(|up| POW10_I64.get(up as usize)) {
+        return mantissa.checked_mul(*factor);
     }
     let value = i128::from(mantissa);
     let units = if decimals >= scale {
@@ -178,6 +188,35 @@ mod tests {
         assert_eq!(div_round(-7, 2, Round::Floor), -4);
         assert_eq!(div_round(-7, 2, Round::Ceil), -3);
         assert_eq!(div_round(8, 2, Round::Ceil), 4);
+    }
+
+    /// The 64-bit fast path answers what exact 128-bit scaling answers, at every scale and
+    /// decimals pair, including the edges of `i64`.
+    #[test]
+    fn units_conversion_fast_path_equals_exact_scaling() {
+        let reference = |mantissa: i64, scale: u8, decimals: u32| -> Option<i64> {
+            let value = i128::from(mantissa);
+            let scale = u32::from(scale);
+            let units = if decimals >= scale {
+                value.checked_mul(pow10(decimals - scale)?)?
+            } else {
+                let divisor = pow10(scale - decimals)?;
+                if value % divisor != 0 {
+                    return None;
+                }
+                value / divisor
+            };
+            i64::try_from(units).ok()
+        };
+        let mantissas = [0, 1, -1, 7, 10, 100, 12_345, -12_340, 922_337_203_685_477_580, i64::MAX, i64::MIN];
+        for mantissa in mantissas {
+            for scale in 0..=20u8 {
+                for decimals in 0..=20u32 {
+                    let expected = reference(mantissa, scale, decimals);
+                    assert_eq!(dec_to_units(mantissa, scale, decimals), expected, "{mantissa} {scale} {decimals}");
+                }
+            }
+        }
     }
 
     #[test]

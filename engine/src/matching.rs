@@ -109,6 +109,15 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
     }
 }
 
+/// The asset [`Engine::hold`] holds an order of `side` in: its [`lock_asset`] in a spot
+/// market, the settle asset of a perp.
+fn held_asset(market: &Market, side: Side) -> u16 {
+    match market.kind {
+        MarketKind::Spot => lock_asset(market, side),
+        MarketKind::Perp => market.quote,
+    }
+}
+
 /// What one lot (one `step`) of an order at `price` locks: its base quantity for a sell; for
 /// a buy, the lot's notional at `price` rounded up plus the larger fee on it rounded up.
 /// `None` on overflow.
@@ -141,6 +150,10 @@ fn fill_loss(market: &Market, side: Side, price: i64, qty: u64) -> i128 {
 /// decides).
 fn lock_per_lot_whole(market: &Market, side: Side, price: i64) -> Option<u64> {
     const ONE: u64 = RATIO_ONE.unsigned_abs();
+    if (market.kind, side) == (MarketKind::Spot, Side::Sell) {
+        // A spot sell locks its base quantity, whatever the price.
+        return Some(market.step_units);
+    }
     if market.lot_notional == 0 {
         return None;
     }
@@ -154,7 +167,9 @@ fn lock_per_lot_whole(market: &Market, side: Side, price: i64) -> Option<u64> {
     }
 }
 
-/// [`lock_per_lot`] for any market, in `i128` with explicit rounding.
+/// [`lock_per_lot`] for any market, in `i128` with explicit rounding. Out of line: it is
+/// the rare path, and inlined it made every call save the registers it needs.
+#[inline(never)]
 fn lock_per_lot_exact(market: &Market, side: Side, price: i64) -> Option<u64> {
     match (market.kind, side) {
         (MarketKind::Perp, _) => {
@@ -241,24 +256,32 @@ impl Engine {
         if units > MAX_QTY_UNITS {
             return Err(RejectReason::Overflow);
         }
-        if units % market.step_units != 0 {
+        if market.step_units != 1 && units % market.step_units != 0 {
             return Err(RejectReason::OffStep);
         }
         Ok(units)
     }
 
     fn price_units(market: &Market, price: &ArchivedDec) -> Result<i64, RejectReason> {
-        if price.mantissa.to_native() <= 0 {
+        let mantissa = price.mantissa.to_native();
+        if mantissa <= 0 {
             return Err(RejectReason::InvalidPrice);
         }
-        let units = price.to_units_checked(market.price_decimals).map_err(|e| match e {
-            UnitsError::NotWhole => RejectReason::OffTick,
-            UnitsError::OutOfRange => RejectReason::Overflow,
-        })?;
+        // The usual case: a price written in the market's own decimals is its mantissa in
+        // price units (what the conversion below gives, without it).
+        let units = if u32::from(price.scale) == market.price_decimals {
+            mantissa
+        } else {
+            price.to_units_checked(market.price_decimals).map_err(|e| match e {
+                UnitsError::NotWhole => RejectReason::OffTick,
+                UnitsError::OutOfRange => RejectReason::Overflow,
+            })?
+        };
         if units > MAX_PRICE_UNITS {
             return Err(RejectReason::Overflow);
         }
-        if units % market.tick_units != 0 {
+        // A tick of one unit (the usual one) puts every whole price on the grid.
+        if market.tick_units != 1 && units % market.tick_units != 0 {
             return Err(RejectReason::OffTick);
         }
         Ok(units)
@@ -777,9 +800,9 @@ impl Engine {
         (self.orders.remove(slot), level_total)
     }
 
-    /// The slot of the account's live order named by `order`.
-    fn find_order(&self, account: u32, order: &ArchivedOrderRef) -> Result<(u32, Market), RejectReason> {
-        let (m, market) = self.market_of(&order.market)?;
+    /// The slot of the account's live order named by `order`, and its market's index.
+    fn find_order(&self, account: u32, order: &ArchivedOrderRef) -> Result<(u32, u16), RejectReason> {
+        let m = self.catalog.market_index(&order.market.to_native()).ok_or(RejectReason::UnknownMarket)?;
         let order_id = order.order_id.to_native();
         let client_id = order.client_id.to_native();
         let slot = match (order_id, client_id) {
@@ -792,7 +815,7 @@ impl Engine {
         if found.account != account || found.market != m {
             return Err(RejectReason::UnknownOrder);
         }
-        Ok((slot, market))
+        Ok((slot, m))
     }
 
     /// A resting order left the book: its level now holds `level_total`.
@@ -846,22 +869,25 @@ impl Engine {
     /// `amend`: a smaller quantity keeps time priority; a new price re-enters the book as a
     /// taker (it may trade) and rests at the back of its new level.
     pub(crate) fn amend(&mut self, account: u32, op: &ArchivedAmend, out: &mut EventBuf) -> Result<(), RejectReason> {
-        let (slot, market) = self.find_order(account, &op.order)?;
+        let (slot, m) = self.find_order(account, &op.order)?;
+        // Borrowed, not copied: only the rare paths below that change balances copy it.
+        let market = self.catalog.market(m);
         let order = *self.orders.get(slot);
         let new_price = match op.price.as_ref() {
-            Some(price) => Self::price_units(&market, price)?,
+            Some(price) => Self::price_units(market, price)?,
             None => order.price,
         };
         let new_qty = match op.qty.as_ref() {
-            Some(qty) => self.qty_units(&market, qty)?,
+            Some(qty) => self.qty_units(market, qty)?,
             None => order.remaining,
         };
         if new_qty > order.remaining || (new_qty == order.remaining && new_price == order.price) {
             return Err(RejectReason::InvalidAmend);
         }
-        let new_per_lot = lock_per_lot(&market, order.side, new_price).ok_or(RejectReason::Overflow)?;
+        let new_per_lot = lock_per_lot(market, order.side, new_price).ok_or(RejectReason::Overflow)?;
         let new_need = new_per_lot.checked_mul(new_qty / market.step_units).ok_or(RejectReason::Overflow)?;
         if new_price == order.price {
+            let market = *market;
             let total = crate::book::Book::reduce(&mut self.orders, &mut self.levels, slot, order.remaining - new_qty);
             self.orders.get_mut(slot).locked = new_need;
             self.release(account, &market, order.side, order.locked - new_need);
@@ -880,7 +906,7 @@ impl Engine {
         self.reprice(
             slot,
             order,
-            &market,
+            m,
             Repriced { price: new_price, qty: new_qty, per_lot: new_per_lot, need: new_need },
             out,
         )
@@ -894,7 +920,7 @@ impl Engine {
         &mut self,
         slot: u32,
         order: Order,
-        market: &Market,
+        m: u16,
         new: Repriced,
         out: &mut EventBuf,
     ) -> Result<(), RejectReason> {
@@ -910,6 +936,7 @@ impl Engine {
         if !book.has_level_room(&self.levels, order.side, new.price, frees_a_level) {
             return Err(RejectReason::LimitReached);
         }
+        let market = self.catalog.market(m);
         match market.kind {
             MarketKind::Spot => {
                 let available = self.accounts.holding(order.account, lock_asset(market, order.side)).available;
@@ -937,23 +964,25 @@ impl Engine {
             level,
         };
         if !crosses_now {
-            let m = usize::from(order.market);
-            let left = self.books[m].unlink(&mut self.orders, &mut self.levels, slot);
-            self.release(order.account, market, order.side, order.locked);
-            self.hold(order.account, market, order.side, new.need);
+            let (kind, asset) = (market.kind, held_asset(market, order.side));
+            let m = usize::from(m);
+            let (left, vacated) = self.books[m].unlink_near(&mut self.orders, &mut self.levels, slot);
+            self.rehold(order.account, kind, asset, order.locked, new.need);
             let moved = self.orders.get_mut(slot);
             moved.price = new.price;
             moved.remaining = new.qty;
             moved.locked = new.need;
             moved.lock_per_lot = new.per_lot;
-            let joined = self.books[m].rest(&mut self.orders, &mut self.levels, slot);
-            self.unlink_account_order(slot);
-            self.link_account_order(order.account, slot);
+            // The new price is near the old one: search for its level from where that was.
+            let joined = self.books[m].rest_near(&mut self.orders, &mut self.levels, slot, Some(vacated));
+            self.move_account_order_to_back(order.account, slot);
             out.push(amended(OrderStatus::Amended, new.qty, Some(LevelTotal { price: order.price, total: left })));
             out.push(amended(OrderStatus::Rested, new.qty, Some(LevelTotal { price: new.price, total: joined })));
             debug_assert!(self.books[m].is_uncrossed(&self.levels), "a non-crossing re-price keeps the book uncrossed");
             return Ok(());
         }
+        // Re-entering as a taker changes balances across the engine: from here on, a copy.
+        let market = &{ *market };
         let (_, left) = self.retire(slot);
         let mut taker = Taker {
             account: order.account,
@@ -981,6 +1010,28 @@ impl Engine {
         match market.kind {
             MarketKind::Spot => self.lock(account, lock_asset(market, side), amount),
             MarketKind::Perp => self.accounts.holding_mut(account, market.quote).reserved += amount,
+        }
+    }
+
+    /// Releases `old` and holds `new` in one step: the state [`Engine::release`] then
+    /// [`Engine::hold`] leave, with one balance lookup (a re-priced order's new hold was
+    /// checked against what is available plus what it held). `asset` is the order's
+    /// [`held_asset`] in a market of `kind`.
+    #[inline]
+    fn rehold(&mut self, account: u32, kind: MarketKind, asset: u16, old: u64, new: u64) {
+        match kind {
+            MarketKind::Spot => {
+                let balance = self.accounts.holding_mut(account, asset);
+                debug_assert!(balance.locked >= old, "unlock within locked");
+                debug_assert!(balance.available + old >= new, "lock checked against available");
+                balance.available = balance.available + old - new;
+                balance.locked = balance.locked - old + new;
+            }
+            MarketKind::Perp => {
+                let holding = self.accounts.holding_mut(account, asset);
+                debug_assert!(holding.reserved >= old, "release within reserved");
+                holding.reserved = holding.reserved - old + new;
+            }
         }
     }
 
