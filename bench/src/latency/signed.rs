@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use verex_engine::runtime::{
-    feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, SignedTxBytes, MAX_WORKERS,
+    feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, SignedTxBytes, WaitMode, MAX_WORKERS,
     WORKER_CACHED_KEYS,
 };
 use verex_engine::sequencer::Clock;
@@ -128,15 +128,19 @@ fn verify_rates(txs: &[SignedTxBytes]) -> [f64; 4] {
 }
 
 /// Signed txs through the ingress (one worker per core, batch verification, chunks of 64 to
-/// [`BATCH`] sized by load) into a pipeline with a `journal-batch` sink, as fast as it accepts them: signed
+/// [`BATCH`] sized by load) into a pipeline (waiting as [`WaitMode::beside_ingress`] says) with a `journal-batch` sink, as fast as it accepts them: signed
 /// txs per second from the first send to the last release.
 fn end_to_end(engine: verex_engine::Engine, txs: &[SignedTxBytes], cores: usize) -> f64 {
     let ingress = IngressConfig { workers: cores.clamp(1, MAX_WORKERS), ..IngressConfig::for_this_machine() };
     assert_eq!(ingress.chunk_inputs, BATCH, "the batch measured alone is the ingress' largest chunk");
     let recorder = LatencyRecorder::new(Instant::now());
     let sink = JournalSink::open(Durability::Batch);
-    let mut pipeline = Pipeline::start(engine, sink, recorder, PipelineConfig::yielding(Clock::Wall))
-        .unwrap_or_else(|e| panic!("start: {e}"));
+    // The wait `verex run` picks for signed input (the workers take every core; idle stages
+    // park instead of taking turns on them).
+    let wait = WaitMode::beside_ingress(cores, ingress.workers);
+    let mut pipeline =
+        Pipeline::start(engine, sink, recorder, PipelineConfig { wait, ..PipelineConfig::yielding(Clock::Wall) })
+            .unwrap_or_else(|e| panic!("start: {e}"));
     let (mut sender, mut receiver) = start_ingress(ingress, |tx: SignedTxBytes| Ok(Decoded { tx, ts: None }))
         .unwrap_or_else(|e| panic!("ingress: {e}"));
     let start = Instant::now();
