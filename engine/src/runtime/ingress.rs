@@ -19,6 +19,11 @@
 //! [`VerifyMode::Single`] checks each signature on its own. [`VerifyMode::Batch`] (the
 //! default) checks a chunk's signatures together, about twice as fast per signature, and
 //! checks them one by one only when the chunk holds a bad one (to name it).
+//!
+//! Each worker owns a [`SignatureVerifier`] made at start: a cache of [`WORKER_CACHED_KEYS`]
+//! decompressed signer keys (a recurring signer skips its key's decompression; the verdict is
+//! the rule's either way) and the batch scratch for `chunk_inputs` items, plus the buffers a
+//! chunk passes through; a chunk allocates only its vector of verdicts (it crosses a channel).
 
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
