@@ -12,7 +12,7 @@
 use ed25519_dalek::{Signer as _, SigningKey};
 use rkyv::rancor;
 
-use crate::signature_rule::{verify_message, SignatureFault};
+use crate::signature_rule::{verify_checked, CheckedKey, MessageParts, SignatureFault, SignatureVerifier};
 use crate::tx::{ArchivedSignedTx, ArchivedTx, SignedTx, Tx};
 
 /// Domain separation tag prepended to the archived tx before signing.
@@ -90,8 +90,26 @@ pub fn sign(tx: Tx, key: &SigningKey) -> SignedTx {
 /// # Errors
 /// [`SignatureError`] naming the signer and the failed step.
 pub fn verify_archived(signed: &ArchivedSignedTx) -> Result<(), SignatureError> {
-    verify_message(&signed.tx.signer, &signing_message(archived_tx_bytes(&signed.tx)), &signed.signature)
+    CheckedKey::check(&signed.tx.signer)
+        .and_then(|key| verify_checked(&key, tx_message(&signed.tx), &signed.signature))
         .map_err(|fault| SignatureError { signer: signed.tx.signer, fault })
+}
+
+/// [`verify_archived`] through a verifier's key cache (the same verdict).
+///
+/// # Errors
+/// [`SignatureError`] naming the signer and the failed step.
+pub fn verify_archived_with(signed: &ArchivedSignedTx, verifier: &mut SignatureVerifier) -> Result<(), SignatureError> {
+    verifier
+        .verify(&signed.tx.signer, tx_message(&signed.tx), &signed.signature)
+        .map_err(|fault| SignatureError { signer: signed.tx.signer, fault })
+}
+
+/// The message a tx's signature covers ([`signing_message`]), in place: the domain tag and
+/// the archived tx, not copied.
+#[must_use]
+pub fn tx_message(tx: &ArchivedTx) -> MessageParts<'_> {
+    MessageParts { prefix: TX_SIGNING_DOMAIN, body: archived_tx_bytes(tx) }
 }
 
 /// Verifies a signed tx in its native form under the rule.
@@ -99,8 +117,12 @@ pub fn verify_archived(signed: &ArchivedSignedTx) -> Result<(), SignatureError> 
 /// # Errors
 /// [`SignatureError`] naming the signer and the failed step.
 pub fn verify(signed: &SignedTx) -> Result<(), SignatureError> {
-    verify_message(&signed.tx.signer, &signing_message(&archive_tx(&signed.tx)), &signed.signature)
-        .map_err(|fault| SignatureError { signer: signed.tx.signer, fault })
+    crate::signature_rule::verify_message(
+        &signed.tx.signer,
+        &signing_message(&archive_tx(&signed.tx)),
+        &signed.signature,
+    )
+    .map_err(|fault| SignatureError { signer: signed.tx.signer, fault })
 }
 
 /// Lower-case hex of bytes.

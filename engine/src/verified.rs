@@ -57,14 +57,22 @@
 use ed25519_dalek::SigningKey;
 
 use crate::record::{RecordBytes, SignedTxBytes};
-use crate::signature_rule::{verify_batch as verify_items, BatchItem};
-use crate::signing::{archived_tx_bytes, sign, signing_message, verify_archived, SignatureError};
+use crate::signature_rule::{PartsItem, SignatureVerifier, MAX_BATCH_ITEMS};
+use crate::signing::{sign, tx_message, verify_archived, verify_archived_with, SignatureError};
 use crate::tx::{ArchivedSequencedTx, ArchivedSignedTx, SignedTx, Tx};
 
 /// Most threads [`VerifiedRecord::verify_parallel`] uses.
 pub const MAX_VERIFY_THREADS: usize = 64;
 /// Fewest records worth a thread of their own in [`VerifiedRecord::verify_parallel`].
 const MIN_RECORDS_PER_THREAD: usize = 256;
+
+/// Keys each replay thread of [`VerifiedRecord::verify_parallel`] caches.
+const REPLAY_CACHED_KEYS: usize = 16_384;
+
+/// A batch item of an archived signed tx: its signer, its message in place, its signature.
+fn signed_item(signed: &ArchivedSignedTx) -> PartsItem<'_> {
+    PartsItem { key: &signed.tx.signer, message: tx_message(&signed.tx), signature: &signed.signature }
+}
 
 /// A signed tx whose signature passed the rule.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -97,25 +105,41 @@ impl VerifiedTx {
         Self(SignedTxBytes::encode(&sign(tx, key)))
     }
 
+    /// [`VerifiedTx::verify`] through a verifier's key cache (the same verdict).
+    ///
+    /// # Errors
+    /// As [`VerifiedTx::verify`].
+    pub fn verify_with(tx: SignedTxBytes, verifier: &mut SignatureVerifier) -> Result<Self, SignatureError> {
+        verify_archived_with(tx.archived(), verifier)?;
+        Ok(Self(tx))
+    }
+
     /// Checks many archived signed txs at once (batch verification, with the verdict a single
-    /// check gives each); `out` is cleared and gets one result per input, in order.
+    /// check gives each); `out` is cleared and gets one result per input, in order. Uses a
+    /// verifier of its own: a hot path calls [`VerifiedTx::verify_batch_with`].
     pub fn verify_batch(txs: &[SignedTxBytes], out: &mut Vec<Result<Self, SignatureError>>) {
-        let messages: Vec<Vec<u8>> =
-            txs.iter().map(|tx| signing_message(archived_tx_bytes(&tx.archived().tx))).collect();
-        let items: Vec<BatchItem<'_>> = txs
-            .iter()
-            .zip(&messages)
-            .map(|(tx, message)| {
-                let signed = tx.archived();
-                BatchItem { key: &signed.tx.signer, message, signature: &signed.signature }
-            })
-            .collect();
-        let mut verdicts = Vec::with_capacity(items.len());
-        verify_items(&items, &mut verdicts);
-        out.clear();
-        out.extend(txs.iter().zip(verdicts).map(|(tx, verdict)| {
-            verdict.map(|()| Self(*tx)).map_err(|fault| SignatureError { signer: tx.archived().tx.signer, fault })
-        }));
+        let mut verifier = SignatureVerifier::new(txs.len(), txs.len());
+        Self::verify_batch_with(txs, &mut verifier, out);
+    }
+
+    /// [`VerifiedTx::verify_batch`] through a verifier's key cache and scratch space: the
+    /// same verdicts, nothing allocated (given `out`'s capacity) but what the multiscalar
+    /// multiplication allocates per batch.
+    pub fn verify_batch_with(
+        txs: &[SignedTxBytes],
+        verifier: &mut SignatureVerifier,
+        out: &mut Vec<Result<Self, SignatureError>>,
+    ) {
+        verifier.verify_batch_map(
+            txs.len(),
+            |i| signed_item(txs[i].archived()),
+            out,
+            |i, verdict| {
+                verdict
+                    .map(|()| Self(txs[i]))
+                    .map_err(|fault| SignatureError { signer: txs[i].archived().tx.signer, fault })
+            },
+        );
     }
 
     /// Wraps a tx without checking its signature: only for measuring the pipeline and the
@@ -194,23 +218,26 @@ impl<'a> VerifiedRecord<'a> {
     /// Checks many records at once (batch verification, with the verdict a single check gives
     /// each); `out` is cleared and gets one result per input, in order.
     pub fn verify_batch(records: &[&'a ArchivedSequencedTx], out: &mut Vec<Result<Self, SignatureError>>) {
-        let messages: Vec<Vec<u8>> =
-            records.iter().map(|record| signing_message(archived_tx_bytes(&record.signed.tx))).collect();
-        let items: Vec<BatchItem<'_>> = records
-            .iter()
-            .zip(&messages)
-            .map(|(record, message)| BatchItem {
-                key: &record.signed.tx.signer,
-                message,
-                signature: &record.signed.signature,
-            })
-            .collect();
-        let mut verdicts = Vec::with_capacity(items.len());
-        verify_items(&items, &mut verdicts);
-        out.clear();
-        out.extend(records.iter().zip(verdicts).map(|(record, verdict)| {
-            verdict.map(|()| Self(record)).map_err(|fault| SignatureError { signer: record.signed.tx.signer, fault })
-        }));
+        let mut verifier = SignatureVerifier::new(records.len(), records.len());
+        Self::verify_batch_with(records, &mut verifier, out);
+    }
+
+    /// [`VerifiedRecord::verify_batch`] through a verifier's key cache (the same verdicts).
+    pub fn verify_batch_with(
+        records: &[&'a ArchivedSequencedTx],
+        verifier: &mut SignatureVerifier,
+        out: &mut Vec<Result<Self, SignatureError>>,
+    ) {
+        verifier.verify_batch_map(
+            records.len(),
+            |i| signed_item(&records[i].signed),
+            out,
+            |i, verdict| {
+                verdict
+                    .map(|()| Self(records[i]))
+                    .map_err(|fault| SignatureError { signer: records[i].signed.tx.signer, fault })
+            },
+        );
     }
 
     /// [`VerifiedRecord::verify_batch`] split over `threads` threads (for replaying a
@@ -232,7 +259,8 @@ impl<'a> VerifiedRecord<'a> {
                 .map(|part| {
                     scope.spawn(move || {
                         let mut verdicts = Vec::with_capacity(part.len());
-                        Self::verify_batch(part, &mut verdicts);
+                        let mut verifier = SignatureVerifier::new(REPLAY_CACHED_KEYS, MAX_BATCH_ITEMS);
+                        Self::verify_batch_with(part, &mut verifier, &mut verdicts);
                         verdicts
                     })
                 })

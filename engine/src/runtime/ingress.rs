@@ -19,6 +19,11 @@
 //! [`VerifyMode::Single`] checks each signature on its own. [`VerifyMode::Batch`] (the
 //! default) checks a chunk's signatures together, about twice as fast per signature, and
 //! checks them one by one only when the chunk holds a bad one (to name it).
+//!
+//! Each worker owns a [`SignatureVerifier`] made at start: a cache of [`WORKER_CACHED_KEYS`]
+//! decompressed signer keys (a recurring signer skips its key's decompression; the verdict is
+//! the rule's either way) and the batch scratch for `chunk_inputs` items, plus the buffers a
+//! chunk passes through; a chunk allocates only its vector of verdicts (it crosses a channel).
 
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,6 +36,7 @@ use super::sink::RecordSink;
 use super::subscriber::Subscriber;
 use crate::events::RejectReason;
 use crate::record::SignedTxBytes;
+use crate::signature_rule::SignatureVerifier;
 use crate::signing::SignatureError;
 use crate::tx::SignedTx;
 use crate::verified::VerifiedTx;
@@ -39,6 +45,9 @@ use crate::verified::VerifiedTx;
 pub const MAX_WORKERS: usize = 64;
 /// Most inputs per chunk (and per batch verification).
 pub const MAX_CHUNK_INPUTS: usize = 4096;
+/// Signer keys each worker keeps decompressed (its [`SignatureVerifier`]'s cache; about 200
+/// bytes each): a signer seen again skips its key's decompression and checks.
+pub const WORKER_CACHED_KEYS: usize = 16_384;
 
 /// How signatures are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -351,10 +360,11 @@ where
         let (verdict_tx, verdict_rx) = bounded::<Vec<Verdict>>(config.queue_chunks);
         let decode = Arc::clone(&decode);
         let verify = config.verify;
+        let chunk_inputs = config.chunk_inputs;
         // Detached: a worker ends when its channels do (joining could wait on a live sender).
         std::thread::Builder::new()
             .name(format!("verex-ingress-{index}"))
-            .spawn(move || worker_loop(&chunk_rx, &verdict_tx, decode.as_ref(), verify))
+            .spawn(move || worker_loop(&chunk_rx, &verdict_tx, decode.as_ref(), verify, chunk_inputs))
             .map_err(|e| format!("cannot spawn ingress worker {index}: {e}"))?;
         to_workers.push(chunk_tx);
         from_workers.push(verdict_rx);
@@ -371,67 +381,78 @@ where
     Ok((sender, receiver))
 }
 
-fn worker_loop<I, D>(chunks: &Receiver<Chunk<I>>, verdicts: &Sender<Vec<Verdict>>, decode: &D, verify: VerifyMode)
-where
+/// A worker's own state, allocated once: its verifier (key cache and batch scratch) and the
+/// buffers a chunk passes through.
+struct WorkerState {
+    verifier: SignatureVerifier,
+    decoded: Vec<Result<Decoded, RefusalReason>>,
+    txs: Vec<SignedTxBytes>,
+    verified: Vec<Result<VerifiedTx, SignatureError>>,
+}
+
+impl WorkerState {
+    fn new(chunk_inputs: usize) -> Self {
+        Self {
+            verifier: SignatureVerifier::new(WORKER_CACHED_KEYS, chunk_inputs),
+            decoded: Vec::with_capacity(chunk_inputs),
+            txs: Vec::with_capacity(chunk_inputs),
+            verified: Vec::with_capacity(chunk_inputs),
+        }
+    }
+}
+
+fn worker_loop<I, D>(
+    chunks: &Receiver<Chunk<I>>,
+    verdicts: &Sender<Vec<Verdict>>,
+    decode: &D,
+    verify: VerifyMode,
+    chunk_inputs: usize,
+) where
     D: Fn(I) -> Result<Decoded, String>,
 {
+    let mut state = WorkerState::new(chunk_inputs);
     while let Ok(chunk) = chunks.recv() {
-        let checked = check_chunk(chunk, decode, verify);
+        let checked = check_chunk(chunk, decode, verify, &mut state);
         if verdicts.send(checked).is_err() {
             return;
         }
     }
 }
 
-fn check_chunk<I, D>(chunk: Chunk<I>, decode: &D, verify: VerifyMode) -> Vec<Verdict>
+fn check_chunk<I, D>(chunk: Chunk<I>, decode: &D, verify: VerifyMode, state: &mut WorkerState) -> Vec<Verdict>
 where
     D: Fn(I) -> Result<Decoded, String>,
 {
-    let decoded: Vec<Result<Decoded, RefusalReason>> = chunk
-        .inputs
-        .into_iter()
-        .map(|input| match catch_unwind(AssertUnwindSafe(|| decode(input))) {
+    state.decoded.clear();
+    state.decoded.extend(chunk.inputs.into_iter().map(|input| {
+        match catch_unwind(AssertUnwindSafe(|| decode(input))) {
             Ok(result) => result.map_err(RefusalReason::Decode),
             Err(_) => Err(RefusalReason::Decode("the decoder panicked".to_string())),
-        })
-        .collect();
-    let checks = match verify {
-        VerifyMode::Single => {
-            decoded.iter().map(|d| d.as_ref().map_err(Clone::clone).and_then(|d| check_one(d.tx))).collect()
         }
-        VerifyMode::Batch => check_batch(&decoded),
-    };
-    decoded
-        .into_iter()
-        .zip(checks)
-        .enumerate()
-        .map(|(k, (decoded, check))| {
-            let ticket = chunk.first_ticket + k as u64;
-            match (decoded, check) {
-                (Ok(decoded), Ok(tx)) => Verdict::Verified { ticket, tx, ts: decoded.ts },
-                (_, Err(reason)) | (Err(reason), _) => Verdict::Refused { ticket, reason },
-            }
-        })
-        .collect()
-}
-
-fn check_one(tx: SignedTxBytes) -> Result<VerifiedTx, RefusalReason> {
-    VerifiedTx::verify(tx).map_err(RefusalReason::from)
-}
-
-/// Batch-verifies the decodable inputs (the rule's batch: same verdicts as single checks).
-fn check_batch(decoded: &[Result<Decoded, RefusalReason>]) -> Vec<Result<VerifiedTx, RefusalReason>> {
-    let txs: Vec<SignedTxBytes> = decoded.iter().filter_map(|d| d.as_ref().ok().map(|d| d.tx)).collect();
-    let mut verified = Vec::with_capacity(txs.len());
-    VerifiedTx::verify_batch(&txs, &mut verified);
-    let mut verified = verified.into_iter();
-    decoded
-        .iter()
-        .map(|d| match d {
-            Ok(_) => verified.next().unwrap_or_else(unreachable_verdict).map_err(RefusalReason::from),
-            Err(reason) => Err(reason.clone()),
-        })
-        .collect()
+    }));
+    state.txs.clear();
+    state.txs.extend(state.decoded.iter().filter_map(|d| d.as_ref().ok().map(|d| d.tx)));
+    match verify {
+        VerifyMode::Single => {
+            state.verified.clear();
+            let verifier = &mut state.verifier;
+            state.verified.extend(state.txs.iter().map(|tx| VerifiedTx::verify_with(*tx, verifier)));
+        }
+        VerifyMode::Batch => VerifiedTx::verify_batch_with(&state.txs, &mut state.verifier, &mut state.verified),
+    }
+    let mut verified = state.verified.drain(..);
+    let mut out = Vec::with_capacity(state.decoded.len());
+    for (k, decoded) in state.decoded.drain(..).enumerate() {
+        let ticket = chunk.first_ticket + k as u64;
+        out.push(match decoded {
+            Ok(decoded) => match verified.next().unwrap_or_else(unreachable_verdict) {
+                Ok(tx) => Verdict::Verified { ticket, tx, ts: decoded.ts },
+                Err(error) => Verdict::Refused { ticket, reason: RefusalReason::from(error) },
+            },
+            Err(reason) => Verdict::Refused { ticket, reason },
+        });
+    }
+    out
 }
 
 /// `verify_batch` returns one verdict per input; running short would be a bug in it.

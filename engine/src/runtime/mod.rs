@@ -51,7 +51,7 @@ pub use crate::record::{LayoutError, RecordLayout, SignedTxBytes, SIGNED_TX_BYTE
 pub use crate::verified::VerifiedTx;
 pub use ingress::{
     feed, start_ingress, Decoded, IngressClosed, IngressConfig, IngressReceiver, IngressSender, RefusalReason, TryRecv,
-    Verdict, VerifyMode, MAX_CHUNK_INPUTS, MAX_WORKERS,
+    Verdict, VerifyMode, MAX_CHUNK_INPUTS, MAX_WORKERS, WORKER_CACHED_KEYS,
 };
 pub use pipeline::{
     Pipeline, PipelineConfig, PipelineInfo, ShutdownError, StartError, StopReport, Stopped, SubmitError,

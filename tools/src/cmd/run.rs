@@ -22,7 +22,7 @@ use ed25519_dalek::SigningKey;
 use verex_engine::catalog::Catalog;
 use verex_engine::runtime::{
     decode_json_line, feed, start_ingress, IngressConfig, MemorySink, Pipeline, PipelineConfig, PoisonReason,
-    RecordSink, RefusalReason, SinkError, SubmitError, Subscriber, DEFAULT_COMMIT_MAX_RECORDS,
+    RecordSink, RefusalReason, SinkError, SubmitError, Subscriber, WaitMode, DEFAULT_COMMIT_MAX_RECORDS,
 };
 use verex_engine::sequencer::Clock;
 use verex_engine::signing::{dev_role_key, hex, Role};
@@ -896,8 +896,17 @@ fn drive<K: RecordSink>(
     clock: Clock,
 ) -> Result<Run<K>, CliError> {
     let events_failed = Arc::clone(&events.failed);
-    let mut pipeline =
-        Pipeline::start(engine, sink, events, PipelineConfig::for_this_machine(clock)).map_err(pipeline_error)?;
+    let mut config = PipelineConfig::for_this_machine(clock);
+    if signer.is_none() {
+        // Signed input goes through the ingress, whose workers need the cores idle stages
+        // would otherwise take turns on.
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        config.wait = WaitMode::beside_ingress(cores, IngressConfig::for_this_machine().workers);
+        if config.wait != WaitMode::BusySpin {
+            config.engine_core = None;
+        }
+    }
+    let mut pipeline = Pipeline::start(engine, sink, events, config).map_err(pipeline_error)?;
     if std::io::stderr().is_terminal() {
         note(&format!("run: {}", pipeline.info()));
     }
