@@ -632,6 +632,68 @@ fn a_follower_skips_duplicates_and_stops_at_gaps_forks_and_tampering() {
     follow_fails("resigned", &["seq 31: bad signature"]);
 }
 
+/// Re-folds the BLAKE3 chain of `messages` from the first one on (their prev and last
+/// digests), as a writer of these records would have published them.
+fn rechain(messages: &mut [(LogHeader, Vec<u8>)]) {
+    let mut digest = JournalDigest { seq: messages[0].0.first_seq - 1, digest: messages[0].0.prev_digest };
+    for (header, payload) in messages.iter_mut() {
+        header.prev_digest = digest.digest;
+        for record in payload.chunks_exact(RECORD_BYTES) {
+            digest.push(digest.seq + 1, record).expect("next");
+        }
+        header.digest = digest.digest;
+    }
+}
+
+#[test]
+fn a_forged_signature_inside_a_batch_is_refused_at_its_seq_and_nothing_of_its_message_is_applied() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = NatsServer::start(tmp.path(), "forged");
+    let url = server.url();
+    let primary = tmp.path().join("primary");
+    let mut lines = setup_lines();
+    lines.extend(order_flow(1500, 43));
+    let input = write_lines(&tmp.path().join("in.jsonl"), &lines);
+    verex_ok(&["run", "--dev", "--input", path_text(&input), "--journal", path_text(&primary)], "primary");
+    let manifest = std::fs::read_to_string(primary.join("verex.json")).expect("manifest");
+    // Messages of 600 records: each verified in parts on several workers, and all of them
+    // received at once by a follower that starts after they were published (one batch).
+    let mut messages = messages_of(&primary, 600);
+    assert!(messages.len() >= 3, "{} messages", messages.len());
+    let (first, forged) = (messages[1].0.first_seq, messages[1].0.first_seq + 377);
+    let later = messages[2].0.first_seq + 5;
+    for seq in [forged, later] {
+        let (header, payload) =
+            messages.iter_mut().find(|(h, _)| (h.first_seq..=h.last_seq).contains(&seq)).expect("m");
+        let at = usize::try_from(seq - header.first_seq).expect("offset") * RECORD_BYTES;
+        let offset = at + signature_offset(&payload[at..at + RECORD_BYTES]);
+        payload[offset] ^= 1;
+    }
+    rechain(&mut messages);
+    publish_raw(&url, "forged", &manifest, &messages);
+    let dir = tmp.path().join("follower");
+    let until = messages.last().expect("last").0.last_seq.to_string();
+    let out = verex_in(
+        &[
+            "follow",
+            "--from",
+            &url,
+            "--stream",
+            "forged",
+            "--journal",
+            path_text(&dir),
+            "--until",
+            &until,
+            "--idle-exit",
+            "3",
+        ],
+        b"",
+    );
+    expect_failure(&out, 1, &[&format!("seq {forged}: bad signature")], "forged");
+    assert!(!common::err_text(&out).contains(&format!("seq {later}")), "{}", common::err_text(&out));
+    assert_eq!(replay(&dir).0, first - 1, "the messages before it applied, nothing of its own");
+}
+
 /// Where a record's signature lies in its bytes.
 fn signature_offset(bytes: &[u8]) -> usize {
     let mut record = RecordBytes([0; RECORD_BYTES]);

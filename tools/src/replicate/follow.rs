@@ -8,7 +8,13 @@
 //!    else a second writer forked the stream; a message beyond the next seq is a gap); its
 //!    `Verex-Prev-Digest` is the follower's `d[seq]`.
 //! 2. **Records**: each validates as an archived record with the expected seq, and every
-//!    signature passes the one rule (batch verification on every core).
+//!    signature passes the one rule: batch verification (`VerifiedRecord::verify_batch`, the
+//!    verdict a single check gives each) on a bounded pool of worker threads, one per core.
+//!    The messages received at once (a follower catching up finds many) are checked up to
+//!    their signatures in order, then verified a part of a message at a time on the workers
+//!    while this thread stores and applies, in stream order, each message whose verdicts are
+//!    in. A refused signature stops the follower at its seq with nothing of its message
+//!    applied, exactly as when messages are handled one by one.
 //! 3. **Chain**: the BLAKE3 attestation chain folded over the records ends at the message's
 //!    `Verex-Digest`. This chain is what the follower checks across machines because it is
 //!    framing-independent: the xxh3 chain covers each frame's segment index, so it is a
@@ -36,15 +42,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::pull::Ordered;
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
-use async_nats::jetstream::stream;
-use futures_util::StreamExt;
+use async_nats::jetstream::{self, stream};
+use futures_util::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
 use verex_engine::attest::{Attestation, JournalDigest};
 use verex_engine::record::{access_record, RecordBytes};
-use verex_engine::signing::hex;
+use verex_engine::signing::{hex, SignatureError};
 use verex_engine::snapshot::{decode_snapshot, encode_snapshot};
 use verex_engine::tx::ArchivedSequencedTx;
 use verex_engine::verified::VerifiedRecord;
@@ -82,6 +91,16 @@ const FETCH_BYTES: u64 = 16 << 20;
 /// Most messages per pull request: [`FETCH_BYTES`] of the largest messages.
 #[allow(clippy::cast_possible_wrap)]
 const FETCH_MESSAGES: i64 = (FETCH_BYTES / MAX_MESSAGE_BYTES) as i64;
+/// Most records of the messages handled together (those received at once): their signatures
+/// are verified while the ones before them are applied.
+const MAX_READY_RECORDS: u64 = MAX_GROUP_RECORDS;
+/// Most threads verifying a follower's signatures.
+pub const MAX_VERIFY_WORKERS: usize = 8;
+/// Fewest and most records per unit of verification work (a part of one message, one batch
+/// verification): a message is split into one unit per worker within these bounds, so a
+/// lone message is verified on every core, and each batch is large enough for its speed-up.
+const MIN_VERIFY_UNIT_RECORDS: usize = 256;
+const MAX_VERIFY_UNIT_RECORDS: usize = 1024;
 
 /// How to follow.
 #[derive(Debug, Clone)]
@@ -339,14 +358,66 @@ impl<'c> Follower<'c> {
                 Ok(Some(Err(e))) => return Err(End::Retry(format!("consumer: {e}"))),
                 Ok(Some(Ok(message))) => {
                     self.last_message = Instant::now();
-                    let stream_seq =
-                        message.info().map_err(|e| End::Retry(format!("message info: {e}")))?.stream_sequence;
-                    self.handle(&message.message)?;
-                    if let Some(position) = self.position.as_mut() {
-                        position.stream_pos = stream_seq;
+                    let mut ready = vec![delivered(message)?];
+                    // The messages that arrived with it (a follower catching up finds many):
+                    // verified together, on every worker, while the ones before are applied.
+                    let interrupted = self.gather_ready(&mut messages, &mut ready);
+                    self.handle_ready(&ready)?;
+                    if let Some(end) = interrupted {
+                        return Err(end);
                     }
                 }
             }
+        }
+    }
+
+    /// Appends to `ready` the messages already received (never waits), while they are log
+    /// messages, up to [`MAX_READY_RECORDS`] records and the `--until` seq. Returns how the
+    /// consumer failed, if it did (after the messages received before the failure).
+    fn gather_ready(&self, messages: &mut Ordered, ready: &mut Vec<Delivered>) -> Option<End> {
+        let mut records = 0;
+        loop {
+            let last = ready.last()?;
+            if last.message.subject.as_str() != self.subjects.log {
+                return None;
+            }
+            let Ok(header) = LogHeader::from_headers(last.message.headers.as_ref()) else { return None };
+            records += header.records();
+            if records >= MAX_READY_RECORDS || self.config.until_seq.is_some_and(|until| header.last_seq >= until) {
+                return None;
+            }
+            match messages.next().now_or_never() {
+                None => return None,
+                Some(None) => return Some(End::Retry("the consumer ended".to_string())),
+                Some(Some(Err(e))) => return Some(End::Retry(format!("consumer: {e}"))),
+                Some(Some(Ok(message))) => match delivered(message) {
+                    Ok(message) => ready.push(message),
+                    Err(end) => return Some(end),
+                },
+            }
+        }
+    }
+
+    /// Handles messages received together, in stream order: each run of log messages that
+    /// continue one another through [`Follower::handle_logs`], anything else alone.
+    fn handle_ready(&mut self, ready: &[Delivered]) -> Result<(), End> {
+        let mut at = 0;
+        while at < ready.len() {
+            let handled = self.handle_logs(&ready[at..])?;
+            if handled == 0 {
+                self.handle(&ready[at].message)?;
+                self.set_stream_pos(ready[at].stream_seq);
+                at += 1;
+            } else {
+                at += handled;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_stream_pos(&mut self, stream_seq: u64) {
+        if let Some(position) = self.position.as_mut() {
+            position.stream_pos = stream_seq;
         }
     }
 
@@ -530,39 +601,147 @@ impl<'c> Follower<'c> {
         &self,
         header: &LogHeader,
         next: u64,
-        mut digest: JournalDigest,
+        digest: JournalDigest,
         records: &'r [RecordBytes],
     ) -> Result<(Vec<[u8; 32]>, Vec<VerifiedRecord<'r>>), End> {
-        let mut views = Vec::with_capacity(records.len());
-        let mut digests = Vec::with_capacity(records.len());
-        for (offset, record) in records.iter().enumerate() {
-            let seq = next + offset as u64;
-            let archived =
-                access_record(&record.0).map_err(|e| fatal(format!("seq {seq}: not a record archive: {e}")))?;
-            let inner = archived.seq.to_native();
-            if inner != seq {
-                return Err(fatal(format!("the stream's record at seq {seq} says seq {inner}")));
-            }
-            digest.push(seq, &record.0).map_err(|expected| fatal(format!("chain: expected seq {expected}")))?;
-            digests.push(digest.digest);
-            views.push(archived);
-        }
-        if digest.digest != header.digest {
-            return Err(fatal(format!(
-                "the BLAKE3 chain over seqs {next}..={} gives {}, the message says {}",
-                header.last_seq,
-                hex(&digest.digest),
-                hex(&header.digest)
-            )));
-        }
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let digests = check_chain(header, next, digest, records)?;
+        let views: Vec<&ArchivedSequencedTx> = records.iter().map(RecordBytes::archived).collect();
         let mut verdicts = Vec::with_capacity(views.len());
-        VerifiedRecord::verify_parallel(&views, threads, &mut verdicts);
+        VerifiedRecord::verify_parallel(&views, verify_workers(), &mut verdicts);
         let mut verified = Vec::with_capacity(verdicts.len());
         for (offset, verdict) in verdicts.into_iter().enumerate() {
-            verified.push(verdict.map_err(|e| fatal(format!("seq {}: bad signature: {e}", next + offset as u64)))?);
+            verified.push(verdict.map_err(|e| bad_signature(next + offset as u64, &e))?);
         }
         Ok((digests, verified))
+    }
+
+    /// Handles the longest prefix of `run` that is log messages each continuing the one before
+    /// from the follower's seq, whose records and chain check: their signatures are verified
+    /// on [`verify_workers`] threads, a part of a message at a time in stream order, while
+    /// this thread stores and applies the messages whose verdicts are in, in order. Returns
+    /// how many messages it handled: 0 when the first is anything else (a duplicate, a gap, an
+    /// attestation, a failing check), which the caller then handles alone, so every failure
+    /// is found and reported by the one path, at the same seq, after the same records.
+    fn handle_logs(&mut self, run: &[Delivered]) -> Result<usize, End> {
+        let Some(position) = self.position.as_ref() else { return Ok(0) };
+        let mut digest = position.digest;
+        let mut checked = Vec::new();
+        for delivered in run {
+            match self.continuing(&delivered.message, digest) {
+                Some(message) => {
+                    digest = JournalDigest { seq: message.header.last_seq, digest: message.header.digest };
+                    checked.push((message, delivered.stream_seq));
+                }
+                None => break,
+            }
+        }
+        if checked.is_empty() {
+            return Ok(0);
+        }
+        let workers = verify_workers();
+        let units: Vec<(usize, std::ops::Range<usize>)> = checked
+            .iter()
+            .enumerate()
+            .flat_map(|(index, (message, _))| {
+                let len = message.records.len();
+                let unit = len.div_ceil(workers).clamp(MIN_VERIFY_UNIT_RECORDS, MAX_VERIFY_UNIT_RECORDS);
+                (0..len).step_by(unit).map(move |start| (index, start..(start + unit).min(len)))
+            })
+            .collect();
+        let workers = workers.min(units.len());
+        let claimed = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::channel();
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let sender = sender.clone();
+                    let (units, checked, claimed, stop) = (&units, &checked, &claimed, &stop);
+                    scope.spawn(move || {
+                        let mut verdicts = Vec::new();
+                        while !stop.load(Ordering::Relaxed) {
+                            let unit = claimed.fetch_add(1, Ordering::Relaxed);
+                            let Some((index, range)) = units.get(unit) else { break };
+                            verdicts = verify_unit(&checked[*index].0.records[range.clone()], verdicts);
+                            if sender.send((unit, std::mem::take(&mut verdicts))).is_err() {
+                                break;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(sender);
+            let result = self.apply_checked(&checked, &units, &receiver);
+            stop.store(true, Ordering::Relaxed);
+            drop(receiver);
+            for handle in handles {
+                // A worker that panicked: its units were verified on this thread instead.
+                let _ = handle.join();
+            }
+            result.map(|()| checked.len())
+        })
+    }
+
+    /// A log message that continues the chain at `digest`, split and checked up to its
+    /// signatures; `None` for anything else.
+    fn continuing(&self, message: &async_nats::Message, digest: JournalDigest) -> Option<CheckedMessage> {
+        if message.subject.as_str() != self.subjects.log {
+            return None;
+        }
+        let header = LogHeader::from_headers(message.headers.as_ref()).ok()?;
+        if header.first_seq != digest.seq + 1 || header.prev_digest != digest.digest {
+            return None;
+        }
+        let records = split_records(&header, &message.payload).ok()?;
+        let digests = check_chain(&header, header.first_seq, digest, &records).ok()?;
+        Some(CheckedMessage { header, records, digests })
+    }
+
+    /// Stores and applies the checked messages in order, each once the verdicts of all its
+    /// units have arrived on `receiver` (verifying a unit here if no worker is left to).
+    fn apply_checked<'r>(
+        &mut self,
+        checked: &'r [(CheckedMessage, u64)],
+        units: &[(usize, std::ops::Range<usize>)],
+        receiver: &mpsc::Receiver<(usize, Vec<Verdict<'r>>)>,
+    ) -> Result<(), End> {
+        let mut arrived: BTreeMap<usize, Vec<Verdict<'r>>> = BTreeMap::new();
+        let mut unit = 0;
+        for (index, (message, stream_seq)) in checked.iter().enumerate() {
+            let next = message.header.first_seq;
+            let mut verified = Vec::with_capacity(message.records.len());
+            while let Some((owner, range)) = units.get(unit).filter(|(owner, _)| *owner == index) {
+                debug_assert_eq!(*owner, index);
+                let verdicts = loop {
+                    if let Some(verdicts) = arrived.remove(&unit) {
+                        break verdicts;
+                    }
+                    match receiver.recv() {
+                        Ok((done, verdicts)) => {
+                            arrived.insert(done, verdicts);
+                        }
+                        Err(_) => break verify_unit(&message.records[range.clone()], Vec::new()),
+                    }
+                };
+                debug_assert_eq!(verdicts.len(), range.len());
+                for (offset, verdict) in verdicts.into_iter().enumerate() {
+                    let seq = next + (range.start + offset) as u64;
+                    verified.push(verdict.map_err(|e| bad_signature(seq, &e))?);
+                }
+                unit += 1;
+            }
+            self.store(next, &message.records)?;
+            self.apply(&message.header, next, &verified, &message.digests)?;
+            self.group_lag.push((message.header.published_ns, message.records.len() as u64));
+            self.group_records += message.records.len() as u64;
+            self.report.messages += 1;
+            self.after_message()?;
+            self.set_stream_pos(*stream_seq);
+            if self.group_records >= MAX_GROUP_RECORDS {
+                self.commit_group()?;
+            }
+        }
+        Ok(())
     }
 
     /// Appends the records the journal does not hold yet (compares the others) and commits.
@@ -741,6 +920,75 @@ impl<'c> Follower<'c> {
         }
         Ok(self.report)
     }
+}
+
+/// A message as received, with its stream sequence.
+struct Delivered {
+    message: async_nats::Message,
+    stream_seq: u64,
+}
+
+fn delivered(message: jetstream::Message) -> Result<Delivered, End> {
+    let stream_seq = message.info().map_err(|e| End::Retry(format!("message info: {e}")))?.stream_sequence;
+    Ok(Delivered { message: message.message, stream_seq })
+}
+
+/// A log message whose records and chain passed every check but their signatures.
+struct CheckedMessage {
+    header: LogHeader,
+    records: Vec<RecordBytes>,
+    /// `d[seq]` after each record.
+    digests: Vec<[u8; 32]>,
+}
+
+/// A record's signature verdict.
+type Verdict<'r> = Result<VerifiedRecord<'r>, SignatureError>;
+
+/// The threads that verify a follower's signatures: one per core, at most
+/// [`MAX_VERIFY_WORKERS`].
+fn verify_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, MAX_VERIFY_WORKERS)
+}
+
+/// Batch-verifies records (already validated as archives) into `verdicts` (reused).
+fn verify_unit<'r>(records: &'r [RecordBytes], mut verdicts: Vec<Verdict<'r>>) -> Vec<Verdict<'r>> {
+    let views: Vec<&ArchivedSequencedTx> = records.iter().map(RecordBytes::archived).collect();
+    VerifiedRecord::verify_batch(&views, &mut verdicts);
+    verdicts
+}
+
+fn bad_signature(seq: u64, error: &SignatureError) -> End {
+    fatal(format!("seq {seq}: bad signature: {error}"))
+}
+
+/// Validates `records` as archives with seqs from `next` and folds the BLAKE3 chain over
+/// them from `digest`; it must end at the message's `Verex-Digest`. Returns `d` after each.
+fn check_chain(
+    header: &LogHeader,
+    next: u64,
+    mut digest: JournalDigest,
+    records: &[RecordBytes],
+) -> Result<Vec<[u8; 32]>, End> {
+    let mut digests = Vec::with_capacity(records.len());
+    for (offset, record) in records.iter().enumerate() {
+        let seq = next + offset as u64;
+        let archived = access_record(&record.0).map_err(|e| fatal(format!("seq {seq}: not a record archive: {e}")))?;
+        let inner = archived.seq.to_native();
+        if inner != seq {
+            return Err(fatal(format!("the stream's record at seq {seq} says seq {inner}")));
+        }
+        digest.push(seq, &record.0).map_err(|expected| fatal(format!("chain: expected seq {expected}")))?;
+        digests.push(digest.digest);
+    }
+    if digest.digest != header.digest {
+        return Err(fatal(format!(
+            "the BLAKE3 chain over seqs {next}..={} gives {}, the message says {}",
+            header.last_seq,
+            hex(&digest.digest),
+            hex(&header.digest)
+        )));
+    }
+    Ok(digests)
 }
 
 fn parse_attestation(bytes: &[u8]) -> Option<Attestation> {

@@ -1,13 +1,16 @@
 //! The primary's publisher: a thread that ships the journal's committed records to the
 //! JetStream stream, one message per commit group, after the local commit.
 //!
-//! The journal stage's only part is [`PublishFeed::durable`] after each successful commit:
-//! one atomic store and a notification. The publisher reads the committed records from the
-//! journal's mapping (its own read-only [`JournalReader`], like the replica), so a slow or
-//! unreachable server costs no memory and never holds back the local journal: the publisher
-//! falls behind, says so, reconnects with a bounded pause, and catches up from the journal,
-//! coalescing the commit groups it finds durable into messages of at most
-//! [`MAX_MESSAGE_RECORDS`] records.
+//! The journal stage's part is [`PublishFeed::durable`] after each successful commit (one
+//! atomic operation, and a notification when the seq is new) and the BLAKE3 chain folded over
+//! the records it appends, while their bytes are hot, handed over as checkpoints
+//! ([`PublishFeed::checkpoint`]): the publisher does not fold it again. It reads the
+//! committed records from the journal's mapping (its own read-only [`JournalReader`], like
+//! the replica), so a slow or unreachable server costs no memory and never holds back the
+//! local journal: the publisher falls behind, says so, reconnects with a bounded pause, and
+//! catches up from the journal, coalescing the commit groups it finds durable into messages
+//! of at most [`MAX_MESSAGE_RECORDS`] records. At a high rate it lingers (at most
+//! [`LINGER`]) for a fuller message: the server's and its own CPU go largely per message.
 //!
 //! Publishing is fenced. Each log message carries `Nats-Msg-Id` = its first seq (JetStream
 //! drops a re-sent copy) and `Nats-Expected-Last-Subject-Sequence` = the stream sequence of
@@ -22,11 +25,12 @@
 //! The attestations the replica appends to `DIR/attestations.jsonl` are published to the
 //! `attest` subject once the records they cover are acknowledged.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -39,6 +43,7 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 use verex_engine::attest::{Attestation, JournalDigest};
 use verex_engine::signing::hex;
+use verex_engine::tx::RECORD_BYTES;
 use verex_journal::{JournalError, JournalReader};
 
 use super::message::{LogHeader, EXPECTED_LAST_SUBJECT_SEQ, MAX_MESSAGE_RECORDS, MSG_ID};
@@ -50,6 +55,14 @@ use crate::manifest::Manifest;
 
 /// How long the publisher sleeps with nothing to do, unless notified.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// Most chain checkpoints waiting for the publisher (40 bytes each); when the publisher is
+/// that far behind, it folds the chain itself from the journal for the seqs past them.
+pub const MAX_CHECKPOINTS: usize = 4096;
+/// Longest wait for a fuller message ([`Worker::linger`]).
+const LINGER: Duration = Duration::from_millis(3);
+/// The backlog (records) from which the publisher lingers: about 80k records/s arriving
+/// during one publish round trip on loopback.
+const LINGER_FROM_RECORDS: u64 = MAX_MESSAGE_RECORDS / 8;
 /// First pause after a failed session (doubling up to [`MAX_RETRY_PAUSE`]).
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -108,6 +121,24 @@ struct Shared {
     notify: Notify,
     /// The journal stage's thread, woken when an acknowledgement arrives (`--replicated`).
     waiter: OnceLock<Thread>,
+    /// `d[seq]` at the journal's end when the run started: where the journal stage's chain
+    /// starts.
+    start: JournalDigest,
+    /// `d[seq]` at seqs the journal stage appended, in seq order, at most [`MAX_CHECKPOINTS`]:
+    /// folded once, as the records are appended, and read here at a message's end, so the
+    /// publisher never hashes the records again (it does when none is in reach).
+    checkpoints: Mutex<VecDeque<JournalDigest>>,
+}
+
+impl Shared {
+    /// The last checkpoint in `(after, limit]`, dropping those at or below `after`.
+    fn checkpoint(&self, after: u64, limit: u64) -> Option<JournalDigest> {
+        let mut checkpoints = self.checkpoints.lock().ok()?;
+        while checkpoints.front().is_some_and(|c| c.seq <= after) {
+            checkpoints.pop_front();
+        }
+        checkpoints.iter().take_while(|c| c.seq <= limit).last().copied()
+    }
 }
 
 /// The journal stage's handle on the publisher.
@@ -118,10 +149,30 @@ pub struct PublishFeed {
 
 impl PublishFeed {
     /// Records that the local journal has committed every record up to `seq`: one atomic
-    /// store and a notification; never blocks on the network.
+    /// operation, and a notification when `seq` is new (the publisher wakes once per commit
+    /// group); never blocks on the network.
     pub fn durable(&self, seq: u64) {
-        self.shared.durable_seq.store(seq, Ordering::Release);
-        self.shared.notify.notify_one();
+        if self.shared.durable_seq.fetch_max(seq, Ordering::AcqRel) < seq {
+            self.shared.notify.notify_one();
+        }
+    }
+
+    /// `d[seq]` at the journal's end when the run started: where the chain of the records the
+    /// journal stage appends starts.
+    #[must_use]
+    pub fn start(&self) -> JournalDigest {
+        self.shared.start
+    }
+
+    /// Hands the publisher `d[digest.seq]`, folded by the journal stage over the records it
+    /// appended (seqs in increasing order); dropped when [`MAX_CHECKPOINTS`] wait already.
+    pub fn checkpoint(&self, digest: JournalDigest) {
+        if let Ok(mut checkpoints) = self.shared.checkpoints.lock() {
+            debug_assert!(checkpoints.back().is_none_or(|last| last.seq < digest.seq), "checkpoints in seq order");
+            if checkpoints.len() < MAX_CHECKPOINTS {
+                checkpoints.push_back(digest);
+            }
+        }
     }
 
     /// The highest seq JetStream has acknowledged.
@@ -142,6 +193,23 @@ impl PublishFeed {
     }
 }
 
+#[cfg(test)]
+impl PublishFeed {
+    /// A feed with no publisher thread behind it, its chain starting at `start`.
+    pub(crate) fn detached(start: JournalDigest) -> Self {
+        Self { shared: Arc::new(Shared { start, ..Shared::default() }) }
+    }
+
+    /// What the publisher would take: the last checkpoint in `(after, limit]`.
+    pub(crate) fn take_checkpoint(&self, after: u64, limit: u64) -> Option<JournalDigest> {
+        self.shared.checkpoint(after, limit)
+    }
+
+    pub(crate) fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+}
+
 /// A running publisher.
 #[derive(Debug)]
 pub struct Publisher {
@@ -156,7 +224,7 @@ impl Publisher {
     /// # Errors
     /// [`CliError::Io`] when the thread cannot be spawned.
     pub fn spawn(config: PublishConfig, end: JournalDigest) -> Result<Self, CliError> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared { start: end, ..Shared::default() });
         shared.durable_seq.store(end.seq, Ordering::Relaxed);
         let worker = Worker::new(config.clone(), end, Arc::clone(&shared));
         let handle = thread::Builder::new()
@@ -243,6 +311,8 @@ struct Worker {
     reader: Option<JournalReader>,
     report: PublishReport,
     stop_deadline: Option<Instant>,
+    /// Until when the publisher waits for a fuller message ([`Worker::linger`]).
+    linger_until: Option<Instant>,
     /// Between a failure and the next acknowledged message.
     failing: bool,
 }
@@ -261,6 +331,7 @@ impl Worker {
             reader: None,
             report: PublishReport::default(),
             stop_deadline: None,
+            linger_until: None,
             failing: false,
         }
     }
@@ -328,6 +399,16 @@ impl Worker {
         }
     }
 
+    /// Whether to wait (at most [`LINGER`]) for more records before publishing: when a
+    /// message would be partly full at a high rate. The server's and the publisher's CPU go
+    /// mostly per message (perf/replication/README.md), so at full speed fuller messages
+    /// leave the primary's stages more of the cores; a low rate (a backlog under
+    /// [`LINGER_FROM_RECORDS`]) is published at once, its lag unchanged.
+    fn linger(&self, durable: u64) -> bool {
+        let backlog = durable.saturating_sub(self.published.seq);
+        (LINGER_FROM_RECORDS..MAX_MESSAGE_RECORDS).contains(&backlog) && !self.shared.stop.load(Ordering::Acquire)
+    }
+
     fn backlog(&self) -> u64 {
         self.shared.durable_seq.load(Ordering::Acquire).saturating_sub(self.published.seq)
     }
@@ -348,6 +429,15 @@ impl Worker {
                 return Ok(());
             }
             let durable = self.shared.durable_seq.load(Ordering::Acquire);
+            if self.linger(durable) {
+                let until = *self.linger_until.get_or_insert_with(|| Instant::now() + LINGER);
+                let now = Instant::now();
+                if now < until {
+                    let _ = tokio::time::timeout(until - now, self.shared.notify.notified()).await;
+                    continue;
+                }
+            }
+            self.linger_until = None;
             if self.published.seq < durable {
                 self.report.max_backlog = self.report.max_backlog.max(durable - self.published.seq);
                 self.publish_next(&context, &stream, durable).await?;
@@ -488,19 +578,38 @@ impl Worker {
         durable: u64,
     ) -> Result<(), End> {
         let first = self.published.seq + 1;
-        let last = durable.min(self.published.seq + MAX_MESSAGE_RECORDS);
+        let limit = durable.min(self.published.seq + MAX_MESSAGE_RECORDS);
+        // The journal stage's chain value at the message's end, when one is in reach (the
+        // records are then only copied); else the chain is folded here.
+        let checkpoint = self.shared.checkpoint(self.published.seq, limit);
+        let last = checkpoint.map_or(limit, |c| c.seq);
         let mut digest = self.published;
-        let mut payload = BytesMut::new();
+        let mut payload = BytesMut::with_capacity(usize::try_from(last + 1 - first).unwrap_or(0) * RECORD_BYTES);
         let reader = self.reader()?;
         for item in reader.iter_from(first)? {
             let record = item?;
             if record.seq > last {
                 break;
             }
-            digest
-                .push(record.seq, record.payload)
-                .map_err(|expected| End::Failed(format!("journal gap at {expected}")))?;
+            if checkpoint.is_none() || cfg!(debug_assertions) {
+                digest
+                    .push(record.seq, record.payload)
+                    .map_err(|expected| End::Failed(format!("journal gap at {expected}")))?;
+            } else if record.seq != digest.seq + 1 {
+                return Err(End::Failed(format!("journal gap at {}", digest.seq + 1)));
+            } else {
+                digest.seq = record.seq;
+            }
             payload.extend_from_slice(record.payload);
+        }
+        if let Some(checkpoint) = checkpoint.filter(|c| c.seq == digest.seq) {
+            // The pair of the journal stage's fold: the same records, the same chain.
+            debug_assert_eq!(digest, checkpoint, "the journal stage's chain and the journal's records");
+            digest = checkpoint;
+        } else if checkpoint.is_some() {
+            // The records up to the checkpoint are not all visible through this mapping yet.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            return Ok(());
         }
         if digest.seq < first {
             // Committed but not yet visible through this mapping: look again shortly.
