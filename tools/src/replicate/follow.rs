@@ -53,6 +53,8 @@ use futures_util::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
 use verex_engine::attest::{Attestation, JournalDigest};
 use verex_engine::record::{access_record, RecordBytes};
+use verex_engine::runtime::WORKER_CACHED_KEYS;
+use verex_engine::signature_rule::SignatureVerifier;
 use verex_engine::signing::{hex, SignatureError};
 use verex_engine::snapshot::{decode_snapshot, encode_snapshot};
 use verex_engine::tx::ArchivedSequencedTx;
@@ -212,6 +214,9 @@ struct Follower<'c> {
     /// Messages applied since the last commit: (publish time, records).
     group_lag: Vec<(u64, u64)>,
     group_records: u64,
+    /// One signature verifier per verification worker, kept across messages: each worker's
+    /// cache of signers' decompressed keys outlives the batch (taken while workers run).
+    verifiers: Vec<SignatureVerifier>,
     report: FollowReport,
 }
 
@@ -252,6 +257,9 @@ impl<'c> Follower<'c> {
             last_message: Instant::now(),
             group_lag: Vec::new(),
             group_records: 0,
+            verifiers: (0..verify_workers())
+                .map(|_| SignatureVerifier::new(WORKER_CACHED_KEYS, MAX_VERIFY_UNIT_RECORDS))
+                .collect(),
             report: FollowReport {
                 seq: 0,
                 state_hash: [0; 32],
@@ -651,10 +659,13 @@ impl<'c> Follower<'c> {
         let workers = workers.min(units.len());
         let claimed = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
+        let mut verifiers = std::mem::take(&mut self.verifiers);
+        let applied = std::thread::scope(|scope| {
             let (sender, receiver) = mpsc::channel();
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
+            let handles: Vec<_> = verifiers
+                .iter_mut()
+                .take(workers)
+                .map(|verifier| {
                     let sender = sender.clone();
                     let (units, checked, claimed, stop) = (&units, &checked, &claimed, &stop);
                     scope.spawn(move || {
@@ -662,7 +673,8 @@ impl<'c> Follower<'c> {
                         while !stop.load(Ordering::Relaxed) {
                             let unit = claimed.fetch_add(1, Ordering::Relaxed);
                             let Some((index, range)) = units.get(unit) else { break };
-                            verdicts = verify_unit(&checked[*index].0.records[range.clone()], verdicts);
+                            let records = &checked[*index].0.records[range.clone()];
+                            verdicts = verify_unit(records, verifier, verdicts);
                             if sender.send((unit, std::mem::take(&mut verdicts))).is_err() {
                                 break;
                             }
@@ -679,7 +691,9 @@ impl<'c> Follower<'c> {
                 let _ = handle.join();
             }
             result.map(|()| checked.len())
-        })
+        });
+        self.verifiers = verifiers;
+        applied
     }
 
     /// A log message that continues the chain at `digest`, split and checked up to its
@@ -720,7 +734,10 @@ impl<'c> Follower<'c> {
                         Ok((done, verdicts)) => {
                             arrived.insert(done, verdicts);
                         }
-                        Err(_) => break verify_unit(&message.records[range.clone()], Vec::new()),
+                        Err(_) => {
+                            let mut verifier = SignatureVerifier::new(range.len(), range.len());
+                            break verify_unit(&message.records[range.clone()], &mut verifier, Vec::new());
+                        }
                     }
                 };
                 debug_assert_eq!(verdicts.len(), range.len());
@@ -950,10 +967,15 @@ fn verify_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, MAX_VERIFY_WORKERS)
 }
 
-/// Batch-verifies records (already validated as archives) into `verdicts` (reused).
-fn verify_unit<'r>(records: &'r [RecordBytes], mut verdicts: Vec<Verdict<'r>>) -> Vec<Verdict<'r>> {
+/// Batch-verifies records (already validated as archives) into `verdicts` (reused) through
+/// `verifier` (its key cache: the same verdicts as without).
+fn verify_unit<'r>(
+    records: &'r [RecordBytes],
+    verifier: &mut SignatureVerifier,
+    mut verdicts: Vec<Verdict<'r>>,
+) -> Vec<Verdict<'r>> {
     let views: Vec<&ArchivedSequencedTx> = records.iter().map(RecordBytes::archived).collect();
-    VerifiedRecord::verify_batch(&views, &mut verdicts);
+    VerifiedRecord::verify_batch_with(&views, verifier, &mut verdicts);
     verdicts
 }
 
