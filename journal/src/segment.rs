@@ -221,7 +221,9 @@ pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> io::Result<(
 }
 
 /// The first half of creating segment `segment_index`: `NAME.seg.tmp`, preallocated to
-/// `segment_bytes` of real zeroed blocks and fsynced, with no header yet (its first seq and
+/// `segment_bytes` of allocated blocks that read as zeros (with `fallocate`, *unwritten*
+/// extents: the first msync of each block also converts its extent, a file-system journal
+/// commit that makes a commit's msync several times a plain one) and fsynced, with no header yet (its first seq and
 /// previous hash are known only at the roll). Invisible to recovery and readers, which remove
 /// and ignore `.seg.tmp` files. Returns the file opened read-write and its path; on failure
 /// (`ENOSPC` from the preallocation, say) the `.seg.tmp` file is removed before returning.
