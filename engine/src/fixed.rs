@@ -95,6 +95,11 @@ pub fn dec_to_units(mantissa: i64, scale: u8, decimals: u32) -> Option<i64> {
     if let Some(factor) = decimals.checked_sub(scale).and_then(|up| POW10_I64.get(up as usize)) {
         return mantissa.checked_mul(*factor);
     }
+    units_exact(mantissa, scale, decimals)
+}
+
+/// [`dec_to_units`] in exact 128-bit arithmetic: its slow path, and the tests' reference.
+fn units_exact(mantissa: i64, scale: u32, decimals: u32) -> Option<i64> {
     let value = i128::from(mantissa);
     let units = if decimals >= scale {
         value.checked_mul(pow10(decimals - scale)?)?
@@ -194,20 +199,7 @@ mod tests {
     /// decimals pair, including the edges of `i64`.
     #[test]
     fn units_conversion_fast_path_equals_exact_scaling() {
-        let reference = |mantissa: i64, scale: u8, decimals: u32| -> Option<i64> {
-            let value = i128::from(mantissa);
-            let scale = u32::from(scale);
-            let units = if decimals >= scale {
-                value.checked_mul(pow10(decimals - scale)?)?
-            } else {
-                let divisor = pow10(scale - decimals)?;
-                if value % divisor != 0 {
-                    return None;
-                }
-                value / divisor
-            };
-            i64::try_from(units).ok()
-        };
+        let reference = |mantissa: i64, scale: u8, decimals: u32| units_exact(mantissa, u32::from(scale), decimals);
         let mantissas = [0, 1, -1, 7, 10, 100, 12_345, -12_340, 922_337_203_685_477_580, i64::MAX, i64::MIN];
         for mantissa in mantissas {
             for scale in 0..=20u8 {
