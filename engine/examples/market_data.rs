@@ -18,7 +18,7 @@ use verex_engine::sequencer::{Clock, Sequencer};
 use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::text::event_json::{market_price, market_qty};
 use verex_engine::tx::{
-    AddAsset, AddMarket, Amend, Dec, Deposit, MarketKind, Op, OrderRef, OrderType, Place, Side, Symbol, TimeInForce, Tx,
+    AddAsset, AddMarket, Amend, Dec, Deposit, Op, OrderRef, OrderType, Place, Side, Symbol, TimeInForce, Tx,
 };
 use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, EventBuf, Genesis, Limits};
@@ -68,19 +68,9 @@ fn run() -> Result<(), String> {
     let (admin, custody) = (dev_role_key(Role::Admin), dev_role_key(Role::Custody));
     x.submit(&admin, 0, Op::AddAsset(AddAsset::new(sym("USDC"), 6)))?;
     x.submit(&admin, 0, Op::AddAsset(AddAsset::new(sym("BTC"), 8)))?;
-    let market = AddMarket {
-        symbol: sym("BTC-USDC"),
-        kind: MarketKind::Spot,
-        base: sym("BTC"),
-        quote: sym("USDC"),
-        tick: Dec::new(1, 2),
-        step: Dec::new(1, 4),
-        maker_fee: Dec::new(2, 4),
-        taker_fee: Dec::new(5, 4),
-        imf: Dec::ZERO,
-        mmf: Dec::ZERO,
-        funding_interval_ns: 0,
-    };
+    let market = AddMarket::spot("BTC-USDC", "BTC", "USDC", "0.01", "0.0001")
+        .and_then(|m| m.fees("0.0002", "0.0005"))
+        .map_err(|e| e.to_string())?;
     x.submit(&admin, 0, Op::AddMarket(market))?;
     let keys: Vec<_> = (1..=ACCOUNTS).map(dev_account_key).collect();
     for (account, key) in (1..).zip(&keys) {

@@ -9,9 +9,7 @@ use verex_engine::Event;
 fn before() -> Vec<Event> {
     use verex_engine::sequencer::{Clock, Sequencer};
     use verex_engine::signing::{dev_account_key, dev_role_key, Role};
-    use verex_engine::tx::{
-        AddAsset, AddMarket, Dec, Deposit, MarketKind, Op, OrderType, Place, Side, Symbol, TimeInForce, Tx,
-    };
+    use verex_engine::tx::{AddAsset, AddMarket, Dec, Deposit, Op, OrderType, Place, Side, Symbol, TimeInForce, Tx};
     use verex_engine::verified::VerifiedTx;
     use verex_engine::{Engine, Genesis, Limits};
     let mut engine = Engine::new(Genesis::dev(), Limits::small()).expect("engine");
@@ -33,19 +31,7 @@ fn before() -> Vec<Event> {
     let sym = |s: &str| Symbol::new(s).expect("symbol");
     submit(0, 0, Op::AddAsset(AddAsset::new(sym("USDC"), 6)), &mut engine, &mut buf);
     submit(0, 0, Op::AddAsset(AddAsset::new(sym("BTC"), 8)), &mut engine, &mut buf);
-    let market = AddMarket {
-        symbol: sym("BTC-USDC"),
-        kind: MarketKind::Spot,
-        base: sym("BTC"),
-        quote: sym("USDC"),
-        tick: Dec::new(1, 2),
-        step: Dec::new(1, 4),
-        maker_fee: Dec::ZERO,
-        taker_fee: Dec::ZERO,
-        imf: Dec::ZERO,
-        mmf: Dec::ZERO,
-        funding_interval_ns: 0,
-    };
+    let market = AddMarket::spot("BTC-USDC", "BTC", "USDC", "0.01", "0.0001").expect("market");
     submit(0, 0, Op::AddMarket(market), &mut engine, &mut buf);
     submit(2, 0, Op::CreateAccount, &mut engine, &mut buf);
     submit(3, 0, Op::CreateAccount, &mut engine, &mut buf);

@@ -10,9 +10,7 @@ use verex_engine::signing::{dev_account_key, dev_role_key, Role};
 use verex_engine::store::{
     create_journal, recover, require_manifest, snapshot_path, write_snapshot, LimitsPreset, Manifest,
 };
-use verex_engine::tx::{
-    AddAsset, AddMarket, Dec, Deposit, MarketKind, Op, OrderType, Place, Side, Symbol, TimeInForce, Tx,
-};
+use verex_engine::tx::{AddAsset, AddMarket, Dec, Deposit, Op, OrderType, Place, Side, Symbol, TimeInForce, Tx};
 use verex_engine::verified::VerifiedTx;
 use verex_engine::{Engine, Genesis};
 use verex_journal::JournalConfig;
@@ -30,19 +28,11 @@ fn workload() -> Vec<(Option<u64>, u64, Op)> {
         (
             admin,
             0,
-            Op::AddMarket(AddMarket {
-                symbol: sym("BTC-USDC"),
-                kind: MarketKind::Spot,
-                base: sym("BTC"),
-                quote: sym("USDC"),
-                tick: Dec::new(1, 2),
-                step: Dec::new(1, 4),
-                maker_fee: Dec::new(2, 4),
-                taker_fee: Dec::new(5, 4),
-                imf: Dec::ZERO,
-                mmf: Dec::ZERO,
-                funding_interval_ns: 0,
-            }),
+            Op::AddMarket(
+                AddMarket::spot("BTC-USDC", "BTC", "USDC", "0.01", "0.0001")
+                    .and_then(|m| m.fees("0.0002", "0.0005"))
+                    .expect("market"),
+            ),
         ),
     ];
     for account in 1..=2u64 {
