@@ -483,17 +483,25 @@ impl Engine {
         if principal == 0 {
             return Err(RejectReason::InvalidAmount);
         }
-        let new_principal = h.lent.checked_add(principal).ok_or(RejectReason::Overflow)?;
+        h.lent.checked_add(principal).ok_or(RejectReason::Overflow)?;
         self.accrue(a);
-        let before = pool.lent();
-        let p = &mut self.pools[usize::from(a)];
-        p.lent_principal += u128::from(principal);
-        let grew = p.lent() - before;
-        let hm = self.accounts.holding_mut(account, a);
-        hm.available -= amount;
-        hm.lent = new_principal;
+        let grew = self.put_lent(account, a, amount, principal);
         self.add_fees(a, i128::from(amount - grew));
         Ok(())
+    }
+
+    /// Moves `amount` of an account's available into the pool as `principal` (the caller
+    /// checked the available and that the principal fits); returns what the pool's lent grew
+    /// by, for the caller to settle the rounding with the fee account.
+    fn put_lent(&mut self, account: u32, a: u16, amount: u64, principal: u64) -> u64 {
+        let p = &mut self.pools[usize::from(a)];
+        let before = p.lent();
+        p.lent_principal += u128::from(principal);
+        let grew = p.lent() - before;
+        let h = self.accounts.holding_mut(account, a);
+        h.available -= amount;
+        h.lent += principal;
+        grew
     }
 
     /// Moves `amount` of an account's lent back to available (`redeem`): needs cash in the
@@ -713,14 +721,10 @@ impl Engine {
                 .and_then(|p| u64::try_from(p).ok())
                 .unwrap_or(0)
                 .max(1);
-            let Some(new_principal) = self.accounts.holding(index, a).lent.checked_add(principal) else { continue };
-            let p = &mut self.pools[usize::from(a)];
-            let before = p.lent();
-            p.lent_principal += u128::from(principal);
-            let grew = p.lent() - before;
-            let h = self.accounts.holding_mut(index, a);
-            h.available -= share;
-            h.lent = new_principal;
+            if self.accounts.holding(index, a).lent.checked_add(principal).is_none() {
+                continue;
+            }
+            let grew = self.put_lent(index, a, share, principal);
             self.exchange_pays(a, i128::from(share) - i128::from(grew));
             out.push(Event::AutoLend { account: u64::from(index) + 1, asset: a, amount: share });
             self.touch(index);
