@@ -14,7 +14,7 @@ use crate::error::JournalError;
 use crate::frame::{self, MAX_PAYLOAD_BYTES};
 use crate::mark::{self, MarkFile};
 use crate::recovery::{self, RecoveryReport};
-use crate::roller::{Retired, Roller};
+use crate::roller::{Retired, Roller, ASYNC_ZERO_WRITE_BYTES, SYNCED_ZERO_WRITE_BYTES};
 use crate::segment::{
     self, SegmentHeader, DEFAULT_SEGMENT_BYTES, GENESIS_HASH, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
     SEGMENT_HEADER_BYTES,
@@ -22,6 +22,9 @@ use crate::segment::{
 
 /// Name of the lock file in the journal directory.
 pub const LOCK_FILE_NAME: &str = "journal.lock";
+/// The writer tells the roller how full the active segment is each time an append crosses a
+/// 1 MiB boundary (and at every roll): a shift and a compare per append.
+const FILL_REPORT_SHIFT: u32 = 20;
 
 /// When appended records are made durable, and what a crash can lose.
 ///
@@ -185,8 +188,21 @@ impl JournalWriter {
             None => MarkFile::create(&dir)?,
         };
         let report = recovered.report;
-        let mut roller = Roller::spawn(&dir, config.segment_bytes)?;
-        roller.request(active.as_ref().map_or(1, |active| active.index + 1));
+        // Folios as large as the commits allow (see `roller::zero_fill`).
+        let zero_write_bytes = match config.durability {
+            Durability::Sync | Durability::Batch => SYNCED_ZERO_WRITE_BYTES,
+            Durability::Async => ASYNC_ZERO_WRITE_BYTES,
+        };
+        let mut roller = Roller::spawn(&dir, config.segment_bytes, zero_write_bytes)?;
+        match active.as_ref() {
+            // The next segment is zero-filled as this one fills.
+            Some(active) => {
+                roller.pacer().set_fill(active.write_off, active.map.len());
+                roller.request(active.index + 1, true);
+            }
+            // A new journal: its first segment is zero-filled before the first append.
+            None => roller.take_ahead(1)?,
+        }
         let mut writer = JournalWriter {
             roller,
             dir,
@@ -238,6 +254,10 @@ impl JournalWriter {
         let off = active.write_off;
         self.last_hash = frame::write_frame(&mut active.map, off, seq, active.index, payload);
         active.write_off = off + frame_bytes;
+        if off >> FILL_REPORT_SHIFT != active.write_off >> FILL_REPORT_SHIFT {
+            // The roller zero-fills the next segment at the pace this one fills.
+            self.roller.pacer().set_fill(active.write_off, active.map.len());
+        }
         self.next_seq = Some(seq + 1);
         if self.durability == Durability::Sync {
             self.sync_active()?;
@@ -347,6 +367,7 @@ impl JournalWriter {
         self.first_seq.get_or_insert(first_seq);
         let write_off = SEGMENT_HEADER_BYTES as usize;
         let next = ActiveSegment { index, path, map: prepared.map, write_off, synced_off: write_off };
+        let next_len = next.map.len();
         let finished = self.active.replace(next);
         // The new segment is durable under its name: the mark records it (so that its loss is
         // detected, even empty), with every record so far committed.
@@ -357,7 +378,8 @@ impl JournalWriter {
             self.roller.retire(Retired { map: finished.map, path: finished.path, sync, inject_failure });
         }
         self.durable_seq = self.last_seq();
-        self.roller.request(index + 1);
+        self.roller.pacer().set_fill(write_off, next_len);
+        self.roller.request(index + 1, true);
         Ok(())
     }
 
