@@ -27,6 +27,7 @@
 
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
@@ -68,9 +69,10 @@ pub struct IngressConfig {
     /// and of ordering. A partial chunk waits for [`IngressSender::flush`].
     pub chunk_inputs: usize,
     /// Fewest inputs per chunk sent early, `1..=chunk_inputs`: a chunk goes as soon as it holds
-    /// this many while the worker it is dealt to has nothing queued. Under load the queues
-    /// are full and chunks grow to `chunk_inputs` (a larger batch verifies more signatures per
-    /// second); an idle worker gets work at once. Equal to `chunk_inputs`: fixed chunks.
+    /// this many while the worker it is dealt to is idle (waiting, nothing queued). Under load
+    /// the workers are busy and chunks grow to `chunk_inputs` (a larger batch verifies more
+    /// signatures per second); an idle worker gets work at once. Equal to `chunk_inputs`:
+    /// fixed chunks.
     pub min_chunk_inputs: usize,
     /// Chunks queued per worker, in and out (at least 1).
     pub queue_chunks: usize,
@@ -217,6 +219,9 @@ struct Chunk<I> {
 /// return [`IngressClosed`] at once), before waiting for the sending thread.
 pub struct IngressSender<I> {
     to_workers: Vec<Sender<Chunk<I>>>,
+    /// Per worker: it is waiting for a chunk (set by the worker before it blocks, cleared
+    /// when it has one).
+    idle: Vec<Arc<AtomicBool>>,
     next_worker: usize,
     pending: Vec<I>,
     first_ticket: u64,
@@ -233,8 +238,13 @@ impl<I> core::fmt::Debug for IngressSender<I> {
 
 impl<I: Send + 'static> IngressSender<I> {
     /// Queues one input; sends the chunk when it is full, or when it holds
-    /// `min_chunk_inputs` and the next worker has nothing queued (waiting if the workers are
-    /// busy). Returns the input's ticket.
+    /// `min_chunk_inputs` and the next worker is idle (waiting for a chunk, none queued),
+    /// waiting if the workers' queues are full. Returns the input's ticket.
+    ///
+    /// Idle, not merely "nothing queued": a worker takes its chunk off the queue as soon as it
+    /// starts on it, so under load its queue is empty most of the time, and chunks sent on that
+    /// signal stayed at `min_chunk_inputs` (end-to-end signed throughput 0.62–0.71 of the
+    /// verification bound, against 0.76–0.96 with full chunks, in the same session).
     ///
     /// # Errors
     /// [`IngressClosed`] if the receiver is gone.
@@ -242,7 +252,7 @@ impl<I: Send + 'static> IngressSender<I> {
         let ticket = self.next_ticket();
         self.pending.push(input);
         let full = self.pending.len() >= self.chunk_inputs;
-        if full || (self.pending.len() >= self.min_chunk_inputs && self.to_workers[self.next_worker].is_empty()) {
+        if full || (self.pending.len() >= self.min_chunk_inputs && self.next_worker_idle()) {
             self.flush()?;
         }
         Ok(ticket)
@@ -268,6 +278,11 @@ impl<I: Send + 'static> IngressSender<I> {
     #[must_use]
     pub fn next_ticket(&self) -> u64 {
         self.first_ticket + self.pending.len() as u64
+    }
+
+    /// Whether the worker the next chunk goes to is waiting for work, with none queued.
+    fn next_worker_idle(&self) -> bool {
+        self.idle[self.next_worker].load(Ordering::Acquire) && self.to_workers[self.next_worker].is_empty()
     }
 }
 
@@ -355,22 +370,28 @@ where
     let decode = Arc::new(decode);
     let mut to_workers = Vec::with_capacity(config.workers);
     let mut from_workers = Vec::with_capacity(config.workers);
+    let mut idle = Vec::with_capacity(config.workers);
     for index in 0..config.workers {
         let (chunk_tx, chunk_rx) = bounded::<Chunk<I>>(config.queue_chunks);
         let (verdict_tx, verdict_rx) = bounded::<Vec<Verdict>>(config.queue_chunks);
         let decode = Arc::clone(&decode);
         let verify = config.verify;
         let chunk_inputs = config.chunk_inputs;
+        // Busy until the worker says it waits: a chunk it finds queued at once never makes it so.
+        let worker_idle = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&worker_idle);
         // Detached: a worker ends when its channels do (joining could wait on a live sender).
         std::thread::Builder::new()
             .name(format!("verex-ingress-{index}"))
-            .spawn(move || worker_loop(&chunk_rx, &verdict_tx, decode.as_ref(), verify, chunk_inputs))
+            .spawn(move || worker_loop(&chunk_rx, &verdict_tx, &flag, decode.as_ref(), verify, chunk_inputs))
             .map_err(|e| format!("cannot spawn ingress worker {index}: {e}"))?;
+        idle.push(worker_idle);
         to_workers.push(chunk_tx);
         from_workers.push(verdict_rx);
     }
     let sender = IngressSender {
         to_workers,
+        idle,
         next_worker: 0,
         pending: Vec::with_capacity(config.chunk_inputs),
         first_ticket: 0,
@@ -401,9 +422,12 @@ impl WorkerState {
     }
 }
 
+/// Checks chunks until the sender is gone; `idle` says, while it waits for one, that it is
+/// waiting (the sender sends early only to an idle worker).
 fn worker_loop<I, D>(
     chunks: &Receiver<Chunk<I>>,
     verdicts: &Sender<Vec<Verdict>>,
+    idle: &AtomicBool,
     decode: &D,
     verify: VerifyMode,
     chunk_inputs: usize,
@@ -411,7 +435,20 @@ fn worker_loop<I, D>(
     D: Fn(I) -> Result<Decoded, String>,
 {
     let mut state = WorkerState::new(chunk_inputs);
-    while let Ok(chunk) = chunks.recv() {
+    loop {
+        let chunk = match chunks.try_recv() {
+            Ok(chunk) => chunk,
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {
+                idle.store(true, Ordering::Release);
+                let next = chunks.recv();
+                idle.store(false, Ordering::Release);
+                match next {
+                    Ok(chunk) => chunk,
+                    Err(_) => return,
+                }
+            }
+        };
         let checked = check_chunk(chunk, decode, verify, &mut state);
         if verdicts.send(checked).is_err() {
             return;
@@ -500,4 +537,55 @@ where
         }
     }
     Ok(sequenced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn an_idle_worker_gets_work_at_the_minimum_and_a_busy_one_a_full_chunk() {
+        let (gate_tx, gate_rx) = bounded::<()>(0);
+        let config =
+            IngressConfig { workers: 1, chunk_inputs: 16, min_chunk_inputs: 4, queue_chunks: 2, verify: VerifyMode::Batch };
+        let (mut sender, mut receiver) = start_ingress(config, move |input: u32| {
+            if input == 0 {
+                // The first input keeps its worker busy until the test opens the gate.
+                let _ = gate_rx.recv();
+            }
+            Err(format!("input {input} is not a tx"))
+        })
+        .expect("ingress");
+        wait_until("the worker waits for work", || sender.idle[0].load(Ordering::Acquire));
+        for input in 0..4 {
+            sender.send(input).expect("open");
+        }
+        assert!(sender.pending.is_empty(), "an idle worker gets a chunk of the minimum at once");
+        wait_until("the worker is busy with it", || !sender.idle[0].load(Ordering::Acquire));
+        for input in 4..14 {
+            sender.send(input).expect("open");
+        }
+        assert_eq!(sender.pending.len(), 10, "nothing queued, but the worker is busy: the chunk grows");
+        for input in 14..20 {
+            sender.send(input).expect("open");
+        }
+        assert!(sender.pending.is_empty(), "a full chunk goes");
+        gate_tx.send(()).expect("the worker waits at the gate");
+        drop(sender);
+        let mut tickets = Vec::new();
+        while let Some(verdict) = receiver.recv() {
+            assert!(matches!(verdict, Verdict::Refused { reason: RefusalReason::Decode(_), .. }), "{verdict:?}");
+            tickets.push(verdict.ticket());
+        }
+        assert_eq!(tickets, (0..20).collect::<Vec<u64>>());
+    }
 }
