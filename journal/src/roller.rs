@@ -490,7 +490,7 @@ mod tests {
         let extent_count = u64::try_from(EXTENTS).unwrap();
         buf[2] = u64::from(FIEMAP_FLAG_SYNC); // fm_flags (low half), fm_mapped_extents
         buf[3] = extent_count; // fm_extent_count (low half), fm_reserved
-        // SAFETY: `buf` is a `struct fiemap` with room for `EXTENTS` extents.
+                               // SAFETY: `buf` is a `struct fiemap` with room for `EXTENTS` extents.
         if unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_FIEMAP, buf.as_mut_ptr()) } != 0 {
             return None;
         }
