@@ -1,6 +1,7 @@
 //! Group commit in the journal stage: one commit covers everything the ring held, up to the
 //! record cap and the time bound of `PipelineConfig`; an idle pipeline commits at once; the
-//! durable seq the pipeline publishes never passes the last appended seq.
+//! durable seq the pipeline publishes never passes the last appended seq; and the output
+//! stage tells its subscriber, once per pause, that what it released is all there is for now.
 
 mod pipeline_support;
 
@@ -123,4 +124,52 @@ fn an_idle_pipeline_commits_a_lone_tx_at_once() {
     }
     let stopped = pipeline.shutdown().expect("shutdown");
     assert_eq!(stopped.sink.groups, vec![1; txs.len()], "one group per lone tx");
+}
+
+/// Counts what the output stage tells it: released txs, and idle calls after the last release.
+#[derive(Clone, Default)]
+struct IdleWatch {
+    released: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    idles: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The released count at the last idle call.
+    released_at_idle: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl verex_engine::runtime::Subscriber for IdleWatch {
+    fn on_event(&mut self, _seq: u64, _event: &verex_engine::Event, _catalog: &verex_engine::catalog::Catalog) {}
+
+    fn on_tx_end(&mut self, _end: &verex_engine::runtime::TxEnd) {
+        self.released.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn on_idle(&mut self) {
+        let released = self.released.load(std::sync::atomic::Ordering::Acquire);
+        self.idles.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.released_at_idle.store(released, std::sync::atomic::Ordering::Release);
+    }
+}
+
+#[test]
+fn the_subscriber_hears_once_per_pause_that_everything_released_is_out() {
+    use std::sync::atomic::Ordering;
+    let txs = signed(&workload(3));
+    let watch = IdleWatch::default();
+    let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+    let mut pipeline =
+        Pipeline::start(engine, pipeline_support::memory(), watch.clone(), config(WaitMode::Yielding)).expect("start");
+    for (k, (tx, ts)) in txs.iter().enumerate() {
+        pipeline.submit(tx, *ts, k as u64).expect("submit");
+        // The pipeline stays open: each tx's release is followed by an idle call that sees it.
+        let deadline = Deadline::in_secs(30);
+        while watch.released_at_idle.load(Ordering::Acquire) < k as u64 + 1 {
+            deadline.check("an idle call after the release");
+            std::thread::yield_now();
+        }
+    }
+    // Nothing more is released: no more idle calls, however long the stage polls.
+    let idles = watch.idles.load(Ordering::Acquire);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(watch.idles.load(Ordering::Acquire), idles, "one idle call per pause, not one per poll");
+    assert!(idles <= txs.len() as u64 * 2, "{idles} idle calls for {} txs", txs.len());
+    pipeline.shutdown().expect("shutdown");
 }

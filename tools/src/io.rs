@@ -11,6 +11,10 @@ use crate::error::CliError;
 /// Longest input line accepted, in bytes (without its newline). A transaction line is a few
 /// hundred bytes; the bound keeps a file with no newlines from exhausting memory.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Bytes a [`LineReader`] reads at a time: thousands of transaction lines per read from a
+/// file, so that a reader handing on what it has when the buffer runs out of whole lines
+/// ([`LineReader::has_buffered_line`]) still makes full chunks.
+pub const READ_BUFFER_BYTES: usize = 1 << 20;
 
 /// The name `-`: standard input or output.
 const STDIO: &str = "-";
@@ -60,7 +64,7 @@ pub struct Line<'a> {
 /// so that every error can name one.
 pub struct LineReader {
     name: String,
-    reader: Box<dyn BufRead>,
+    reader: BufReader<Box<dyn Read>>,
     buf: Vec<u8>,
     line_number: u64,
     bytes_read: u64,
@@ -77,14 +81,23 @@ impl LineReader {
             Some(path) if !is_stdio(path) => {
                 let file = File::open(path).map_err(|e| CliError::io("open", path, e))?;
                 let total_bytes = file.metadata().ok().filter(std::fs::Metadata::is_file).map(|m| m.len());
-                Ok(Self::new(path.display().to_string(), Box::new(BufReader::new(file)), total_bytes))
+                Ok(Self::new(path.display().to_string(), Box::new(file), total_bytes))
             }
-            _ => Ok(Self::new("<stdin>".to_string(), Box::new(BufReader::new(std::io::stdin())), None)),
+            _ => Ok(Self::new("<stdin>".to_string(), Box::new(std::io::stdin()), None)),
         }
     }
 
-    fn new(name: String, reader: Box<dyn BufRead>, total_bytes: Option<u64>) -> Self {
+    fn new(name: String, reader: Box<dyn Read>, total_bytes: Option<u64>) -> Self {
+        let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
         Self { name, reader, buf: Vec::with_capacity(1024), line_number: 0, bytes_read: 0, total_bytes }
+    }
+
+    /// Whether a whole line is already buffered, so that [`LineReader::next_line`] returns
+    /// without reading (and maybe waiting for) more input. A reader that batches lines
+    /// (`verex run`'s ingress chunks) hands on what it has when this is false: on a live input
+    /// that is when the input pauses.
+    pub fn has_buffered_line(&self) -> bool {
+        self.reader.buffer().contains(&b'\n')
     }
 
     /// Bytes consumed so far, and the file's size when known.

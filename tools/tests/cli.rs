@@ -490,6 +490,82 @@ fn a_tampered_signature_is_refused_with_bad_signature_and_no_seq() {
     assert_eq!(events[3]["reason"], "insufficient_balance", "{events:?}");
 }
 
+/// Runs `verex args` on a live standard input: writes each line, then waits (at most 30 s)
+/// for an event of that line's seq on standard output before writing the next; then closes
+/// the input and expects success. Returns every output line.
+fn run_live(args: &[&str], lines: &[String]) -> Vec<Value> {
+    use std::io::BufRead;
+    let mut child = Command::new(common::VEREX)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn verex");
+    let mut input = child.stdin.take().expect("stdin");
+    let output = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output).lines() {
+            if lines_tx.send(line.expect("stdout line")).is_err() {
+                return;
+            }
+        }
+    });
+    let mut events = Vec::new();
+    for (k, line) in lines.iter().enumerate() {
+        let seq = k as u64 + 1;
+        writeln!(input, "{line}").expect("write a line");
+        input.flush().expect("flush the line");
+        loop {
+            let Ok(text) = lines_rx.recv_timeout(std::time::Duration::from_secs(30)) else {
+                let _ = child.kill();
+                panic!("no event of seq {seq} within 30 s while the input stays open: {events:?}");
+            };
+            let event: Value = serde_json::from_str(&text).expect("an event line");
+            let done = event["seq"] == seq;
+            events.push(event);
+            if done {
+                break;
+            }
+        }
+    }
+    drop(input);
+    let status = child.wait().expect("wait for verex");
+    reader.join().expect("stdout reader");
+    events.extend(lines_rx.try_iter().map(|text| serde_json::from_str(&text).expect("an event line")));
+    assert!(status.success(), "verex {args:?}: {status:?}");
+    events
+}
+
+#[test]
+fn a_live_run_releases_each_event_before_its_input_ends() {
+    let unsigned = [
+        r#"{"op":"add_asset","symbol":"USDC","decimals":6}"#,
+        r#"{"op":"create_account"}"#,
+        r#"{"op":"deposit","account":1,"asset":"USDC","amount":"5"}"#,
+        r#"{"op":"withdraw","account":1,"asset":"USDC","amount":"1"}"#,
+    ];
+    // With --dev (signed by the run itself, straight into the pipeline).
+    let dev: Vec<String> = unsigned.iter().map(|l| (*l).to_string()).collect();
+    let events = run_live(&["run", "--dev", "--limits", "small", "--input", "-"], &dev);
+    assert_eq!(events.last().expect("events")["event"], "withdrawal", "{events:?}");
+
+    // Signed lines, through the ingress' workers (chunks of many lines each when busy).
+    let mut signed = sign(&["--dev-role", "admin"], &unsigned[..1]);
+    signed.extend(sign(&["--dev-account", "1"], &unsigned[1..2]));
+    signed.extend(sign(&["--dev-role", "custody"], &unsigned[2..3]));
+    signed.extend(sign(
+        &["--dev-account", "1", "--nonce-start", "2"],
+        &[r#"{"op":"withdraw","asset":"USDC","amount":"1"}"#],
+    ));
+    let dir = tempdir();
+    let genesis = dev_genesis_file(dir.path());
+    let args = ["run", "--limits", "small", "--input", "-", "--genesis", path_str(&genesis)];
+    let events = run_live(&args, &signed);
+    assert_eq!(events.last().expect("events")["event"], "withdrawal", "{events:?}");
+}
+
 #[test]
 fn unsigned_lines_are_an_error_without_dev() {
     let out = run_signed(&[], "{\"op\":\"create_account\"}\n");

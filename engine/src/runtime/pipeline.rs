@@ -359,6 +359,7 @@ impl<K: RecordSink, S: Subscriber> Pipeline<K, S> {
             catalog_seq: start_seq,
             known_durable: start_seq,
             withheld: 0,
+            released_since_idle: false,
         };
         let journal = JournalStage {
             sink,

@@ -394,6 +394,8 @@ pub(crate) struct OutputStage<S> {
     pub(crate) known_durable: u64,
     /// Items withheld so far.
     pub(crate) withheld: u64,
+    /// Something was released since the subscriber was last told the stage is idle.
+    pub(crate) released_since_idle: bool,
 }
 
 impl<S: Subscriber> OutputStage<S> {
@@ -422,6 +424,7 @@ impl<S: Subscriber> OutputStage<S> {
                 Err(Polling::NoEvents) => {}
                 Err(Polling::Shutdown) => return,
             }
+            self.tell_idle();
             backoff.idle(&self.shared.output_sleeper, || poller.has_available());
         }
     }
@@ -443,6 +446,7 @@ impl<S: Subscriber> OutputStage<S> {
             }
             self.catalog_seq = slot.seq;
         }
+        self.released_since_idle = true;
         match slot.item {
             OutItem::Event(event) => self.subscriber.on_event(slot.seq, &event, &self.catalog),
             OutItem::TxEnd { events } => {
@@ -456,8 +460,19 @@ impl<S: Subscriber> OutputStage<S> {
         }
     }
 
+    /// Tells the subscriber the stage is about to wait, once per pause after a release.
+    fn tell_idle(&mut self) {
+        if std::mem::take(&mut self.released_since_idle) {
+            self.subscriber.on_idle();
+        }
+    }
+
     /// Waits until `seq` is durable or never will be; returns the durable seq.
-    fn await_durable(&self, seq: u64) -> u64 {
+    fn await_durable(&mut self, seq: u64) -> u64 {
+        if self.shared.durable() < seq {
+            // What is released so far goes out before the wait for the next commit.
+            self.tell_idle();
+        }
         let mut backoff = Backoff::new(self.wait);
         loop {
             let durable = self.shared.durable();

@@ -50,6 +50,13 @@ pub trait Subscriber: Send + 'static {
     fn on_query_end(&mut self, tag: u64, after_seq: u64) {
         let _ = (tag, after_seq);
     }
+
+    /// The output stage has released everything it can for now and is about to wait (for more
+    /// txs, or for the next commit to make them durable). A subscriber that gathers its output
+    /// (lines for a file, a socket) hands it on here, so that a live reader sees each event
+    /// without waiting for a buffer to fill. Called once per pause that follows a release, not
+    /// on every poll.
+    fn on_idle(&mut self) {}
 }
 
 /// A closure over `(seq, event)` is a subscriber.

@@ -837,6 +837,18 @@ impl Subscriber for EventsOut {
         // The only note `run` submits: a line whose signature does not verify.
         self.write_line(BAD_SIGNATURE_EVENT);
     }
+
+    /// The events released so far go out now, so that a reader of a live run sees each one
+    /// without waiting for the buffer to fill.
+    fn on_idle(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.flush() {
+            self.error = Some(e);
+            self.failed.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// What a refused line yields (no seq: it was never sequenced).
@@ -1003,6 +1015,11 @@ fn feed_verified<K: RecordSink>(
         let mut lines = 0u64;
         let read = loop {
             if events_failed.load(Ordering::Acquire) || sequencer_done.load(Ordering::Acquire) {
+                break Ok(());
+            }
+            if !input.has_buffered_line() && sender.flush().is_err() {
+                // The input pauses (or its buffer is spent): the lines read so far go to the
+                // workers now instead of waiting for a full chunk.
                 break Ok(());
             }
             let line = match input.next_line() {
