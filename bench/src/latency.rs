@@ -70,7 +70,7 @@ const TARGETS: usize = 4_096;
 /// Bytes of the memory sink's arena.
 const ARENA_BYTES: usize = 64 << 20;
 /// Journal segment size for the journal sinks.
-const SEGMENT_BYTES: u64 = 256 << 20;
+const SEGMENT_BYTES: u64 = verex_journal::DEFAULT_SEGMENT_BYTES;
 /// Longest latency the histograms hold (60 s); larger values are clamped.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
 /// The tag's lowest bit marks a measured (not warm-up) tx; the rest is the planned time.

@@ -14,7 +14,7 @@ use crate::error::JournalError;
 use crate::frame::{self, MAX_PAYLOAD_BYTES};
 use crate::mark::{self, MarkFile};
 use crate::recovery::{self, RecoveryReport};
-use crate::roller::{Retired, Roller, ASYNC_ZERO_WRITE_BYTES, SYNCED_ZERO_WRITE_BYTES};
+use crate::roller::{Retired, Roller};
 use crate::segment::{
     self, SegmentHeader, DEFAULT_SEGMENT_BYTES, GENESIS_HASH, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
     SEGMENT_HEADER_BYTES,
@@ -129,6 +129,8 @@ pub struct JournalWriter {
     durable_seq: u64,
     /// The commit mark, written after every commit's records are durable.
     mark: MarkFile,
+    /// Bytes per msync of records, a moving average over about 8 (for the roller).
+    commit_bytes_avg: u64,
     poisoned: bool,
     fail_next_sync: bool,
     fail_next_mark_sync: bool,
@@ -188,12 +190,9 @@ impl JournalWriter {
             None => MarkFile::create(&dir)?,
         };
         let report = recovered.report;
-        // Folios as large as the commits allow (see `roller::zero_fill`).
-        let zero_write_bytes = match config.durability {
-            Durability::Sync | Durability::Batch => SYNCED_ZERO_WRITE_BYTES,
-            Durability::Async => ASYNC_ZERO_WRITE_BYTES,
-        };
-        let mut roller = Roller::spawn(&dir, config.segment_bytes, zero_write_bytes)?;
+        // Folios sized to the commits where they are msynced (see `roller::zero_fill`).
+        let adaptive = config.durability != Durability::Async;
+        let mut roller = Roller::spawn(&dir, config.segment_bytes, adaptive)?;
         match active.as_ref() {
             // The next segment is zero-filled as this one fills.
             Some(active) => {
@@ -215,6 +214,7 @@ impl JournalWriter {
             last_hash: report.last_hash,
             durable_seq: report.last_seq,
             mark,
+            commit_bytes_avg: 0,
             poisoned: false,
             fail_next_sync: false,
             fail_next_mark_sync: false,
@@ -399,7 +399,8 @@ impl JournalWriter {
         written
     }
 
-    /// msyncs the active segment up to `write_off`; a failure poisons the writer.
+    /// msyncs the active segment up to `write_off`; a failure poisons the writer. Also keeps
+    /// the average size of these flushes, which the roller sizes its zero writes by.
     fn sync_active(&mut self) -> Result<(), JournalError> {
         let Some(active) = self.active.as_mut() else {
             return Ok(());
@@ -407,14 +408,18 @@ impl JournalWriter {
         if active.synced_off >= active.write_off {
             return Ok(());
         }
+        let flushed = active.write_off - active.synced_off;
         let result = if std::mem::take(&mut self.fail_next_sync) {
             Err(io::Error::other("injected msync failure"))
         } else {
-            active.map.flush_range(active.synced_off, active.write_off - active.synced_off)
+            active.map.flush_range(active.synced_off, flushed)
         };
         match result {
             Ok(()) => {
                 active.synced_off = active.write_off;
+                let flushed = flushed as u64;
+                self.commit_bytes_avg = self.commit_bytes_avg - self.commit_bytes_avg / 8 + flushed / 8;
+                self.roller.pacer().set_commit_bytes(self.commit_bytes_avg);
                 Ok(())
             }
             Err(source) => {
