@@ -7,12 +7,10 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::dev_genesis_file;
 use serde_json::Value;
-
-const VEREX: &str = env!("CARGO_BIN_EXE_verex");
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
@@ -20,26 +18,7 @@ fn data(name: &str) -> PathBuf {
 
 /// Runs `verex args`, feeding `stdin`; asserts it did not panic.
 fn verex_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(VEREX)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn verex");
-    // Feed stdin from a thread so that a large output cannot deadlock against it; verex may
-    // exit before reading everything (a bad argument): a closed pipe is fine then.
-    let mut pipe = child.stdin.take().expect("stdin");
-    let input = stdin.to_vec();
-    let feeder = std::thread::spawn(move || match pipe.write_all(&input) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
-        _ => {}
-    });
-    let out = child.wait_with_output().expect("wait for verex");
-    feeder.join().expect("stdin feeder");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "verex {args:?} panicked: {stderr}");
-    out
+    common::verex_in(args, stdin)
 }
 
 fn verex(args: &[&str]) -> Output {
@@ -495,13 +474,7 @@ fn a_tampered_signature_is_refused_with_bad_signature_and_no_seq() {
 /// the input and expects success. Returns every output line.
 fn run_live(args: &[&str], lines: &[String]) -> Vec<Value> {
     use std::io::BufRead;
-    let mut child = Command::new(common::VEREX)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn verex");
+    let mut child = common::spawn_piped(args);
     let mut input = child.stdin.take().expect("stdin");
     let output = child.stdout.take().expect("stdout");
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();

@@ -24,15 +24,22 @@ pub fn dev_genesis_file(dir: &Path) -> PathBuf {
     path
 }
 
-/// Runs `verex args` with `stdin`; asserts it did not panic.
-pub fn verex_in(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(VEREX)
+/// Starts `verex args` with its standard input, output and error piped.
+pub fn spawn_piped(args: &[&str]) -> std::process::Child {
+    Command::new(VEREX)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn verex");
+        .expect("spawn verex")
+}
+
+/// Runs `verex args` with `stdin` (fed from a thread, so that a large output cannot deadlock
+/// against it; verex may exit before reading everything, and a closed pipe is fine then);
+/// asserts it did not panic.
+pub fn verex_in(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = spawn_piped(args);
     let mut pipe = child.stdin.take().expect("stdin");
     let input = stdin.to_vec();
     let feeder = std::thread::spawn(move || match pipe.write_all(&input) {
