@@ -809,10 +809,16 @@ impl EventsOut {
     }
 
     fn write_line(&mut self, text: &str) {
+        self.write_with(|sink| sink.push_line(text));
+    }
+
+    /// Runs one write on the sink unless an earlier one failed; the first failure is kept
+    /// (reported by `finish`) and stops the feeding.
+    fn write_with(&mut self, write: impl FnOnce(&mut LineSink<Box<dyn Write + Send>>) -> std::io::Result<()>) {
         if self.error.is_some() {
             return;
         }
-        if let Err(e) = self.sink.push_line(text) {
+        if let Err(e) = write(&mut self.sink) {
             self.error = Some(e);
             self.failed.store(true, Ordering::Release);
         }
@@ -841,13 +847,7 @@ impl Subscriber for EventsOut {
     /// The events released so far go out now, so that a reader of a live run sees each one
     /// without waiting for the buffer to fill.
     fn on_idle(&mut self) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(e) = self.sink.flush() {
-            self.error = Some(e);
-            self.failed.store(true, Ordering::Release);
-        }
+        self.write_with(LineSink::flush);
     }
 }
 
