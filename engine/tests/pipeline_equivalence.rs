@@ -138,6 +138,30 @@ fn pinning_reports_an_unavailable_core_as_a_warning() {
     assert!(pipeline.shutdown().expect("shutdown").report.poison.is_none());
 }
 
+/// The engine's core is usually one the process was started without (`isolcpus`, or
+/// `taskset` on the housekeeping cores): pinning must ask the kernel, not the starting
+/// thread's own mask.
+#[test]
+fn the_engine_is_pinned_to_a_core_its_starting_thread_may_not_use() {
+    let cores = core_affinity::get_core_ids().expect("this platform lists cores");
+    let (Some(&housekeeping), Some(&isolated)) = (cores.first(), cores.last()) else { panic!("no core") };
+    assert!(cores.len() >= 2, "this test needs two cores (CI has two); found {}", cores.len());
+    // A thread of its own, so that the narrowed mask does not outlive the test.
+    std::thread::spawn(move || {
+        assert!(core_affinity::set_for_current(housekeeping), "narrowing this thread to core {}", housekeeping.id);
+        assert_eq!(core_affinity::get_core_ids().map(|ids| ids.len()), Some(1), "the starting thread sees one core");
+        let mut pinned = config(WaitMode::Yielding);
+        pinned.engine_core = Some(isolated.id);
+        let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");
+        let pipeline = Pipeline::start(engine, MemorySink::discarding(), Collect::default(), pinned).expect("start");
+        assert_eq!(pipeline.info().engine_pinned, Some(isolated.id), "{}", pipeline.info());
+        assert!(pipeline.info().warnings.is_empty(), "{}", pipeline.info());
+        assert!(pipeline.shutdown().expect("shutdown").report.poison.is_none());
+    })
+    .join()
+    .expect("the pinning thread");
+}
+
 #[test]
 fn an_empty_run_shuts_down_cleanly_and_dropping_a_pipeline_joins_it() {
     let engine = Engine::new(Genesis::dev(), Limits::small()).expect("limits");

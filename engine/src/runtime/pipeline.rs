@@ -301,18 +301,21 @@ fn epoch_now() -> Instant {
     Instant::now()
 }
 
+/// Cores a Linux CPU set can name (`CPU_SETSIZE`): a higher id cannot be asked for at all.
+const CPU_SET_CORES: usize = 1024;
+
 fn pin_current_thread(core: usize) -> Result<(), String> {
-    let Some(ids) = core_affinity::get_core_ids() else {
-        return Err(format!("engine stage not pinned: this platform cannot list cores (asked for core {core})"));
-    };
-    let Some(id) = ids.iter().copied().find(|id| id.id == core) else {
-        let known: Vec<String> = ids.iter().map(|id| id.id.to_string()).collect();
-        return Err(format!("engine stage not pinned: core {core} is not available (cores: {})", known.join(", ")));
-    };
-    if core_affinity::set_for_current(id) {
+    // Asked of the kernel directly, not checked against this thread's current mask: the
+    // engine's core is typically one the process was started without (`isolcpus`, `taskset`
+    // on the housekeeping cores), and the kernel refuses only a core that is offline or
+    // outside the cpuset.
+    if core >= CPU_SET_CORES {
+        return Err(format!("engine stage not pinned: core {core} is beyond a CPU set's {CPU_SET_CORES} cores"));
+    }
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         Ok(())
     } else {
-        Err(format!("engine stage not pinned: pinning to core {core} failed"))
+        Err(format!("engine stage not pinned: the kernel refused core {core} (offline, or outside this cpuset)"))
     }
 }
 
