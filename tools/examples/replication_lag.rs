@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p verex-tools --example replication_lag -- --dir DIR --txs N
 //!     [--rate TXS_PER_S (0: full speed)] [--publish nats://HOST:PORT --stream NAME [--replicated]]
-//!     [--blocking]
+//!     [--blocking] [--cores ENGINE,OTHER]
 //! ```
 //!
 //! Prints one JSON line: txs, seconds (to the pipeline's shutdown), tx/s, the seconds to the
@@ -64,6 +64,10 @@ struct Args {
     /// Park idle stages (`WaitMode::Blocking`) instead of this machine's default, so that
     /// the follower and the server sharing the machine get the cores the primary leaves.
     blocking: bool,
+    /// `--cores ENGINE,OTHER`: the engine stage pinned to core ENGINE, and every other thread
+    /// (the injector, the journal and output stages, the publisher) kept on core OTHER: the
+    /// engine's core isolated, as on a deployment.
+    cores: Option<(usize, usize)>,
 }
 
 fn parse_args() -> Args {
@@ -75,6 +79,7 @@ fn parse_args() -> Args {
         stream: "perf".into(),
         replicated: false,
         blocking: false,
+        cores: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -87,6 +92,11 @@ fn parse_args() -> Args {
             "--stream" => args.stream = value(),
             "--replicated" => args.replicated = true,
             "--blocking" => args.blocking = true,
+            "--cores" => {
+                let value = value();
+                let (engine, other) = value.split_once(',').expect("--cores ENGINE,OTHER");
+                args.cores = Some((engine.parse().expect("--cores"), other.parse().expect("--cores")));
+            }
             other => panic!("unknown flag {other}; see the doc comment"),
         }
     }
@@ -107,6 +117,10 @@ fn signed_workload(txs: u64) -> Vec<VerifiedTx> {
 #[allow(clippy::disallowed_methods)]
 fn main() {
     let args = parse_args();
+    if let Some((_, other)) = args.cores {
+        // Every thread but the engine stage is spawned from here and inherits this core.
+        assert!(core_affinity::set_for_current(core_affinity::CoreId { id: other }), "--cores: core {other}");
+    }
     let started = Instant::now();
     let txs = signed_workload(args.txs);
     eprintln!("signed {} txs in {:.1} s", txs.len(), started.elapsed().as_secs_f64());
@@ -130,12 +144,18 @@ fn main() {
         config.wait = WaitMode::Blocking;
         config.engine_core = None;
     }
+    if let Some((engine, _)) = args.cores {
+        config.engine_core = Some(engine);
+    }
     let epoch = Arc::new(OnceLock::new());
     let latency = Latency {
         epoch: Arc::clone(&epoch),
         release_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("histogram"),
     };
     let mut pipeline = Pipeline::start(engine, sink, latency, config).expect("pipeline");
+    if let Some((engine, _)) = args.cores {
+        assert_eq!(pipeline.info().engine_pinned, Some(engine), "{}", pipeline.info());
+    }
     let _ = epoch.set(pipeline.epoch());
     let cpu_before = cpu_ms(false).unwrap_or(0);
     let started = Instant::now();
