@@ -23,7 +23,7 @@ use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 
 use verex_engine::catalog::Catalog;
-use verex_engine::runtime::{Pipeline, PipelineConfig, Subscriber, TxEnd, WaitMode};
+use verex_engine::runtime::{Pipeline, PipelineConfig, RecordSink, SinkError, Subscriber, TxEnd, WaitMode};
 use verex_engine::sequencer::Clock;
 use verex_engine::store::JournalSink;
 use verex_engine::text::tx_json::{parse_tx_line, DevSigner};
@@ -51,6 +51,39 @@ impl Subscriber for Latency {
             let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.release_ns.saturating_record(now.saturating_sub(end.published_ns).max(1));
         }
+    }
+}
+
+/// Counts the commit groups (commits that made new records durable) of the sink it wraps: how
+/// often the journal flushed, which the throughput depends on (each msync interrupts the other
+/// cores of the process to flush their TLBs).
+struct CountingCommits<K> {
+    inner: K,
+    durable: u64,
+    groups: u64,
+}
+
+impl<K: RecordSink> RecordSink for CountingCommits<K> {
+    fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        self.inner.append(seq, bytes)
+    }
+
+    fn commit(&mut self) -> Result<u64, SinkError> {
+        let durable = self.inner.commit()?;
+        if durable > self.durable {
+            self.durable = durable;
+            self.groups += 1;
+        }
+        Ok(durable)
+    }
+
+    fn finish(&mut self) -> Result<u64, SinkError> {
+        let durable = self.inner.finish()?;
+        if durable > self.durable {
+            self.durable = durable;
+            self.groups += 1;
+        }
+        Ok(durable)
     }
 }
 
@@ -139,6 +172,7 @@ fn main() {
     let release =
         if args.replicated { Release::Replicated { final_wait: Duration::from_secs(30) } } else { Release::Local };
     let sink = PublishingSink::new(JournalSink::new(writer), publisher.as_ref().map(Publisher::feed), release);
+    let sink = CountingCommits { inner: sink, durable: 0, groups: 0 };
     let mut config = PipelineConfig::for_this_machine(Clock::Deterministic);
     if args.blocking {
         config.wait = WaitMode::Blocking;
@@ -180,7 +214,7 @@ fn main() {
     let acked_seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_ms(false).unwrap_or(0).saturating_sub(cpu_before);
     println!(
-        "{{\"txs\":{seq},\"seconds\":{seconds:.3},\"tx_per_s\":{:.0},\"acked_seconds\":{acked_seconds:.3},\"process_cpu_ms\":{cpu},\"publisher_cpu_ms\":{},\"publish\":{},\"replicated\":{},\"acked_seq\":{},\"messages\":{},\"max_backlog\":{},\"release_p50_us\":{},\"release_p99_us\":{}}}",
+        "{{\"txs\":{seq},\"seconds\":{seconds:.3},\"tx_per_s\":{:.0},\"acked_seconds\":{acked_seconds:.3},\"process_cpu_ms\":{cpu},\"publisher_cpu_ms\":{},\"publish\":{},\"replicated\":{},\"acked_seq\":{},\"messages\":{},\"max_backlog\":{},\"release_p50_us\":{},\"release_p99_us\":{},\"commit_groups\":{}}}",
         seq as f64 / seconds,
         report.as_ref().and_then(|r| r.cpu_ms).unwrap_or(0),
         report.is_some(),
@@ -190,5 +224,6 @@ fn main() {
         report.as_ref().map_or(0, |r| r.max_backlog),
         release.value_at_quantile(0.5) / 1000,
         release.value_at_quantile(0.99) / 1000,
+        stopped.sink.groups,
     );
 }
