@@ -31,6 +31,9 @@ const BATCH: usize = 256;
 const MSYNC_SAMPLES: usize = 2_000;
 /// The offered rate at which the pipeline's p99 is compared with the disk's.
 const LATENCY_RATE: u64 = 100_000;
+/// The file the commit floor writes its records into, round and round (a prepared segment's
+/// blocks: written, synced).
+const FLOOR_FILE_BYTES: usize = 32 << 20;
 
 /// What one `--signed` run measured.
 struct SignedReport {
@@ -41,6 +44,10 @@ struct SignedReport {
     cores: usize,
     end_to_end_per_s: f64,
     msync_ns: [u64; 3],
+    /// The group commit of one flush (records' msync), no pipeline: p50, p99, max.
+    floor_msync_ns: [u64; 3],
+    /// The group commit of SPEC 8 (records' msync, then the mark's fdatasync), no pipeline.
+    floor_commit_ns: [u64; 3],
     pipeline_ns: [u64; 3],
     pipeline_achieved: f64,
 }
@@ -52,6 +59,14 @@ pub(super) fn run(args: &Args, cores: usize) {
     // here) trims the freed blocks afterwards; measured after it, the pipeline's p99 at 100k
     // tx/s was 3.5–16 ms, against 2.4–3.0 ms on its own.
     let msync_ns = msync_alone();
+    settle_disk();
+    // The same rate and length as the pipeline's run: what the disk alone allows a group
+    // commit, per tx and from its planned time, as the pipeline's latency is measured.
+    let floor_seconds = args.seconds;
+    let floor_warmup = usize::try_from(args.warmup).unwrap_or(usize::MAX);
+    let floor_msync_ns = commit_floor(LATENCY_RATE, floor_seconds, floor_warmup, false);
+    settle_disk();
+    let floor_commit_ns = commit_floor(LATENCY_RATE, floor_seconds, floor_warmup, true);
     settle_disk();
     let row = run_rate(Some(LATENCY_RATE), "journal-batch", args);
     settle_disk();
@@ -90,6 +105,8 @@ pub(super) fn run(args: &Args, cores: usize) {
         cores,
         end_to_end_per_s,
         msync_ns,
+        floor_msync_ns,
+        floor_commit_ns,
         pipeline_ns,
         pipeline_achieved: row.achieved_per_s,
     };
@@ -202,6 +219,79 @@ fn msync_alone() -> [u64; 3] {
     [histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99), histogram.max()]
 }
 
+/// The disk's own limit for a group commit at `rate` txs per second, with no pipeline, no
+/// other thread and no engine: one thread plans a record every `1/rate` seconds for `seconds`
+/// (the first `warmup` unrecorded), writes every record that is due into a mapped, written and
+/// synced file (round and round), `msync`s them, and with `with_mark` then writes and
+/// `fdatasync`s a 64-byte mark in a second file, as SPEC 8's commit does; then it starts the
+/// next commit with whatever fell due meanwhile. Each record's latency is from its planned
+/// time to the end of the commit that made it durable: the pipeline's own measure. p50, p99
+/// and max.
+fn commit_floor(rate: u64, seconds: f64, warmup: usize, with_mark: bool) -> [u64; 3] {
+    use std::os::unix::fs::FileExt as _;
+    let dir = std::env::temp_dir().join(format!("verex-floor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let written_file = |name: &str, bytes: usize| {
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        file.write_all(&vec![0u8; bytes]).unwrap_or_else(|e| panic!("{e}"));
+        file.sync_all().unwrap_or_else(|e| panic!("{e}"));
+        file
+    };
+    let segment = written_file("segment", FLOOR_FILE_BYTES);
+    let mark = written_file("mark", 8192);
+    // SAFETY: the file is this process' own temporary file; nothing else maps or resizes it.
+    let mut map = unsafe { memmap2::MmapMut::map_mut(&segment) }.unwrap_or_else(|e| panic!("mmap: {e}"));
+    let frame =
+        usize::try_from(verex_journal::frame::frame_len(verex_engine::tx::RECORD_BYTES as u64)).unwrap_or(usize::MAX);
+    let total = warmup + (rate as f64 * seconds) as usize;
+    let planned_ns = |n: usize| (n as u128 * 1_000_000_000 / u128::from(rate)) as u64;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("{e}"));
+    let (mut next, mut at, mut commits) = (0usize, 0usize, 0u64);
+    let start = Instant::now();
+    let elapsed_ns = || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    while next < total {
+        let now = elapsed_ns();
+        let due =
+            usize::try_from(u128::from(now) * u128::from(rate) / 1_000_000_000 + 1).unwrap_or(usize::MAX).min(total);
+        if due <= next {
+            std::hint::spin_loop();
+            continue;
+        }
+        let first_at = at;
+        for n in next..due {
+            if at + frame > FLOOR_FILE_BYTES {
+                map.flush_range(first_at, at - first_at).unwrap_or_else(|e| panic!("msync: {e}"));
+                at = 0;
+            }
+            map[at..at + frame].fill(u8::try_from(n % 251).unwrap_or(1));
+            at += frame;
+        }
+        let from = if at < first_at { 0 } else { first_at };
+        map.flush_range(from, at - from).unwrap_or_else(|e| panic!("msync: {e}"));
+        if with_mark {
+            let copy = u64::from(commits % 2 == 1) * 4096;
+            mark.write_all_at(&commits.to_le_bytes().repeat(8), copy).unwrap_or_else(|e| panic!("mark: {e}"));
+            mark.sync_data().unwrap_or_else(|e| panic!("mark fdatasync: {e}"));
+        }
+        commits += 1;
+        let durable = elapsed_ns();
+        for n in next.max(warmup)..due {
+            histogram.saturating_record(durable.saturating_sub(planned_ns(n)).max(1));
+        }
+        next = due;
+    }
+    drop(map);
+    let _ = std::fs::remove_dir_all(&dir);
+    [histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99), histogram.max()]
+}
+
 /// Lets the disk finish what the step before left it (deleted files: on a file system mounted
 /// with `discard` the freed blocks are trimmed when the file-system journal commits), so that
 /// the next measurement does not pay for it: `sync`, then a second for asynchronous discards.
@@ -254,6 +344,15 @@ impl SignedReport {
             micros(self.msync_ns[1]),
             micros(self.msync_ns[2])
         );
+        let triple = |ns: &[u64; 3]| format!("{} / {} / {}", micros(ns[0]), micros(ns[1]), micros(ns[2]));
+        println!(
+            "| group commit alone at {LATENCY_RATE} tx/s, records' msync: p50 / p99 / max | {} |",
+            triple(&self.floor_msync_ns)
+        );
+        println!(
+            "| group commit alone at {LATENCY_RATE} tx/s, msync + mark fdatasync: p50 / p99 / max | {} |",
+            triple(&self.floor_commit_ns)
+        );
         println!(
             "| pipeline at {LATENCY_RATE} tx/s offered ({:.0} achieved), journal-batch: p50 / p99 / max | {} / {} / {} |",
             self.pipeline_achieved,
@@ -265,6 +364,10 @@ impl SignedReport {
             "| pipeline_p99_vs_msync_p99 (time) | {:.3} |",
             self.pipeline_ns[1] as f64 / self.msync_ns[1].max(1) as f64
         );
+        println!(
+            "| pipeline_p99_vs_commit_floor_p99 (time) | {:.3} |",
+            self.pipeline_ns[1] as f64 / self.floor_commit_ns[1].max(1) as f64
+        );
     }
 
     fn json(&self) -> String {
@@ -274,7 +377,10 @@ impl SignedReport {
              \"verify_batch_vs_single\":{:.3},\"end_to_end_per_s\":{:.0},\"signed_e2e_vs_verify_bound\":{:.3},\
              \"msync_p50_ns\":{},\"msync_p99_ns\":{},\"msync_max_ns\":{},\"latency_rate\":{LATENCY_RATE},\
              \"pipeline_achieved_per_s\":{:.0},\"pipeline_p50_ns\":{},\"pipeline_p99_ns\":{},\"pipeline_max_ns\":{},\
-             \"pipeline_p99_vs_msync_p99\":{:.3}}}\n",
+             \"pipeline_p99_vs_msync_p99\":{:.3},\
+             \"floor_msync_p50_ns\":{},\"floor_msync_p99_ns\":{},\"floor_msync_max_ns\":{},\
+             \"floor_commit_p50_ns\":{},\"floor_commit_p99_ns\":{},\"floor_commit_max_ns\":{},\
+             \"pipeline_p99_vs_commit_floor_p99\":{:.3}}}\n",
             self.cores,
             self.single_per_core,
             self.batch_per_core,
@@ -290,7 +396,14 @@ impl SignedReport {
             self.pipeline_ns[0],
             self.pipeline_ns[1],
             self.pipeline_ns[2],
-            self.pipeline_ns[1] as f64 / self.msync_ns[1].max(1) as f64
+            self.pipeline_ns[1] as f64 / self.msync_ns[1].max(1) as f64,
+            self.floor_msync_ns[0],
+            self.floor_msync_ns[1],
+            self.floor_msync_ns[2],
+            self.floor_commit_ns[0],
+            self.floor_commit_ns[1],
+            self.floor_commit_ns[2],
+            self.pipeline_ns[1] as f64 / self.floor_commit_ns[1].max(1) as f64
         )
     }
 }
