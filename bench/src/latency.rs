@@ -17,7 +17,7 @@
 //!     [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE]
 //!     [--commit-max-records 8192] [--commit-max-delay-us 2000]
 //! cargo run --release -p verex-bench --bin latency -- --verify
-//! cargo run --release -p verex-bench --bin latency -- --signed [--json FILE]
+//! cargo run --release -p verex-bench --bin latency -- --signed [--repeat 3] [--json FILE]
 //! ```
 //!
 //! Sinks: `memory` copies each record into a pre-allocated 64 MiB arena (a journal with free
@@ -641,7 +641,7 @@ fn ingress_rate(txs: &[SignedTxBytes], workers: usize, chunk_inputs: usize, veri
 const USAGE: &str = "usage: latency [--rates 100000,500000,1000000,2000000,max] \
 [--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000] \
 [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE] \
-[--commit-max-records 8192] [--commit-max-delay-us 2000]\n       latency --verify\n       latency --signed [--json FILE]";
+[--commit-max-records 8192] [--commit-max-delay-us 2000]\n       latency --verify\n       latency --signed [--repeat 3] [--json FILE]";
 
 struct Args {
     rates: Vec<Option<u64>>,
