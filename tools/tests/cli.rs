@@ -213,6 +213,56 @@ fn production_limits_give_the_same_events_and_state_as_small_ones() {
     assert_eq!(read(&state), read(&state_small));
 }
 
+/// `--engine-core` pins the engine stage (here to the last core, which changes no event), and
+/// a core the kernel refuses stops the run before it opens or creates anything.
+#[test]
+fn engine_core_pins_the_engine_stage_and_a_refused_core_stops_the_run_before_it_starts() {
+    let dir = tempdir();
+    let (events, state) = run_dev(dir.path(), &data("fills.jsonl"), "unpinned");
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let last = (cores - 1).to_string();
+    let pinned_events = dir.path().join("pinned.events.jsonl");
+    let pinned_state = dir.path().join("pinned.state.json");
+    let out = verex(&[
+        "run",
+        "--dev",
+        "--limits",
+        "small",
+        "--engine-core",
+        &last,
+        "--input",
+        path_str(&data("fills.jsonl")),
+        "--events",
+        path_str(&pinned_events),
+        "--state",
+        path_str(&pinned_state),
+    ]);
+    assert_success(&out, "run --engine-core");
+    let read = |p: &Path| std::fs::read(p).expect("read output");
+    assert_eq!(read(&events), read(&pinned_events), "pinning changes no event");
+    assert_eq!(read(&state), read(&pinned_state), "pinning changes no state");
+
+    let journal = dir.path().join("journal");
+    let refused_events = dir.path().join("refused.events.jsonl");
+    let out = verex(&[
+        "run",
+        "--dev",
+        "--engine-core",
+        "100000",
+        "--input",
+        path_str(&data("fills.jsonl")),
+        "--journal",
+        path_str(&journal),
+        "--init",
+        "--events",
+        path_str(&refused_events),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: --engine-core 100000: engine stage not pinned"), "{}", stderr(&out));
+    assert!(!journal.exists(), "nothing is created before the core is checked");
+    assert!(!refused_events.exists(), "no events file either");
+}
+
 #[test]
 fn run_reads_standard_input_and_writes_events_to_standard_output() {
     let input = std::fs::read(data("spec13.jsonl")).expect("input");

@@ -54,9 +54,9 @@ pub use ingress::{
     Verdict, VerifyMode, MAX_CHUNK_INPUTS, MAX_WORKERS, WORKER_CACHED_KEYS,
 };
 pub use pipeline::{
-    Pipeline, PipelineConfig, PipelineInfo, ShutdownError, StartError, StopReport, Stopped, SubmitError,
-    TrySubmitError, DEFAULT_COMMIT_MAX_DELAY, DEFAULT_COMMIT_MAX_RECORDS, DEFAULT_OUTPUT_SLOTS, DEFAULT_RING_SLOTS,
-    MAX_COMMIT_DELAY, MAX_OUTPUT_SLOTS, MAX_RING_SLOTS, MIN_RING_SLOTS,
+    check_engine_core, Pipeline, PipelineConfig, PipelineInfo, ShutdownError, StartError, StopReport, Stopped,
+    SubmitError, TrySubmitError, DEFAULT_COMMIT_MAX_DELAY, DEFAULT_COMMIT_MAX_RECORDS, DEFAULT_OUTPUT_SLOTS,
+    DEFAULT_RING_SLOTS, MAX_COMMIT_DELAY, MAX_OUTPUT_SLOTS, MAX_RING_SLOTS, MIN_RING_SLOTS,
 };
 pub use query::{Query, QueryItem, MAX_QUERY_LEVELS};
 pub use shared::PoisonReason;

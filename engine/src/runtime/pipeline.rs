@@ -301,6 +301,17 @@ fn epoch_now() -> Instant {
     Instant::now()
 }
 
+/// Whether the engine stage can be pinned to `core`: tried on a short-lived thread of its own,
+/// so that a caller can refuse a bad core before it opens anything.
+///
+/// # Errors
+/// Why the kernel refused the core, as [`PipelineInfo::warnings`] would say it.
+pub fn check_engine_core(core: usize) -> Result<(), String> {
+    std::thread::spawn(move || pin_current_thread(core))
+        .join()
+        .unwrap_or_else(|_| Err(format!("engine stage not pinned: the check of core {core} failed")))
+}
+
 /// Cores a Linux CPU set can name (`CPU_SETSIZE`): a higher id cannot be asked for at all.
 const CPU_SET_CORES: usize = 1024;
 

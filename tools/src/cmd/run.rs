@@ -21,8 +21,8 @@ use clap::{Args, ValueEnum};
 use ed25519_dalek::SigningKey;
 use verex_engine::catalog::Catalog;
 use verex_engine::runtime::{
-    decode_json_line, feed, start_ingress, IngressConfig, MemorySink, Pipeline, PipelineConfig, PoisonReason,
-    RecordSink, RefusalReason, SinkError, SubmitError, Subscriber, WaitMode, DEFAULT_COMMIT_MAX_RECORDS,
+    check_engine_core, decode_json_line, feed, start_ingress, IngressConfig, MemorySink, Pipeline, PipelineConfig,
+    PoisonReason, RecordSink, RefusalReason, SinkError, SubmitError, Subscriber, WaitMode, DEFAULT_COMMIT_MAX_RECORDS,
 };
 use verex_engine::sequencer::Clock;
 use verex_engine::signing::{dev_role_key, hex, Role};
@@ -247,6 +247,12 @@ pub struct RunArgs {
     /// Time stamp source (default: deterministic with --dev, wall otherwise).
     #[arg(long, value_enum)]
     pub clock: Option<ClockArg>,
+    /// Pin the engine stage to this core, whatever the wait mode: typically a core kept from
+    /// the scheduler (`isolcpus`) or one the process was started without (`taskset` on the
+    /// other cores). The run refuses to start if the kernel refuses the core. Default: the
+    /// last core when the stages busy-spin (a core for each), none otherwise.
+    #[arg(long, value_name = "CORE")]
+    pub engine_core: Option<usize>,
     /// Attestations and snapshots (with --journal).
     #[command(flatten)]
     pub replica: ReplicaArgs,
@@ -358,6 +364,10 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
     let genesis = args.genesis.as_deref().map(read_genesis_file).transpose()?;
     refuse_same_file(Some(&args.input), args.events.as_deref(), "--input and --events")?;
     refuse_same_file(Some(&args.input), args.state.as_deref(), "--input and --state")?;
+    if let Some(core) = args.engine_core {
+        // Before anything is opened or created.
+        check_engine_core(core).map_err(|why| CliError::Usage(format!("--engine-core {core}: {why}")))?;
+    }
     let mut input = LineReader::open(Some(&args.input))?;
     let events = EventsOut::create(args.events.as_deref())?;
     let state = args.state.as_deref().map(Output::replacing).transpose()?;
@@ -373,13 +383,13 @@ pub fn execute(args: &RunArgs) -> Result<(), CliError> {
         };
         let engine = Engine::new(genesis, args.limits.unwrap_or(LimitsArg::Production).limits())?;
         let signer = args.dev.then(|| DevSigner::new(0));
-        let mut run = drive(engine, MemorySink::discarding(), events, &mut input, signer, clock)?;
+        let mut run = drive(engine, MemorySink::discarding(), events, &mut input, signer, clock, args.engine_core)?;
         let failure = run.poison.take().map(poison_error);
         return run.finish(failure, state);
     };
     let target = args.publish.target()?;
     let (engine, signer, sink, replica, publisher) = open_journal(args, dir, genesis, target)?;
-    let mut run = drive(engine, sink, events, &mut input, args.dev.then_some(signer), clock)?;
+    let mut run = drive(engine, sink, events, &mut input, args.dev.then_some(signer), clock, args.engine_core)?;
     // After a journal failure no event past the durable seq was released and no state is
     // written: the engine is ahead of what the journal holds. A fenced publisher (another
     // writer holds the stream) stops the run the same way.
@@ -898,7 +908,8 @@ fn pipeline_error(error: impl std::fmt::Display) -> CliError {
     CliError::Io { action: "run", file: "the pipeline".to_string(), source: std::io::Error::other(error.to_string()) }
 }
 
-/// Starts the pipeline on `engine`, feeds it the input's lines, and stops it.
+/// Starts the pipeline on `engine` (its engine stage on `engine_core` if given), feeds it the
+/// input's lines, and stops it.
 fn drive<K: RecordSink>(
     engine: Engine,
     sink: K,
@@ -906,6 +917,7 @@ fn drive<K: RecordSink>(
     input: &mut LineReader,
     signer: Option<DevSigner>,
     clock: Clock,
+    engine_core: Option<usize>,
 ) -> Result<Run<K>, CliError> {
     let events_failed = Arc::clone(&events.failed);
     let mut config = PipelineConfig::for_this_machine(clock);
@@ -918,7 +930,16 @@ fn drive<K: RecordSink>(
             config.engine_core = None;
         }
     }
+    if engine_core.is_some() {
+        config.engine_core = engine_core;
+    }
     let mut pipeline = Pipeline::start(engine, sink, events, config).map_err(pipeline_error)?;
+    if let Some(core) = engine_core.filter(|&core| pipeline.info().engine_pinned != Some(core)) {
+        let why = pipeline.info().warnings.join("; ");
+        // Nothing was fed: the pipeline stops with nothing to commit.
+        let _ = pipeline.shutdown();
+        return Err(CliError::Usage(format!("--engine-core {core}: {why}")));
+    }
     if std::io::stderr().is_terminal() {
         note(&format!("run: {}", pipeline.info()));
     }
