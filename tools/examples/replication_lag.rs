@@ -70,20 +70,23 @@ impl<K: RecordSink> RecordSink for CountingCommits<K> {
 
     fn commit(&mut self) -> Result<u64, SinkError> {
         let durable = self.inner.commit()?;
-        if durable > self.durable {
-            self.durable = durable;
-            self.groups += 1;
-        }
-        Ok(durable)
+        Ok(self.count(durable))
     }
 
     fn finish(&mut self) -> Result<u64, SinkError> {
         let durable = self.inner.finish()?;
+        Ok(self.count(durable))
+    }
+}
+
+impl<K> CountingCommits<K> {
+    /// Counts a group when the durable seq moved, and passes it on.
+    fn count(&mut self, durable: u64) -> u64 {
         if durable > self.durable {
             self.durable = durable;
             self.groups += 1;
         }
-        Ok(durable)
+        durable
     }
 }
 
