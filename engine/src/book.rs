@@ -186,7 +186,13 @@ impl BookSide {
         }
         let key = self.key(price);
         let mut step = 1;
-        let (lo, hi) = if self.entries[hint].0 < key {
+        let at_hint = self.entries[hint].0;
+        // A probe that lands on `key` is the answer (keys are unique): the hint itself (a
+        // level's own entry, not moved since) or an entry a few steps away.
+        if at_hint == key {
+            return Ok(hint);
+        }
+        let (lo, hi) = if at_hint < key {
             // The answer is above `hint`: gallop up until an entry sorts at or after `key`.
             let mut lo = hint + 1;
             let hi = loop {
@@ -194,25 +200,33 @@ impl BookSide {
                 if probe >= len {
                     break len;
                 }
-                if self.entries[probe].0 >= key {
-                    break probe + 1;
+                let probed = self.entries[probe].0;
+                if probed >= key {
+                    if probed == key {
+                        return Ok(probe);
+                    }
+                    break probe;
                 }
                 lo = probe + 1;
                 step *= 2;
             };
             (lo, hi)
         } else {
-            // The answer is at or below `hint`: gallop down until an entry sorts before `key`.
-            let mut hi = hint + 1;
+            // The answer is below `hint`: gallop down until an entry sorts at or before `key`.
+            let mut hi = hint;
             let lo = loop {
                 if hint < step {
                     break 0;
                 }
                 let probe = hint - step;
-                if self.entries[probe].0 < key {
+                let probed = self.entries[probe].0;
+                if probed <= key {
+                    if probed == key {
+                        return Ok(probe);
+                    }
                     break probe + 1;
                 }
-                hi = probe + 1;
+                hi = probe;
                 step *= 2;
             };
             (lo, hi)
