@@ -393,7 +393,9 @@ impl Book {
     }
 
     /// [`Book::unlink`], also returning where the order's level is or was in its side: a
-    /// hint for [`Book::rest_near`].
+    /// hint for [`Book::rest_near`]. Always inlined: a re-price's unlink is on the amend path,
+    /// and the call's register saves and its copy of the order cost more than the body.
+    #[inline(always)]
     pub(crate) fn unlink_near(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> (u64, usize) {
         let order = *orders.get(slot);
         debug_assert_ne!(order.level, NIL, "order must be resting");
