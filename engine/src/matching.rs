@@ -109,15 +109,6 @@ pub(crate) fn lock_asset(market: &Market, side: Side) -> u16 {
     }
 }
 
-/// The asset [`Engine::hold`] holds an order of `side` in: its [`lock_asset`] in a spot
-/// market, the settle asset of a perp.
-fn held_asset(market: &Market, side: Side) -> u16 {
-    match market.kind {
-        MarketKind::Spot => lock_asset(market, side),
-        MarketKind::Perp => market.quote,
-    }
-}
-
 /// What one lot (one `step`) of an order at `price` locks: its base quantity for a sell; for
 /// a buy, the lot's notional at `price` rounded up plus the larger fee on it rounded up.
 /// `None` on overflow.
@@ -939,9 +930,16 @@ impl Engine {
         let market = self.catalog.market(m);
         match market.kind {
             MarketKind::Spot => {
-                let available = self.accounts.holding(order.account, lock_asset(market, order.side)).available;
-                if new.need > available + order.locked {
+                let balance = self.accounts.holding_mut(order.account, lock_asset(market, order.side));
+                if new.need > balance.available + order.locked {
                     return Err(RejectReason::InsufficientBalance);
+                }
+                if !crosses_now {
+                    // Nothing below refuses a move in place: release the old lock and take
+                    // the new one now, with this one balance lookup (checked just above).
+                    debug_assert!(balance.locked >= order.locked, "unlock within locked");
+                    balance.available = balance.available + order.locked - new.need;
+                    balance.locked = balance.locked - order.locked + new.need;
                 }
             }
             MarketKind::Perp => {
@@ -964,10 +962,15 @@ impl Engine {
             level,
         };
         if !crosses_now {
-            let (kind, asset) = (market.kind, held_asset(market, order.side));
+            // A spot order's lock moved with the balance check; a perp order's reservation moves here.
+            let perp_settle = (market.kind == MarketKind::Perp).then_some(market.quote);
             let m = usize::from(m);
             let (left, vacated) = self.books[m].unlink_near(&mut self.orders, &mut self.levels, slot);
-            self.rehold(order.account, kind, asset, order.locked, new.need);
+            if let Some(settle) = perp_settle {
+                let holding = self.accounts.holding_mut(order.account, settle);
+                debug_assert!(holding.reserved >= order.locked, "release within reserved");
+                holding.reserved = holding.reserved - order.locked + new.need;
+            }
             let moved = self.orders.get_mut(slot);
             moved.price = new.price;
             moved.remaining = new.qty;
@@ -1010,28 +1013,6 @@ impl Engine {
         match market.kind {
             MarketKind::Spot => self.lock(account, lock_asset(market, side), amount),
             MarketKind::Perp => self.accounts.holding_mut(account, market.quote).reserved += amount,
-        }
-    }
-
-    /// Releases `old` and holds `new` in one step: the state [`Engine::release`] then
-    /// [`Engine::hold`] leave, with one balance lookup (a re-priced order's new hold was
-    /// checked against what is available plus what it held). `asset` is the order's
-    /// [`held_asset`] in a market of `kind`.
-    #[inline]
-    fn rehold(&mut self, account: u32, kind: MarketKind, asset: u16, old: u64, new: u64) {
-        match kind {
-            MarketKind::Spot => {
-                let balance = self.accounts.holding_mut(account, asset);
-                debug_assert!(balance.locked >= old, "unlock within locked");
-                debug_assert!(balance.available + old >= new, "lock checked against available");
-                balance.available = balance.available + old - new;
-                balance.locked = balance.locked - old + new;
-            }
-            MarketKind::Perp => {
-                let holding = self.accounts.holding_mut(account, asset);
-                debug_assert!(holding.reserved >= old, "release within reserved");
-                holding.reserved = holding.reserved - old + new;
-            }
         }
     }
 
