@@ -362,24 +362,20 @@ impl Book {
         slot: u32,
         hint: Option<usize>,
     ) -> u64 {
-        let (side, price, qty) = {
-            let order = orders.get(slot);
-            (order.side, order.price, order.remaining)
-        };
-        let level = self.side_mut(side).level_for(price, levels, hint);
-        let tail = levels.get(level).tail;
-        {
-            let order = orders.get_mut(slot);
-            order.level = level;
-            order.prev = tail;
-            order.next = NIL;
-        }
+        // One lookup of the order and one of its level.
+        let order = orders.get_mut(slot);
+        let qty = order.remaining;
+        let level = self.side_mut(order.side).level_for(order.price, levels, hint);
+        let level_ref = levels.get_mut(level);
+        let tail = level_ref.tail;
+        order.level = level;
+        order.prev = tail;
+        order.next = NIL;
         if tail == NIL {
-            levels.get_mut(level).head = slot;
+            level_ref.head = slot;
         } else {
             orders.get_mut(tail).next = slot;
         }
-        let level_ref = levels.get_mut(level);
         level_ref.tail = slot;
         level_ref.total_qty += qty;
         level_ref.count += 1;
@@ -397,33 +393,40 @@ impl Book {
     /// and the call's register saves and its copy of the order cost more than the body.
     #[inline(always)]
     pub(crate) fn unlink_near(&mut self, orders: &mut OrderPool, levels: &mut LevelPool, slot: u32) -> (u64, usize) {
-        let order = *orders.get(slot);
-        debug_assert_ne!(order.level, NIL, "order must be resting");
-        if order.prev == NIL {
-            levels.get_mut(order.level).head = order.next;
-        } else {
-            orders.get_mut(order.prev).next = order.next;
+        // One lookup of the order: read its links and clear them (its neighbours are other
+        // slots), then one lookup of its level.
+        let (level_slot, prev, next, remaining, side) = {
+            let order = orders.get_mut(slot);
+            let fields = (order.level, order.prev, order.next, order.remaining, order.side);
+            order.level = NIL;
+            order.prev = NIL;
+            order.next = NIL;
+            fields
+        };
+        debug_assert_ne!(level_slot, NIL, "order must be resting");
+        if prev != NIL {
+            orders.get_mut(prev).next = next;
         }
-        if order.next == NIL {
-            levels.get_mut(order.level).tail = order.prev;
-        } else {
-            orders.get_mut(order.next).prev = order.prev;
+        if next != NIL {
+            orders.get_mut(next).prev = prev;
         }
-        let level = levels.get_mut(order.level);
-        level.total_qty -= order.remaining;
+        let level = levels.get_mut(level_slot);
+        if prev == NIL {
+            level.head = next;
+        }
+        if next == NIL {
+            level.tail = prev;
+        }
+        level.total_qty -= remaining;
         level.count -= 1;
         let total = level.total_qty;
         debug_assert!(level.count > 0 || total == 0, "an empty level holds no quantity");
         let mut hint = level.entry as usize;
         if level.count == 0 {
             let price = level.price;
-            hint = self.side_mut(order.side).remove(price, hint);
-            levels.release(order.level);
+            hint = self.side_mut(side).remove(price, hint);
+            levels.release(level_slot);
         }
-        let order = orders.get_mut(slot);
-        order.level = NIL;
-        order.prev = NIL;
-        order.next = NIL;
         (total, hint)
     }
 
