@@ -231,7 +231,17 @@ impl BookSide {
             };
             (lo, hi)
         };
-        match self.entries[lo..hi].binary_search_by(|(k, _)| k.cmp(&key)) {
+        // The bracket a short gallop leaves is a few entries: a scan is cheaper than a
+        // binary search there.
+        let bracket = &self.entries[lo..hi];
+        if bracket.len() <= 8 {
+            let at = bracket.iter().position(|(k, _)| *k >= key).unwrap_or(bracket.len());
+            return match bracket.get(at) {
+                Some((k, _)) if *k == key => Ok(lo + at),
+                _ => Err(lo + at),
+            };
+        }
+        match bracket.binary_search_by(|(k, _)| k.cmp(&key)) {
             Ok(at) => Ok(lo + at),
             Err(at) => Err(lo + at),
         }
