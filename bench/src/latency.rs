@@ -14,7 +14,7 @@
 //! ```text
 //! cargo run --release -p verex-bench --bin latency -- [--rates 100000,500000,1000000,2000000,max]
 //!     [--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000]
-//!     [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE]
+//!     [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--injector-nice 0] [--repeat 3] [--json FILE]
 //!     [--commit-max-records 8192] [--commit-max-delay-us 2000]
 //! cargo run --release -p verex-bench --bin latency -- --verify
 //! cargo run --release -p verex-bench --bin latency -- --signed [--repeat 3] [--json FILE]
@@ -25,7 +25,10 @@
 //! in the system temp directory), msync per commit or never. The wait strategy defaults to
 //! `WaitMode::for_this_machine` (busy-spin only with a core per stage plus one, else
 //! yielding). The injector waits for each planned time by yielding (`--pace spin` keeps its
-//! core instead). Besides the end-to-end percentiles, each row shows publish→release (from the
+//! core instead; `--injector-nice 10` lowers its scheduling priority, so that on a machine
+//! with fewer cores than threads a stage woken by its work, the journal stage back from an
+//! msync above all, takes the core from the injector at once instead of after its time
+//! slice). Besides the end-to-end percentiles, each row shows publish→release (from the
 //! sequencer's stamp: what the pipeline itself adds, which coordinated omission does bias),
 //! the injector's own lateness, and the CPU other processes used meanwhile (the machine is
 //! shared); `--repeat N` keeps the run with the median p99. `--verify` measures ed25519
@@ -425,7 +428,8 @@ struct Row {
 }
 
 fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
-    let (seconds, warmup, wait, pace) = (args.seconds, args.warmup, args.wait, args.pace);
+    let (seconds, warmup, wait) = (args.seconds, args.warmup, args.wait);
+    let pace = Injector { pace: args.pace, nice: args.injector_nice };
     let measured = rate.map_or(1_000_000, |r| ((r as f64 * seconds) as u64).clamp(10_000, 2_000_000));
     let total = warmup + measured;
     let (engine, mut stream) = fixture();
@@ -483,8 +487,25 @@ enum Pace {
     Spin,
 }
 
-/// Injects `txs` on schedule (or as fast as possible) and returns the recorder; `send_lag`
-/// gets each measured tx's submit return time minus its planned time.
+/// The injector thread: how it waits for a planned time, and its nice value.
+#[derive(Clone, Copy, Debug)]
+struct Injector {
+    pace: Pace,
+    nice: i32,
+}
+
+/// Sets the calling thread's nice value (Linux: per thread), best effort: a value this
+/// process may not take (a negative one without the privilege) leaves it as it was.
+fn set_thread_nice(nice: i32) {
+    if nice != 0 {
+        // SAFETY: plain syscall on the calling thread (`who` 0); a failure changes nothing.
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    }
+}
+
+/// Injects `txs` on schedule (or as fast as possible), from a thread of its own at the
+/// injector's nice value, and returns the recorder; `send_lag` gets each measured tx's submit
+/// return time minus its planned time.
 #[allow(clippy::too_many_arguments)]
 fn inject<K: RecordSink>(
     engine: Engine,
@@ -495,34 +516,41 @@ fn inject<K: RecordSink>(
     rate: Option<u64>,
     warmup: u64,
     epoch: Instant,
-    pace: Pace,
+    injector: Injector,
     send_lag: &mut Histogram<u64>,
 ) -> LatencyRecorder {
     let pipeline_epoch = std::sync::Arc::clone(&recorder.pipeline_epoch);
     let mut pipeline = Pipeline::start(engine, sink, recorder, config).unwrap_or_else(|e| panic!("start: {e}"));
     let _ = pipeline_epoch.set(pipeline.epoch());
     let start_ns = epoch.elapsed().as_nanos() as u64 + 1_000_000;
-    for (i, tx) in txs.iter().enumerate() {
-        let i = i as u64;
-        let planned_ns = match rate {
-            Some(rate) => start_ns + (u128::from(i) * 1_000_000_000 / u128::from(rate)) as u64,
-            None => epoch.elapsed().as_nanos() as u64,
-        };
-        // Ahead of schedule: wait (yielding gives the cores to the stages).
-        while (epoch.elapsed().as_nanos() as u64) < planned_ns {
-            match pace {
-                Pace::Yield => std::thread::yield_now(),
-                Pace::Spin => std::hint::spin_loop(),
+    // A thread of its own, so that its nice value does not outlive the run (the stages were
+    // spawned before it, at the caller's).
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            set_thread_nice(injector.nice);
+            for (i, tx) in txs.iter().enumerate() {
+                let i = i as u64;
+                let planned_ns = match rate {
+                    Some(rate) => start_ns + (u128::from(i) * 1_000_000_000 / u128::from(rate)) as u64,
+                    None => epoch.elapsed().as_nanos() as u64,
+                };
+                // Ahead of schedule: wait (yielding gives the cores to the stages).
+                while (epoch.elapsed().as_nanos() as u64) < planned_ns {
+                    match injector.pace {
+                        Pace::Yield => std::thread::yield_now(),
+                        Pace::Spin => std::hint::spin_loop(),
+                    }
+                }
+                let measured = i >= warmup;
+                let tag = (planned_ns << 1) | u64::from(measured);
+                pipeline.submit(&VerifiedTx::assume_verified(*tx), None, tag).unwrap_or_else(|e| panic!("submit: {e}"));
+                if measured {
+                    let lag = (epoch.elapsed().as_nanos() as u64).saturating_sub(planned_ns);
+                    let _ = send_lag.record(lag.clamp(1, MAX_LATENCY_NS));
+                }
             }
-        }
-        let measured = i >= warmup;
-        let tag = (planned_ns << 1) | u64::from(measured);
-        pipeline.submit(&VerifiedTx::assume_verified(*tx), None, tag).unwrap_or_else(|e| panic!("submit: {e}"));
-        if measured {
-            let lag = (epoch.elapsed().as_nanos() as u64).saturating_sub(planned_ns);
-            let _ = send_lag.record(lag.clamp(1, MAX_LATENCY_NS));
-        }
-    }
+        });
+    });
     let stopped = pipeline.shutdown().unwrap_or_else(|e| panic!("shutdown: {e}"));
     assert!(stopped.report.poison.is_none(), "{:?}", stopped.report);
     stopped.subscriber
@@ -640,9 +668,10 @@ fn ingress_rate(txs: &[SignedTxBytes], workers: usize, chunk_inputs: usize, veri
 /// The options (the module doc says what each measures).
 const USAGE: &str = "usage: latency [--rates 100000,500000,1000000,2000000,max] \
 [--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000] \
-[--wait yielding|blocking|busy-spin] [--pace yield|spin] [--repeat 3] [--json FILE] \
+[--wait yielding|blocking|busy-spin] [--pace yield|spin] [--injector-nice 0] [--repeat 3] [--json FILE] \
 [--commit-max-records 8192] [--commit-max-delay-us 2000]\n       latency --verify\n       latency --signed [--repeat 3] [--json FILE]";
 
+#[derive(Clone)]
 struct Args {
     rates: Vec<Option<u64>>,
     sinks: Vec<String>,
@@ -653,6 +682,8 @@ struct Args {
     signed: bool,
     json: Option<PathBuf>,
     pace: Pace,
+    /// The injector thread's nice value (0: as the stages; 10: it yields the cores to them).
+    injector_nice: i32,
     repeat: usize,
     /// `PipelineConfig::commit_max_records` (group commit's record cap).
     commit_max_records: u32,
@@ -671,6 +702,7 @@ fn parse_args() -> Args {
         signed: false,
         json: None,
         pace: Pace::Yield,
+        injector_nice: 0,
         repeat: 1,
         commit_max_records: verex_engine::runtime::DEFAULT_COMMIT_MAX_RECORDS,
         commit_max_delay: verex_engine::runtime::DEFAULT_COMMIT_MAX_DELAY,
@@ -708,6 +740,9 @@ fn parse_args() -> Args {
                     "spin" => Pace::Spin,
                     other => panic!("--pace {other}: yield or spin"),
                 }
+            }
+            "--injector-nice" => {
+                args.injector_nice = value().parse().unwrap_or_else(|e| panic!("--injector-nice: {e}"));
             }
             "--json" => args.json = Some(PathBuf::from(value())),
             "--commit-max-records" => {

@@ -31,6 +31,8 @@ const BATCH: usize = 256;
 const MSYNC_SAMPLES: usize = 2_000;
 /// The offered rate at which the pipeline's p99 is compared with the disk's.
 const LATENCY_RATE: u64 = 100_000;
+/// The injector's nice value in the pipeline's run at [`LATENCY_RATE`].
+const DEPLOYED_INJECTOR_NICE: i32 = 10;
 /// The file the commit floor writes its records into, round and round (a prepared segment's
 /// blocks: written, synced).
 const FLOOR_FILE_BYTES: usize = 32 << 20;
@@ -48,10 +50,15 @@ struct SignedReport {
     floor_msync_ns: [u64; 3],
     /// The group commit of SPEC 8 (records' msync, then the mark's fdatasync), no pipeline.
     floor_commit_ns: [u64; 3],
+    /// The pipeline at [`LATENCY_RATE`], parked idle stages, injector at nice 10.
     pipeline_ns: [u64; 3],
+    /// The same with the harness's defaults (the machine's wait, injector at nice 0).
+    pipeline_default_ns: [u64; 3],
     pipeline_achieved: f64,
     /// Runs of each disk measure, of which the median p99's is kept.
     repeat: usize,
+    /// The pipeline's wait in the run the key compares.
+    wait: WaitMode,
 }
 
 /// Runs the three measurements and prints them (and writes `--json`).
@@ -65,9 +72,19 @@ pub(super) fn run(args: &Args, cores: usize) {
     // median p99, as the latency table does. The commit floor has the pipeline's rate and
     // length: what the disk alone allows a group commit, per tx and from its planned time, as
     // the pipeline's latency is measured.
+    //
+    // The pipeline runs as `verex run` runs signed input on this machine (idle stages parked,
+    // `WaitMode::beside_ingress`), with the injector at nice 10: on two cores a woken stage
+    // (the journal stage back from its msync) then takes a core at once instead of after the
+    // injector's time slice. Beside it, for comparison, the harness's defaults (the machine's
+    // wait, the injector at the stages' priority).
     let floor_warmup = usize::try_from(args.warmup).unwrap_or(usize::MAX);
-    let mut runs: [Vec<[u64; 3]>; 4] = Default::default();
+    let workers = IngressConfig::for_this_machine().workers;
+    let deployed =
+        Args { wait: WaitMode::beside_ingress(cores, workers), injector_nice: DEPLOYED_INJECTOR_NICE, ..args.clone() };
+    let mut runs: [Vec<[u64; 3]>; 5] = Default::default();
     let mut rows = Vec::new();
+    let percentiles = |row: &super::Row| [row.percentiles_ns[0], row.percentiles_ns[2], row.percentiles_ns[5]];
     for _ in 0..args.repeat.max(1) {
         runs[0].push(msync_alone());
         settle_disk();
@@ -75,12 +92,14 @@ pub(super) fn run(args: &Args, cores: usize) {
         settle_disk();
         runs[2].push(commit_floor(LATENCY_RATE, args.seconds, floor_warmup, true));
         settle_disk();
-        let row = run_rate(Some(LATENCY_RATE), "journal-batch", args);
-        runs[3].push([row.percentiles_ns[0], row.percentiles_ns[2], row.percentiles_ns[5]]);
+        let row = run_rate(Some(LATENCY_RATE), "journal-batch", &deployed);
+        runs[3].push(percentiles(&row));
         rows.push(row);
         settle_disk();
+        runs[4].push(percentiles(&run_rate(Some(LATENCY_RATE), "journal-batch", args)));
+        settle_disk();
     }
-    let [msync_ns, floor_msync_ns, floor_commit_ns, pipeline_ns] = runs.map(median_p99);
+    let [msync_ns, floor_msync_ns, floor_commit_ns, pipeline_ns, pipeline_default_ns] = runs.map(median_p99);
     let pipeline_achieved =
         rows.iter().find(|row| row.percentiles_ns[2] == pipeline_ns[1]).map_or(0.0, |row| row.achieved_per_s);
 
@@ -120,8 +139,10 @@ pub(super) fn run(args: &Args, cores: usize) {
         floor_msync_ns,
         floor_commit_ns,
         pipeline_ns,
+        pipeline_default_ns,
         pipeline_achieved,
         repeat: args.repeat.max(1),
+        wait: deployed.wait,
     };
     report.print();
     if let Some(path) = &args.json {
@@ -376,11 +397,16 @@ impl SignedReport {
             triple(&self.floor_commit_ns)
         );
         println!(
-            "| pipeline at {LATENCY_RATE} tx/s offered ({:.0} achieved), journal-batch: p50 / p99 / max | {} / {} / {} |",
+            "| pipeline at {LATENCY_RATE} tx/s offered ({:.0} achieved), journal-batch, {} wait, injector at nice {DEPLOYED_INJECTOR_NICE}: p50 / p99 / max | {} / {} / {} |",
             self.pipeline_achieved,
+            self.wait,
             micros(self.pipeline_ns[0]),
             micros(self.pipeline_ns[1]),
             micros(self.pipeline_ns[2])
+        );
+        println!(
+            "| the same with the harness's defaults (machine's wait, injector at nice 0): p50 / p99 / max | {} |",
+            triple(&self.pipeline_default_ns)
         );
         println!(
             "| pipeline_p99_vs_msync_p99 (time) | {:.3} |",
@@ -402,7 +428,9 @@ impl SignedReport {
              \"pipeline_p99_vs_msync_p99\":{:.3},\
              \"floor_msync_p50_ns\":{},\"floor_msync_p99_ns\":{},\"floor_msync_max_ns\":{},\
              \"floor_commit_p50_ns\":{},\"floor_commit_p99_ns\":{},\"floor_commit_max_ns\":{},\
-             \"pipeline_p99_vs_commit_floor_p99\":{:.3},\"disk_repeat\":{}}}\n",
+             \"pipeline_p99_vs_commit_floor_p99\":{:.3},\"disk_repeat\":{},\
+             \"pipeline_default_p50_ns\":{},\"pipeline_default_p99_ns\":{},\"pipeline_default_max_ns\":{},\
+             \"injector_nice\":{DEPLOYED_INJECTOR_NICE},\"wait\":\"{}\"}}\n",
             self.cores,
             self.single_per_core,
             self.batch_per_core,
@@ -426,7 +454,11 @@ impl SignedReport {
             self.floor_commit_ns[1],
             self.floor_commit_ns[2],
             self.pipeline_ns[1] as f64 / self.floor_commit_ns[1].max(1) as f64,
-            self.repeat
+            self.repeat,
+            self.pipeline_default_ns[0],
+            self.pipeline_default_ns[1],
+            self.pipeline_default_ns[2],
+            self.wait
         )
     }
 }
