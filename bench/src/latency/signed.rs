@@ -221,22 +221,27 @@ fn end_to_end(engine: verex_engine::Engine, txs: &[SignedTxBytes], cores: usize)
     per_second(txs.len(), elapsed)
 }
 
-/// The disk alone: a 128-byte write into a mapped file, then `msync` of its page; p50, p99
-/// and max over [`MSYNC_SAMPLES`] (each sample on the next page, as a journal moves on).
-fn msync_alone() -> [u64; 3] {
-    let path = std::env::temp_dir().join(format!("verex-msync-{}", std::process::id()));
+/// A new file at `path` of `bytes` zeros, written out and synced, like a prepared journal
+/// segment (no unwritten extent left for a later msync to convert).
+fn written_file(path: &std::path::Path, bytes: usize) -> std::fs::File {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)
+        .open(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let page = 4096usize;
-    let bytes = vec![0u8; page * MSYNC_SAMPLES];
-    // Written out and synced first, like a preallocated journal segment.
-    file.write_all(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    file.write_all(&vec![0u8; bytes]).unwrap_or_else(|e| panic!("{e}"));
     file.sync_all().unwrap_or_else(|e| panic!("{e}"));
+    file
+}
+
+/// The disk alone: a 128-byte write into a mapped file, then `msync` of its page; p50, p99
+/// and max over [`MSYNC_SAMPLES`] (each sample on the next page, as a journal moves on).
+fn msync_alone() -> [u64; 3] {
+    let path = std::env::temp_dir().join(format!("verex-msync-{}", std::process::id()));
+    let page = 4096usize;
+    let file = written_file(&path, page * MSYNC_SAMPLES);
     // SAFETY: the file is this process' own temporary file; nothing else maps or resizes it.
     let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap_or_else(|e| panic!("mmap: {e}"));
     let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("{e}"));
@@ -265,21 +270,8 @@ fn commit_floor(rate: u64, seconds: f64, warmup: usize, with_mark: bool) -> [u64
     use std::os::unix::fs::FileExt as _;
     let dir = std::env::temp_dir().join(format!("verex-floor-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let written_file = |name: &str, bytes: usize| {
-        let path = dir.join(name);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        file.write_all(&vec![0u8; bytes]).unwrap_or_else(|e| panic!("{e}"));
-        file.sync_all().unwrap_or_else(|e| panic!("{e}"));
-        file
-    };
-    let segment = written_file("segment", FLOOR_FILE_BYTES);
-    let mark = written_file("mark", 8192);
+    let segment = written_file(&dir.join("segment"), FLOOR_FILE_BYTES);
+    let mark = written_file(&dir.join("mark"), 8192);
     // SAFETY: the file is this process' own temporary file; nothing else maps or resizes it.
     let mut map = unsafe { memmap2::MmapMut::map_mut(&segment) }.unwrap_or_else(|e| panic!("mmap: {e}"));
     let frame =
