@@ -58,21 +58,18 @@ fn tx_line_count(path: &Path) -> u64 {
 
 /// `verex run --dev --limits small` on `input`; returns (events, state) file paths.
 fn run_dev(dir: &Path, input: &Path, tag: &str) -> (PathBuf, PathBuf) {
+    run_dev_with(dir, input, tag, &[])
+}
+
+/// [`run_dev`] with `extra` flags after `run --dev --limits small`.
+fn run_dev_with(dir: &Path, input: &Path, tag: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     let events = dir.join(format!("{tag}.events.jsonl"));
     let state = dir.join(format!("{tag}.state.json"));
-    let out = verex(&[
-        "run",
-        "--dev",
-        "--limits",
-        "small",
-        "--input",
-        path_str(input),
-        "--events",
-        path_str(&events),
-        "--state",
-        path_str(&state),
-    ]);
-    assert_success(&out, "run --dev");
+    let mut args = vec!["run", "--dev", "--limits", "small"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--input", path_str(input), "--events", path_str(&events), "--state", path_str(&state)]);
+    let out = verex(&args);
+    assert_success(&out, &format!("run --dev {}", extra.join(" ")));
     assert_eq!(stdout(&out), "", "events go to --events, not stdout");
     (events, state)
 }
@@ -221,23 +218,8 @@ fn engine_core_pins_the_engine_stage_and_a_refused_core_stops_the_run_before_it_
     let (events, state) = run_dev(dir.path(), &data("fills.jsonl"), "unpinned");
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let last = (cores - 1).to_string();
-    let pinned_events = dir.path().join("pinned.events.jsonl");
-    let pinned_state = dir.path().join("pinned.state.json");
-    let out = verex(&[
-        "run",
-        "--dev",
-        "--limits",
-        "small",
-        "--engine-core",
-        &last,
-        "--input",
-        path_str(&data("fills.jsonl")),
-        "--events",
-        path_str(&pinned_events),
-        "--state",
-        path_str(&pinned_state),
-    ]);
-    assert_success(&out, "run --engine-core");
+    let (pinned_events, pinned_state) =
+        run_dev_with(dir.path(), &data("fills.jsonl"), "pinned", &["--engine-core", &last]);
     let read = |p: &Path| std::fs::read(p).expect("read output");
     assert_eq!(read(&events), read(&pinned_events), "pinning changes no event");
     assert_eq!(read(&state), read(&pinned_state), "pinning changes no state");
