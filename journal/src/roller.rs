@@ -25,8 +25,14 @@
 //!   - *Pace.* The next segment is zeroed while the active one fills from a quarter to three
 //!     quarters of its size ([`zero_allowance`]): twice as fast as the journal is written,
 //!     each write's write-back started at once, and the roller in the idle I/O class so that
-//!     the disk's scheduler puts a commit's writes first. The first segment of a new journal
-//!     is zeroed at once, and the writer's `open` waits for it.
+//!     the disk's scheduler puts a commit's writes first. While commits are small, each zero
+//!     write is also written back before the next one is made (one zero write on the disk at
+//!     a time), so that a commit's msync waits behind at most one: with write-back only
+//!     started, the writes the pace lets through together (2 MiB) were all queued on the disk
+//!     at once and every msync behind them took ~1 ms instead of ~50 µs (the p99 at 100k tx/s
+//!     went from 1.0–4.5 ms to 0.42–0.76 ms, most runs). Large commits (full speed) keep the
+//!     zeros going as fast as the disk takes them. The first segment of a new journal is
+//!     zeroed at once, and the writer's `open` waits for it.
 //!   - *Only an optimisation.* A roll that comes before the zeros are done (a burst) takes the
 //!     segment as it is, after at most one more write; the blocks not yet zeroed still read
 //!     as zeros, and it is mapped without prefaulting.
@@ -371,12 +377,18 @@ impl Zeroing<'_> {
     /// adaptive); large writes start at a multiple of their size, so that their folios can be
     /// mapped whole.
     fn write_bytes(&self, at: u64) -> u64 {
-        let large = !self.adaptive || self.pacer.commit_bytes.load(Ordering::Relaxed) >= LARGE_COMMIT_BYTES;
-        if large {
-            LARGE_ZERO_WRITE_BYTES - at % LARGE_ZERO_WRITE_BYTES
-        } else {
+        if self.small_commits() {
             SMALL_ZERO_WRITE_BYTES - at % SMALL_ZERO_WRITE_BYTES
+        } else {
+            LARGE_ZERO_WRITE_BYTES - at % LARGE_ZERO_WRITE_BYTES
         }
+    }
+
+    /// Whether the writer's commits are small (adaptive, and averaging under
+    /// [`LARGE_COMMIT_BYTES`]): the regime where a commit's latency, not the journal's
+    /// throughput, is what the zeros must not disturb.
+    fn small_commits(&self) -> bool {
+        self.adaptive && self.pacer.commit_bytes.load(Ordering::Relaxed) < LARGE_COMMIT_BYTES
     }
 }
 
@@ -415,8 +427,8 @@ fn prepare(
     }
 }
 
-/// Writes zeros over the preallocated blocks of `file` (`segment_bytes` long), each write's
-/// write-back started at once, then fdatasyncs the file. Returns whether it got to the end.
+/// Writes zeros over the preallocated blocks of `file` (`segment_bytes` long), each write
+/// written back before the next ([`write_back`]), then fdatasyncs the file. Returns whether it got to the end.
 /// Paced: before each write, wait until [`zero_allowance`] allows it, and stop early when a
 /// roll hurries; always stop when the roller is being dropped.
 ///
@@ -450,9 +462,11 @@ fn zero_fill(file: &File, segment_bytes: u64, zeroing: &Zeroing<'_>) -> io::Resu
                 continue;
             }
         }
+        // Beside small commits (the paced zeros of the next segment), one zero write at a time.
+        let one_at_a_time = zeroing.paced && zeroing.small_commits();
         let len = (segment_bytes - at).min(zeroing.write_bytes(at));
         file.write_all_at(&zeroing.zeros[..usize::try_from(len).unwrap_or(zeroing.zeros.len())], at)?;
-        start_write_back(file, at, len)?;
+        write_back(file, at, len, one_at_a_time)?;
         at += len;
     }
     file.sync_data()?;
@@ -476,21 +490,25 @@ fn lower_io_priority() {
     }
 }
 
-/// Starts writing `len` bytes at `at` back to the disk without waiting for them, so that the
-/// zeros go out steadily instead of as one burst at the next sync.
-fn start_write_back(file: &File, at: u64, len: u64) -> io::Result<()> {
+/// Starts writing `len` bytes at `at` back to the disk, so that the zeros go out steadily
+/// instead of as one burst at the next sync; with `wait`, also waits until they are written
+/// (not made durable: no flush), so that at most one zero write is ever queued on the disk
+/// ahead of a commit's msync. Without it the zeros go out as fast as the disk takes them, as
+/// a journal written at full speed needs.
+fn write_back(file: &File, at: u64, len: u64, wait: bool) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
         let off = libc::off64_t::try_from(at).map_err(|_| io::Error::other("offset out of range"))?;
         let n = libc::off64_t::try_from(len).map_err(|_| io::Error::other("length out of range"))?;
         // SAFETY: plain syscall on a descriptor we own.
-        if unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) } != 0 {
+        let flags = libc::SYNC_FILE_RANGE_WRITE | if wait { libc::SYNC_FILE_RANGE_WAIT_AFTER } else { 0 };
+        if unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, flags) } != 0 {
             return Err(io::Error::last_os_error());
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (file, at, len);
+    let _ = (file, at, len, wait);
     Ok(())
 }
 
