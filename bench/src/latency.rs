@@ -35,11 +35,12 @@
 //! verifications per second on one core, single versus batch, and through the ingress.
 //!
 //! `--signed` measures where a verifiable exchange pays, in one run (issue 16): ed25519
-//! verifications per second on one core, single against batches of 64 (the same stream, really
+//! verifications per second on one core, single against batches of 256 (the same stream, really
 //! signed); the whole pipeline fed signed txs through the ingress (one worker per core, batch
 //! verification, `journal-batch`) as fast as it accepts them, against the verification bound
 //! (cores × batch verifications per second per core); the disk's own msync latency (one
-//! 128-byte write into a mapped file, then `msync` of its page, 2,000 times), the commit floor
+//! 128-byte write into a mapped file written out as the journal's roller prepares a segment,
+//! then `msync` of its page, 2,000 times), the commit floor
 //! (a group commit at 100k tx/s by one thread with nothing else running: records' msync, then
 //! the mark's fdatasync, each record timed from its planned time) and the pipeline's p99 at
 //! 100k tx/s with `journal-batch` against both.
