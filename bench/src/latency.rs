@@ -40,10 +40,8 @@
 //! verification, `journal-batch`) as fast as it accepts them, against the verification bound
 //! (cores × batch verifications per second per core); the disk's own msync latency (one
 //! 128-byte write into a mapped file written out as the journal's roller prepares a segment,
-//! then `msync` of its page, 2,000 times), the commit floor
-//! (a group commit at 100k tx/s by one thread with nothing else running: records' msync, then
-//! the mark's fdatasync, each record timed from its planned time) and the pipeline's p99 at
-//! 100k tx/s with `journal-batch` against both.
+//! then `msync` of its page, back to back for as long as the pipeline's run) and the pipeline's
+//! p99 at 100k tx/s with `journal-batch` against it.
 #![deny(missing_docs, clippy::unwrap_used)]
 
 use std::path::PathBuf;
