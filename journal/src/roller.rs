@@ -427,8 +427,9 @@ fn prepare(
     }
 }
 
-/// Writes zeros over the preallocated blocks of `file` (`segment_bytes` long), each write
-/// written back before the next ([`write_back`]), then fdatasyncs the file. Returns whether it got to the end.
+/// Writes zeros over the preallocated blocks of `file` (`segment_bytes` long), each write's
+/// write-back started at once and, beside small commits, waited for ([`write_back`]), then
+/// fdatasyncs the file. Returns whether it got to the end.
 /// Paced: before each write, wait until [`zero_allowance`] allows it, and stop early when a
 /// roll hurries; always stop when the roller is being dropped.
 ///
@@ -501,8 +502,8 @@ fn write_back(file: &File, at: u64, len: u64, wait: bool) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let off = libc::off64_t::try_from(at).map_err(|_| io::Error::other("offset out of range"))?;
         let n = libc::off64_t::try_from(len).map_err(|_| io::Error::other("length out of range"))?;
-        // SAFETY: plain syscall on a descriptor we own.
         let flags = libc::SYNC_FILE_RANGE_WRITE | if wait { libc::SYNC_FILE_RANGE_WAIT_AFTER } else { 0 };
+        // SAFETY: plain syscall on a descriptor we own.
         if unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, flags) } != 0 {
             return Err(io::Error::last_os_error());
         }
