@@ -293,10 +293,69 @@ impl RecordSink for ArenaSink {
     }
 }
 
-/// The library's journal sink on a journal in a temporary directory, removed when dropped.
+/// The library's journal sink on a journal in a temporary directory, removed when dropped;
+/// it times every commit ([`CommitStats`]).
 struct JournalSink {
     journal: verex_engine::store::JournalSink,
     dir: PathBuf,
+    /// Records appended since the last commit.
+    pending: u64,
+    stats: CommitStats,
+}
+
+/// The journal stage's commits over a run, as the sink saw them: how long each took (the
+/// records' msync, then the commit mark's fdatasync in `Batch`), how many records each made
+/// durable, and what share of the run the stage spent committing. The pipeline's own view of
+/// its disk, warm-up included.
+struct CommitStats {
+    duration_ns: Histogram<u64>,
+    records: Histogram<u64>,
+    busy_ns: u64,
+    first_start: Option<Instant>,
+    last_end: Option<Instant>,
+}
+
+/// A [`CommitStats`] in numbers.
+#[derive(Clone, Copy, Debug)]
+struct CommitSummary {
+    count: u64,
+    /// Records per commit: p50, p99.
+    records: [u64; 2],
+    /// Duration: p50, p99, max.
+    duration_ns: [u64; 3],
+    /// Time spent committing, over the time from the first commit's start to the last one's end.
+    busy_share: f64,
+}
+
+impl CommitStats {
+    fn new() -> Self {
+        let histogram =
+            || Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
+        Self { duration_ns: histogram(), records: histogram(), busy_ns: 0, first_start: None, last_end: None }
+    }
+
+    fn record(&mut self, start: Instant, end: Instant, records: u64) {
+        let ns = u64::try_from(end.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
+        self.duration_ns.saturating_record(ns.max(1));
+        self.records.saturating_record(records.max(1));
+        self.busy_ns = self.busy_ns.saturating_add(ns);
+        self.first_start.get_or_insert(start);
+        self.last_end = Some(end);
+    }
+
+    fn summary(&self) -> CommitSummary {
+        let span_ns = match (self.first_start, self.last_end) {
+            (Some(first), Some(last)) => last.duration_since(first).as_nanos() as f64,
+            _ => 0.0,
+        };
+        let d = &self.duration_ns;
+        CommitSummary {
+            count: d.len(),
+            records: [self.records.value_at_quantile(0.5), self.records.value_at_quantile(0.99)],
+            duration_ns: [d.value_at_quantile(0.5), d.value_at_quantile(0.99), d.max()],
+            busy_share: if span_ns > 0.0 { self.busy_ns as f64 / span_ns } else { 0.0 },
+        }
+    }
 }
 
 impl JournalSink {
@@ -306,7 +365,7 @@ impl JournalSink {
         let config = JournalConfig { segment_bytes: SEGMENT_BYTES, durability, ..JournalConfig::new(&dir) };
         let (writer, _) =
             JournalWriter::open(config).unwrap_or_else(|e| panic!("open journal in {}: {e}", dir.display()));
-        Self { journal: verex_engine::store::JournalSink::new(writer), dir }
+        Self { journal: verex_engine::store::JournalSink::new(writer), dir, pending: 0, stats: CommitStats::new() }
     }
 }
 
@@ -318,11 +377,15 @@ impl Drop for JournalSink {
 
 impl RecordSink for JournalSink {
     fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        self.pending += 1;
         self.journal.append(seq, bytes)
     }
 
     fn commit(&mut self) -> Result<u64, SinkError> {
-        self.journal.commit()
+        let start = Instant::now();
+        let durable = self.journal.commit();
+        self.stats.record(start, Instant::now(), std::mem::take(&mut self.pending));
+        durable
     }
 }
 
@@ -424,6 +487,8 @@ struct Row {
     in_pipeline_ns: [u64; 3],
     /// CPU other processes used during the run, % of the machine.
     foreign_cpu: f64,
+    /// The journal sinks' commits.
+    commits: Option<CommitSummary>,
 }
 
 fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
@@ -443,17 +508,19 @@ fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
     };
     let mut lag = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
     let cpu_before = cpu_sample();
-    let recorder = match sink_name {
-        "memory" => inject(engine, ArenaSink::new(), recorder, config, &txs, rate, warmup, epoch, pace, &mut lag),
-        "journal-batch" => {
-            let sink = JournalSink::open(Durability::Batch);
-            inject(engine, sink, recorder, config, &txs, rate, warmup, epoch, pace, &mut lag)
-        }
-        "journal-async" => {
-            let sink = JournalSink::open(Durability::Async);
-            inject(engine, sink, recorder, config, &txs, rate, warmup, epoch, pace, &mut lag)
-        }
+    let durability = match sink_name {
+        "memory" => None,
+        "journal-batch" => Some(Durability::Batch),
+        "journal-async" => Some(Durability::Async),
         other => panic!("unknown sink {other} (memory, journal-batch, journal-async)"),
+    };
+    let (recorder, commits) = match durability {
+        None => (inject(engine, ArenaSink::new(), recorder, config, &txs, rate, warmup, epoch, pace, &mut lag).0, None),
+        Some(durability) => {
+            let sink = JournalSink::open(durability);
+            let (recorder, sink) = inject(engine, sink, recorder, config, &txs, rate, warmup, epoch, pace, &mut lag);
+            (recorder, Some(sink.stats.summary()))
+        }
     };
     let foreign_cpu = foreign_cpu_percent(cpu_before, cpu_sample());
     let span_ns = recorder.last_release_ns.saturating_sub(recorder.first_planned_ns.unwrap_or(0)).max(1);
@@ -474,6 +541,7 @@ fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
         send_lag_ns: [lag.value_at_quantile(0.999), lag.max()],
         in_pipeline_ns: [0.5, 0.99, 0.999].map(|q| recorder.in_pipeline.value_at_quantile(q)),
         foreign_cpu,
+        commits,
     }
 }
 
@@ -503,7 +571,7 @@ fn set_thread_nice(nice: i32) {
 }
 
 /// Injects `txs` on schedule (or as fast as possible), from a thread of its own at the
-/// injector's nice value, and returns the recorder; `send_lag` gets each measured tx's submit
+/// injector's nice value, and returns the recorder and the sink; `send_lag` gets each measured tx's submit
 /// return time minus its planned time.
 #[allow(clippy::too_many_arguments)]
 fn inject<K: RecordSink>(
@@ -517,7 +585,7 @@ fn inject<K: RecordSink>(
     epoch: Instant,
     injector: Injector,
     send_lag: &mut Histogram<u64>,
-) -> LatencyRecorder {
+) -> (LatencyRecorder, K) {
     let pipeline_epoch = std::sync::Arc::clone(&recorder.pipeline_epoch);
     let mut pipeline = Pipeline::start(engine, sink, recorder, config).unwrap_or_else(|e| panic!("start: {e}"));
     let _ = pipeline_epoch.set(pipeline.epoch());
@@ -552,7 +620,7 @@ fn inject<K: RecordSink>(
     });
     let stopped = pipeline.shutdown().unwrap_or_else(|e| panic!("shutdown: {e}"));
     assert!(stopped.report.poison.is_none(), "{:?}", stopped.report);
-    stopped.subscriber
+    (stopped.subscriber, stopped.sink)
 }
 
 fn micros(ns: u64) -> String {

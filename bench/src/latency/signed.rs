@@ -54,6 +54,8 @@ struct SignedReport {
     /// The same with the harness's defaults (the machine's wait, injector at nice 0).
     pipeline_default_ns: [u64; 3],
     pipeline_achieved: f64,
+    /// The journal stage's commits in the pipeline's run kept.
+    pipeline_commits: Option<super::CommitSummary>,
     /// Runs of each disk measure, of which the median p99's is kept.
     repeat: usize,
     /// The pipeline's wait in the run the key compares.
@@ -102,8 +104,9 @@ pub(super) fn run(args: &Args, cores: usize) {
     }
     let [msync_ns, pipeline_ns, pipeline_default_ns] = runs.map(median_p99);
     let msync_samples = msync_samples.iter().find(|(p99, _)| *p99 == msync_ns[1]).map_or(0, |(_, samples)| *samples);
-    let pipeline_achieved =
-        rows.iter().find(|row| row.percentiles_ns[2] == pipeline_ns[1]).map_or(0.0, |row| row.achieved_per_s);
+    let kept = rows.iter().find(|row| row.percentiles_ns[2] == pipeline_ns[1]);
+    let pipeline_achieved = kept.map_or(0.0, |row| row.achieved_per_s);
+    let pipeline_commits = kept.and_then(|row| row.commits);
 
     eprintln!("signing {END_TO_END_TXS} txs of the order stream (real ed25519 signatures)...");
     let (engine, mut stream) = fixture();
@@ -142,6 +145,7 @@ pub(super) fn run(args: &Args, cores: usize) {
         pipeline_ns,
         pipeline_default_ns,
         pipeline_achieved,
+        pipeline_commits,
         repeat: args.repeat.max(1),
         wait: deployed.wait,
     };
@@ -351,6 +355,17 @@ impl SignedReport {
             micros(self.pipeline_ns[1]),
             micros(self.pipeline_ns[2])
         );
+        if let Some(c) = &self.pipeline_commits {
+            println!(
+                "| its journal stage: commits, records per commit p50 / p99, commit p50 / p99 / max, time spent committing | \
+                 {}, {} / {}, {}, {:.0}% |",
+                c.count,
+                c.records[0],
+                c.records[1],
+                triple(&c.duration_ns),
+                100.0 * c.busy_share
+            );
+        }
         println!(
             "| the same with the harness's defaults (machine's wait, injector at nice 0): p50 / p99 / max | {} |",
             triple(&self.pipeline_default_ns)
@@ -371,7 +386,7 @@ impl SignedReport {
              \"pipeline_p99_vs_msync_p99\":{:.3},\
              \"disk_repeat\":{},\
              \"pipeline_default_p50_ns\":{},\"pipeline_default_p99_ns\":{},\"pipeline_default_max_ns\":{},\
-             \"injector_nice\":{DEPLOYED_INJECTOR_NICE},\"wait\":\"{}\"}}\n",
+             \"injector_nice\":{DEPLOYED_INJECTOR_NICE},\"wait\":\"{}\",{}}}\n",
             self.cores,
             self.single_per_core,
             self.batch_per_core,
@@ -393,7 +408,18 @@ impl SignedReport {
             self.pipeline_default_ns[0],
             self.pipeline_default_ns[1],
             self.pipeline_default_ns[2],
-            self.wait
+            self.wait,
+            self.commits_json()
+        )
+    }
+
+    /// The kept pipeline run's commits as JSON members (`"commits":null` without them).
+    fn commits_json(&self) -> String {
+        let Some(c) = &self.pipeline_commits else { return "\"commits\":null".to_string() };
+        format!(
+            "\"commits\":{{\"count\":{},\"records_p50\":{},\"records_p99\":{},\"p50_ns\":{},\"p99_ns\":{},\
+             \"max_ns\":{},\"busy_share\":{:.3}}}",
+            c.count, c.records[0], c.records[1], c.duration_ns[0], c.duration_ns[1], c.duration_ns[2], c.busy_share
         )
     }
 }
