@@ -390,6 +390,14 @@ impl Zeroing<'_> {
     fn small_commits(&self) -> bool {
         self.adaptive && self.pacer.commit_bytes.load(Ordering::Relaxed) < LARGE_COMMIT_BYTES
     }
+
+    /// Whether each zero write is written out before the next ([`write_back`] with `wait`):
+    /// beside small commits, so that a commit's msync queues behind at most one of them. Not
+    /// for the zeros of a new journal's first segment (unpaced: no commit runs beside them),
+    /// nor beside large commits or in `Async`, where the zeros must keep up with the journal.
+    fn one_write_at_a_time(&self) -> bool {
+        self.paced && self.small_commits()
+    }
 }
 
 /// Creates and preallocates `NAME.seg.tmp` for segment `index`, zero-fills it
@@ -463,8 +471,7 @@ fn zero_fill(file: &File, segment_bytes: u64, zeroing: &Zeroing<'_>) -> io::Resu
                 continue;
             }
         }
-        // Beside small commits (the paced zeros of the next segment), one zero write at a time.
-        let one_at_a_time = zeroing.paced && zeroing.small_commits();
+        let one_at_a_time = zeroing.one_write_at_a_time();
         let len = (segment_bytes - at).min(zeroing.write_bytes(at));
         file.write_all_at(&zeroing.zeros[..usize::try_from(len).unwrap_or(zeroing.zeros.len())], at)?;
         write_back(file, at, len, one_at_a_time)?;
@@ -590,6 +597,23 @@ mod tests {
         pacer.set_commit_bytes(0);
         let fixed = Zeroing { pacer: &pacer, paced: false, adaptive: false, zeros: &zeros };
         assert_eq!(fixed.write_bytes(0), LARGE_ZERO_WRITE_BYTES, "Async: always large");
+    }
+
+    #[test]
+    fn zero_writes_go_out_one_at_a_time_only_beside_small_commits() {
+        let pacer = Pacer::default();
+        let zeros = vec![0u8; LARGE_ZERO_WRITE_BYTES as usize];
+        let paced = Zeroing { pacer: &pacer, paced: true, adaptive: true, zeros: &zeros };
+        assert!(paced.one_write_at_a_time(), "no commit yet, next segment: beside small commits");
+        pacer.set_commit_bytes(LARGE_COMMIT_BYTES - 1);
+        assert!(paced.one_write_at_a_time());
+        pacer.set_commit_bytes(LARGE_COMMIT_BYTES);
+        assert!(!paced.one_write_at_a_time(), "large commits: the zeros must keep up");
+        pacer.set_commit_bytes(0);
+        let first = Zeroing { pacer: &pacer, paced: false, adaptive: true, zeros: &zeros };
+        assert!(!first.one_write_at_a_time(), "a new journal's first segment: no commit beside it");
+        let async_mode = Zeroing { pacer: &pacer, paced: true, adaptive: false, zeros: &zeros };
+        assert!(!async_mode.one_write_at_a_time(), "Async: no commit to protect");
     }
 
     #[test]
