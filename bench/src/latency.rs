@@ -77,6 +77,11 @@ const ARENA_BYTES: usize = 64 << 20;
 const SEGMENT_BYTES: u64 = verex_journal::DEFAULT_SEGMENT_BYTES;
 /// Longest latency the histograms hold (60 s); larger values are clamped.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// An empty histogram of ns up to [`MAX_LATENCY_NS`], 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"))
+}
 /// The tag's lowest bit marks a measured (not warm-up) tx; the rest is the planned time.
 const MEASURED: u64 = 1;
 
@@ -329,9 +334,13 @@ struct CommitSummary {
 
 impl CommitStats {
     fn new() -> Self {
-        let histogram =
-            || Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
-        Self { duration_ns: histogram(), records: histogram(), busy_ns: 0, first_start: None, last_end: None }
+        Self {
+            duration_ns: latency_histogram(),
+            records: latency_histogram(),
+            busy_ns: 0,
+            first_start: None,
+            last_end: None,
+        }
     }
 
     fn record(&mut self, start: Instant, end: Instant, records: u64) {
@@ -406,13 +415,11 @@ struct LatencyRecorder {
 impl LatencyRecorder {
     /// An empty recorder whose planned times count from `epoch`.
     fn new(epoch: Instant) -> Self {
-        let histogram =
-            || Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
         Self {
             epoch,
             pipeline_epoch: std::sync::Arc::new(std::sync::OnceLock::new()),
-            histogram: histogram(),
-            in_pipeline: histogram(),
+            histogram: latency_histogram(),
+            in_pipeline: latency_histogram(),
             first_planned_ns: None,
             last_release_ns: 0,
             measured: 0,
@@ -506,7 +513,7 @@ fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
         commit_max_delay: args.commit_max_delay,
         ..PipelineConfig::yielding(Clock::Wall)
     };
-    let mut lag = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("histogram: {e}"));
+    let mut lag = latency_histogram();
     let cpu_before = cpu_sample();
     let durability = match sink_name {
         "memory" => None,
@@ -571,8 +578,8 @@ fn set_thread_nice(nice: i32) {
 }
 
 /// Injects `txs` on schedule (or as fast as possible), from a thread of its own at the
-/// injector's nice value, and returns the recorder and the sink; `send_lag` gets each measured tx's submit
-/// return time minus its planned time.
+/// injector's nice value, and returns the recorder and the sink; `send_lag` gets each measured
+/// tx's submit return time minus its planned time.
 #[allow(clippy::too_many_arguments)]
 fn inject<K: RecordSink>(
     engine: Engine,

@@ -5,7 +5,6 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use hdrhistogram::Histogram;
 use verex_engine::runtime::{
     feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, SignedTxBytes, WaitMode, MAX_WORKERS,
     WORKER_CACHED_KEYS,
@@ -16,7 +15,7 @@ use verex_engine::signing::{dev_account_key, sign, verify_archived};
 use verex_engine::verified::VerifiedTx;
 use verex_journal::Durability;
 
-use super::{fixture, per_second, run_rate, Args, JournalSink, LatencyRecorder, MAX_LATENCY_NS};
+use super::{fixture, latency_histogram, per_second, run_rate, Args, JournalSink, LatencyRecorder};
 
 /// Signed txs pushed end to end.
 const END_TO_END_TXS: usize = 200_000;
@@ -270,7 +269,7 @@ fn msync_alone(seconds: f64) -> ([u64; 3], u64) {
     let file = written_file(&path, MSYNC_FILE_BYTES);
     // SAFETY: the file is this process' own temporary file; nothing else maps or resizes it.
     let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap_or_else(|e| panic!("mmap: {e}"));
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|e| panic!("{e}"));
+    let mut histogram = latency_histogram();
     let (began, mut samples) = (Instant::now(), 0u64);
     while began.elapsed().as_secs_f64() < seconds {
         let at = usize::try_from(samples).unwrap_or(0) * page % MSYNC_FILE_BYTES;
