@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! cargo run --release -p verex-bench --bin latency -- [--rates 100000,500000,1000000,2000000,max]
-//!     [--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000]
+//!     [--sinks memory,journal-batch,journal-async,msync-floor] [--seconds 2] [--warmup 100000]
 //!     [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--injector-nice 0] [--repeat 3] [--json FILE]
 //!     [--commit-max-records 8192] [--commit-max-delay-us 2000]
 //! cargo run --release -p verex-bench --bin latency -- --verify
@@ -22,7 +22,9 @@
 //!
 //! Sinks: `memory` copies each record into a pre-allocated 64 MiB arena (a journal with free
 //! storage); `journal-batch` / `journal-async` append to a real `verex-journal` (mmap segments
-//! in the system temp directory), msync per commit or never. The wait strategy defaults to
+//! in the system temp directory), msync per commit or never; `msync-floor` is not a journal
+//! but a bound: the records copied into a mapped file and one msync per commit, no framing and
+//! no commit mark (what any commit order costs at least; `--signed` compares with it). The wait strategy defaults to
 //! `WaitMode::for_this_machine` (busy-spin only with a core per stage plus one, else
 //! yielding). The injector waits for each planned time by yielding (`--pace spin` keeps its
 //! core instead; `--injector-nice 10` lowers its scheduling priority, so that on a machine
@@ -41,7 +43,8 @@
 //! (cores × batch verifications per second per core); the disk's own msync latency (one
 //! 128-byte write into a mapped file written out as the journal's roller prepares a segment,
 //! then `msync` of its page, back to back for as long as the pipeline's run) and the pipeline's
-//! p99 at 100k tx/s with `journal-batch` against it.
+//! p99 at 100k tx/s with `journal-batch` against it, beside the same pipeline over the
+//! `msync-floor` sink (one msync per commit, no mark: what any commit order pays at least).
 #![deny(missing_docs, clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -515,19 +518,22 @@ fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
     };
     let mut lag = latency_histogram();
     let cpu_before = cpu_sample();
-    let durability = match sink_name {
-        "memory" => None,
-        "journal-batch" => Some(Durability::Batch),
-        "journal-async" => Some(Durability::Async),
-        other => panic!("unknown sink {other} (memory, journal-batch, journal-async)"),
-    };
-    let (recorder, commits) = match durability {
-        None => (inject(engine, ArenaSink::new(), recorder, config, &txs, rate, warmup, epoch, pace, &mut lag).0, None),
-        Some(durability) => {
+    let (recorder, commits) = match sink_name {
+        "memory" => {
+            (inject(engine, ArenaSink::new(), recorder, config, &txs, rate, warmup, epoch, pace, &mut lag).0, None)
+        }
+        "journal-batch" | "journal-async" => {
+            let durability = if sink_name == "journal-batch" { Durability::Batch } else { Durability::Async };
             let sink = JournalSink::open(durability);
             let (recorder, sink) = inject(engine, sink, recorder, config, &txs, rate, warmup, epoch, pace, &mut lag);
             (recorder, Some(sink.stats.summary()))
         }
+        "msync-floor" => {
+            let sink = signed::FloorSink::open();
+            let (recorder, sink) = inject(engine, sink, recorder, config, &txs, rate, warmup, epoch, pace, &mut lag);
+            (recorder, Some(sink.stats.summary()))
+        }
+        other => panic!("unknown sink {other} (memory, journal-batch, journal-async, msync-floor)"),
     };
     let foreign_cpu = foreign_cpu_percent(cpu_before, cpu_sample());
     let span_ns = recorder.last_release_ns.saturating_sub(recorder.first_planned_ns.unwrap_or(0)).max(1);
@@ -741,7 +747,7 @@ fn ingress_rate(txs: &[SignedTxBytes], workers: usize, chunk_inputs: usize, veri
 }
 /// The options (the module doc says what each measures).
 const USAGE: &str = "usage: latency [--rates 100000,500000,1000000,2000000,max] \
-[--sinks memory,journal-batch,journal-async] [--seconds 2] [--warmup 100000] \
+[--sinks memory,journal-batch,journal-async,msync-floor] [--seconds 2] [--warmup 100000] \
 [--wait yielding|blocking|busy-spin] [--pace yield|spin] [--injector-nice 0] [--repeat 3] [--json FILE] \
 [--commit-max-records 8192] [--commit-max-delay-us 2000]\n       latency --verify\n       latency --signed [--repeat 3] [--json FILE]";
 

@@ -6,8 +6,8 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use verex_engine::runtime::{
-    feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, SignedTxBytes, WaitMode, MAX_WORKERS,
-    WORKER_CACHED_KEYS,
+    feed, start_ingress, Decoded, IngressConfig, Pipeline, PipelineConfig, RecordSink, SignedTxBytes, SinkError,
+    WaitMode, MAX_WORKERS, WORKER_CACHED_KEYS,
 };
 use verex_engine::sequencer::Clock;
 use verex_engine::signature_rule::SignatureVerifier;
@@ -15,7 +15,7 @@ use verex_engine::signing::{dev_account_key, sign, verify_archived};
 use verex_engine::verified::VerifiedTx;
 use verex_journal::Durability;
 
-use super::{fixture, latency_histogram, per_second, run_rate, Args, JournalSink, LatencyRecorder};
+use super::{fixture, latency_histogram, per_second, run_rate, Args, CommitStats, JournalSink, LatencyRecorder};
 
 /// Signed txs pushed end to end.
 const END_TO_END_TXS: usize = 200_000;
@@ -45,9 +45,8 @@ struct SignedReport {
     batch_uncached_per_core: f64,
     cores: usize,
     end_to_end_per_s: f64,
-    msync_ns: [u64; 3],
-    /// Samples of the msync-alone run kept.
-    msync_samples: u64,
+    /// The msync-alone run kept (the median p99's).
+    msync: MsyncAlone,
     /// The pipeline at [`LATENCY_RATE`], parked idle stages, injector at nice 10.
     pipeline_ns: [u64; 3],
     /// The same with the harness's defaults (the machine's wait, injector at nice 0).
@@ -55,6 +54,10 @@ struct SignedReport {
     pipeline_achieved: f64,
     /// The journal stage's commits in the pipeline's run kept.
     pipeline_commits: Option<super::CommitSummary>,
+    /// The one-flush floor ([`FloorSink`]) in the same pipeline as `pipeline_ns`: p50, p99, max.
+    floor_ns: [u64; 3],
+    /// Its commits.
+    floor_commits: Option<super::CommitSummary>,
     /// Runs of each disk measure, of which the median p99's is kept.
     repeat: usize,
     /// The pipeline's wait in the run the key compares.
@@ -85,27 +88,20 @@ pub(super) fn run(args: &Args, cores: usize) {
     let workers = IngressConfig::for_this_machine().workers;
     let deployed =
         Args { wait: WaitMode::beside_ingress(cores, workers), injector_nice: DEPLOYED_INJECTOR_NICE, ..args.clone() };
-    let mut runs: [Vec<[u64; 3]>; 3] = Default::default();
-    let mut rows = Vec::new();
-    let mut msync_samples = Vec::new();
-    let percentiles = |row: &super::Row| [row.percentiles_ns[0], row.percentiles_ns[2], row.percentiles_ns[5]];
+    let (mut msyncs, mut pipelines, mut floors, mut defaults) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.repeat.max(1) {
-        let (msync, samples) = msync_alone(args.seconds);
-        runs[0].push(msync);
-        msync_samples.push((msync[1], samples));
+        msyncs.push(msync_alone(args.seconds));
         settle_disk();
-        let row = run_rate(Some(LATENCY_RATE), "journal-batch", &deployed);
-        runs[1].push(percentiles(&row));
-        rows.push(row);
+        pipelines.push(run_rate(Some(LATENCY_RATE), "journal-batch", &deployed));
         settle_disk();
-        runs[2].push(percentiles(&run_rate(Some(LATENCY_RATE), "journal-batch", args)));
+        floors.push(run_rate(Some(LATENCY_RATE), "msync-floor", &deployed));
+        settle_disk();
+        defaults.push(run_rate(Some(LATENCY_RATE), "journal-batch", args));
         settle_disk();
     }
-    let [msync_ns, pipeline_ns, pipeline_default_ns] = runs.map(median_p99);
-    let msync_samples = msync_samples.iter().find(|(p99, _)| *p99 == msync_ns[1]).map_or(0, |(_, samples)| *samples);
-    let kept = rows.iter().find(|row| row.percentiles_ns[2] == pipeline_ns[1]);
-    let pipeline_achieved = kept.map_or(0.0, |row| row.achieved_per_s);
-    let pipeline_commits = kept.and_then(|row| row.commits);
+    msyncs.sort_by_key(|run| run.ns[1]);
+    let msync = msyncs.get(msyncs.len() / 2).copied().unwrap_or_default();
+    let [pipeline, floor, default] = [pipelines, floors, defaults].map(median_p99);
 
     eprintln!("signing {END_TO_END_TXS} txs of the order stream (real ed25519 signatures)...");
     let (engine, mut stream) = fixture();
@@ -139,12 +135,13 @@ pub(super) fn run(args: &Args, cores: usize) {
         batch_uncached_per_core,
         cores,
         end_to_end_per_s,
-        msync_ns,
-        msync_samples,
-        pipeline_ns,
-        pipeline_default_ns,
-        pipeline_achieved,
-        pipeline_commits,
+        msync,
+        pipeline_ns: p50_p99_max(&pipeline),
+        pipeline_default_ns: p50_p99_max(&default),
+        pipeline_achieved: pipeline.achieved_per_s,
+        pipeline_commits: pipeline.commits,
+        floor_ns: p50_p99_max(&floor),
+        floor_commits: floor.commits,
         repeat: args.repeat.max(1),
         wait: deployed.wait,
     };
@@ -263,7 +260,7 @@ fn written_file(path: &std::path::Path, bytes: usize) -> std::fs::File {
 /// samples instead of the 2,000 (~0.1 s) taken before 2026-12-06. A slow period still weighs
 /// less here than in the pipeline's p99, which counts txs, not flushes: fewer samples fit in
 /// it.
-fn msync_alone(seconds: f64) -> ([u64; 3], u64) {
+fn msync_alone(seconds: f64) -> MsyncAlone {
     let path = std::env::temp_dir().join(format!("verex-msync-{}", std::process::id()));
     let page = 4096usize;
     let file = written_file(&path, MSYNC_FILE_BYTES);
@@ -283,7 +280,129 @@ fn msync_alone(seconds: f64) -> ([u64; 3], u64) {
     }
     drop(map);
     let _ = std::fs::remove_file(&path);
-    ([histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99), histogram.max()], samples)
+    MsyncAlone {
+        ns: [histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99), histogram.max()],
+        samples,
+        p99_by_time_ns: quantile_by_time(&histogram, 0.99),
+    }
+}
+
+/// What one msync-alone run measured.
+#[derive(Clone, Copy, Default)]
+struct MsyncAlone {
+    /// Per msync: p50, p99, max.
+    ns: [u64; 3],
+    samples: u64,
+    /// The p99 weighted by time: for 1% of the run the msync in flight took longer.
+    p99_by_time_ns: u64,
+}
+
+/// The value below which samples account for `quantile` of the total time (each sample
+/// weighted by its own value): the duration of the flush in flight at a random instant. A tx
+/// arriving at a random time meets the disk this way, so a slow period counts for the txs it
+/// holds up, not for the few flushes that fit in it.
+fn quantile_by_time(histogram: &hdrhistogram::Histogram<u64>, quantile: f64) -> u64 {
+    let total: f64 = histogram.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum();
+    let mut below = 0.0;
+    for v in histogram.iter_recorded() {
+        below += v.value_iterated_to() as f64 * v.count_at_value() as f64;
+        if below >= quantile * total {
+            return v.value_iterated_to();
+        }
+    }
+    histogram.max()
+}
+
+/// Bytes of the file the one-flush floor writes its records into, round and round (the
+/// journal's default segment size).
+const FLOOR_FILE_BYTES: usize = 64 << 20;
+
+/// The one-flush floor: the pipeline's records copied into a mapped file prepared as the
+/// roller prepares a segment for small commits (zeros in 64 KiB writes, synced), round and
+/// round, and each commit one msync of the pages written since the last one. No framing, no
+/// rolling hash, no commit mark, no roll: **not a durability mode** (after a power loss
+/// nothing could tell a torn record from a damaged committed one, which is why SPEC 8's
+/// commit is two ordered flushes). A bound: what any commit order pays at least on this disk,
+/// in the same pipeline, at the same rate.
+pub(super) struct FloorSink {
+    path: std::path::PathBuf,
+    map: memmap2::MmapMut,
+    /// Where the next record goes.
+    at: usize,
+    /// Records before this offset (since the last wrap) are msynced.
+    synced: usize,
+    /// Set when the records wrapped to the start of the file: the end of the unsynced range
+    /// they left behind at the file's end.
+    wrapped_at: Option<usize>,
+    last_seq: u64,
+    /// Records appended since the last commit.
+    pending: u64,
+    /// Every commit, timed as the journal sink times its own.
+    pub(super) stats: CommitStats,
+}
+
+impl FloorSink {
+    /// A floor on a fresh file of [`FLOOR_FILE_BYTES`] in the system temp directory, removed
+    /// when dropped.
+    pub(super) fn open() -> Self {
+        Self::with_file_bytes(FLOOR_FILE_BYTES, "run")
+    }
+
+    /// A floor on a fresh file of `bytes` (a multiple of the page size), named after `name`
+    /// and the process.
+    fn with_file_bytes(bytes: usize, name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("verex-floor-{}-{name}", std::process::id()));
+        let file = written_file(&path, bytes);
+        // SAFETY: the file is this process' own temporary file; nothing else maps or resizes it.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap_or_else(|e| panic!("mmap: {e}"));
+        Self { path, map, at: 0, synced: 0, wrapped_at: None, last_seq: 0, pending: 0, stats: CommitStats::new() }
+    }
+
+    fn msync(&self, from: usize, to: usize) -> Result<(), SinkError> {
+        if to <= from {
+            return Ok(());
+        }
+        self.map.flush_range(from, to - from).map_err(|e| SinkError::new(format!("msync floor: {e}")))
+    }
+}
+
+impl Drop for FloorSink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl RecordSink for FloorSink {
+    fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        let overrun = || SinkError::new("msync floor: more records in one commit than its file holds".to_string());
+        if self.at + bytes.len() > self.map.len() {
+            if self.wrapped_at.is_some() {
+                return Err(overrun());
+            }
+            self.wrapped_at = Some(self.at);
+            self.at = 0;
+        }
+        if self.wrapped_at.is_some() && self.at + bytes.len() > self.synced {
+            return Err(overrun());
+        }
+        self.map[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+        self.last_seq = seq;
+        self.pending += 1;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<u64, SinkError> {
+        let start = Instant::now();
+        if let Some(end) = self.wrapped_at.take() {
+            self.msync(self.synced, end)?;
+            self.synced = 0;
+        }
+        self.msync(self.synced, self.at)?;
+        self.synced = self.at;
+        self.stats.record(start, Instant::now(), std::mem::take(&mut self.pending));
+        Ok(self.last_seq)
+    }
 }
 
 /// Lets the disk finish what the step before left it (deleted files: on a file system mounted
@@ -294,10 +413,16 @@ fn settle_disk() {
     std::thread::sleep(std::time::Duration::from_secs(1));
 }
 
-/// Of runs' p50, p99 and max, the run with the median p99.
-fn median_p99(mut runs: Vec<[u64; 3]>) -> [u64; 3] {
-    runs.sort_by_key(|run| run[1]);
-    runs.get(runs.len() / 2).copied().unwrap_or_default()
+/// Of runs of the pipeline, the one with the median p99.
+fn median_p99(mut runs: Vec<super::Row>) -> super::Row {
+    runs.sort_by_key(|row| row.percentiles_ns[2]);
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
+}
+
+/// A row's p50, p99 and max.
+fn p50_p99_max(row: &super::Row) -> [u64; 3] {
+    [row.percentiles_ns[0], row.percentiles_ns[2], row.percentiles_ns[5]]
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -340,10 +465,14 @@ impl SignedReport {
         );
         println!(
             "| msync alone ({} samples): p50 / p99 / max | {} / {} / {} |",
-            self.msync_samples,
-            micros(self.msync_ns[0]),
-            micros(self.msync_ns[1]),
-            micros(self.msync_ns[2])
+            self.msync.samples,
+            micros(self.msync.ns[0]),
+            micros(self.msync.ns[1]),
+            micros(self.msync.ns[2])
+        );
+        println!(
+            "| msync alone, p99 by time (the flush in flight at a random instant) | {} |",
+            micros(self.msync.p99_by_time_ns)
         );
         let triple = |ns: &[u64; 3]| format!("{} / {} / {}", micros(ns[0]), micros(ns[1]), micros(ns[2]));
         println!(
@@ -354,9 +483,9 @@ impl SignedReport {
             micros(self.pipeline_ns[1]),
             micros(self.pipeline_ns[2])
         );
-        if let Some(c) = &self.pipeline_commits {
+        let commits = |what: &str, c: &super::CommitSummary| {
             println!(
-                "| its journal stage: commits, records per commit p50 / p99, commit p50 / p99 / max, time spent committing | \
+                "| {what}: commits, records per commit p50 / p99, commit p50 / p99 / max, time spent committing | \
                  {}, {} / {}, {}, {:.0}% |",
                 c.count,
                 c.records[0],
@@ -364,15 +493,24 @@ impl SignedReport {
                 triple(&c.duration_ns),
                 100.0 * c.busy_share
             );
+        };
+        if let Some(c) = &self.pipeline_commits {
+            commits("its journal stage", c);
+        }
+        println!(
+            "| the one-flush floor in the same pipeline (records msync only, no mark: not a durability mode): p50 / p99 / max | {} |",
+            triple(&self.floor_ns)
+        );
+        if let Some(c) = &self.floor_commits {
+            commits("its commits", c);
         }
         println!(
             "| the same with the harness's defaults (machine's wait, injector at nice 0): p50 / p99 / max | {} |",
             triple(&self.pipeline_default_ns)
         );
-        println!(
-            "| pipeline_p99_vs_msync_p99 (time) | {:.3} |",
-            self.pipeline_ns[1] as f64 / self.msync_ns[1].max(1) as f64
-        );
+        println!("| pipeline_p99_vs_msync_p99 (time) | {:.3} |", self.pipeline_p99_vs_msync_p99());
+        println!("| floor_p99_vs_msync_p99 (time) | {:.3} |", self.floor_p99_vs_msync_p99());
+        println!("| pipeline_p99_vs_floor_p99 (time) | {:.3} |", self.pipeline_p99_vs_floor_p99());
     }
 
     fn json(&self) -> String {
@@ -380,12 +518,15 @@ impl SignedReport {
             "{{\"cores\":{},\"batch\":{BATCH},\"single_per_core\":{:.0},\"batch_per_core\":{:.0},\
              \"single_uncached_per_core\":{:.0},\"batch_uncached_per_core\":{:.0},\
              \"verify_batch_vs_single\":{:.3},\"end_to_end_per_s\":{:.0},\"signed_e2e_vs_verify_bound\":{:.3},\
-             \"msync_samples\":{},\"msync_p50_ns\":{},\"msync_p99_ns\":{},\"msync_max_ns\":{},\"latency_rate\":{LATENCY_RATE},\
+             \"msync_samples\":{},\"msync_p50_ns\":{},\"msync_p99_ns\":{},\"msync_max_ns\":{},\"msync_p99_by_time_ns\":{},\
+             \"latency_rate\":{LATENCY_RATE},\
              \"pipeline_achieved_per_s\":{:.0},\"pipeline_p50_ns\":{},\"pipeline_p99_ns\":{},\"pipeline_max_ns\":{},\
              \"pipeline_p99_vs_msync_p99\":{:.3},\
+             \"floor_p50_ns\":{},\"floor_p99_ns\":{},\"floor_max_ns\":{},\
+             \"floor_p99_vs_msync_p99\":{:.3},\"pipeline_p99_vs_floor_p99\":{:.3},\
              \"disk_repeat\":{},\
              \"pipeline_default_p50_ns\":{},\"pipeline_default_p99_ns\":{},\"pipeline_default_max_ns\":{},\
-             \"injector_nice\":{DEPLOYED_INJECTOR_NICE},\"wait\":\"{}\",{}}}\n",
+             \"injector_nice\":{DEPLOYED_INJECTOR_NICE},\"wait\":\"{}\",{},{}}}\n",
             self.cores,
             self.single_per_core,
             self.batch_per_core,
@@ -394,31 +535,85 @@ impl SignedReport {
             self.batch_per_core / self.single_per_core,
             self.end_to_end_per_s,
             self.end_to_end_per_s / self.verify_bound(),
-            self.msync_samples,
-            self.msync_ns[0],
-            self.msync_ns[1],
-            self.msync_ns[2],
+            self.msync.samples,
+            self.msync.ns[0],
+            self.msync.ns[1],
+            self.msync.ns[2],
+            self.msync.p99_by_time_ns,
             self.pipeline_achieved,
             self.pipeline_ns[0],
             self.pipeline_ns[1],
             self.pipeline_ns[2],
-            self.pipeline_ns[1] as f64 / self.msync_ns[1].max(1) as f64,
+            self.pipeline_p99_vs_msync_p99(),
+            self.floor_ns[0],
+            self.floor_ns[1],
+            self.floor_ns[2],
+            self.floor_p99_vs_msync_p99(),
+            self.pipeline_p99_vs_floor_p99(),
             self.repeat,
             self.pipeline_default_ns[0],
             self.pipeline_default_ns[1],
             self.pipeline_default_ns[2],
             self.wait,
-            self.commits_json()
+            commits_json("commits", self.pipeline_commits.as_ref()),
+            commits_json("floor_commits", self.floor_commits.as_ref()),
         )
     }
 
-    /// The kept pipeline run's commits as JSON members (`"commits":null` without them).
-    fn commits_json(&self) -> String {
-        let Some(c) = &self.pipeline_commits else { return "\"commits\":null".to_string() };
-        format!(
-            "\"commits\":{{\"count\":{},\"records_p50\":{},\"records_p99\":{},\"p50_ns\":{},\"p99_ns\":{},\
+    /// The key: the pipeline's p99 at [`LATENCY_RATE`] over the disk's msync p99.
+    fn pipeline_p99_vs_msync_p99(&self) -> f64 {
+        self.pipeline_ns[1] as f64 / self.msync.ns[1].max(1) as f64
+    }
+
+    /// The one-flush floor's p99 over the disk's msync p99: how close any commit order can come.
+    fn floor_p99_vs_msync_p99(&self) -> f64 {
+        self.floor_ns[1] as f64 / self.msync.ns[1].max(1) as f64
+    }
+
+    /// The pipeline's p99 over the floor's: what SPEC 8's second, ordered flush costs at the tail.
+    fn pipeline_p99_vs_floor_p99(&self) -> f64 {
+        self.pipeline_ns[1] as f64 / self.floor_ns[1].max(1) as f64
+    }
+}
+
+/// A run's commits as the JSON member `name` (`null` without them).
+fn commits_json(name: &str, commits: Option<&super::CommitSummary>) -> String {
+    let Some(c) = commits else { return format!("\"{name}\":null") };
+    format!(
+        "\"{name}\":{{\"count\":{},\"records_p50\":{},\"records_p99\":{},\"p50_ns\":{},\"p99_ns\":{},\
              \"max_ns\":{},\"busy_share\":{:.3}}}",
-            c.count, c.records[0], c.records[1], c.duration_ns[0], c.duration_ns[1], c.duration_ns[2], c.busy_share
-        )
+        c.count, c.records[0], c.records[1], c.duration_ns[0], c.duration_ns[1], c.duration_ns[2], c.busy_share
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64) -> [u8; 256] {
+        let mut bytes = [0u8; 256];
+        bytes[..8].copy_from_slice(&seq.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn the_floor_keeps_records_across_its_wrap_and_refuses_a_commit_larger_than_its_file() {
+        let mut floor = FloorSink::with_file_bytes(64 << 10, "wrap");
+        // 256 records per file: three times round, committing every 100.
+        for seq in 1..=768 {
+            floor.append(seq, &record(seq)).unwrap_or_else(|e| panic!("append {seq}: {e}"));
+            if seq % 100 == 0 {
+                assert_eq!(floor.commit().ok(), Some(seq));
+            }
+        }
+        assert_eq!(floor.commit().ok(), Some(768));
+        // The last record written sits just before where the next goes (768 % 256 = 0: the end).
+        let last = floor.map.len() - 256;
+        assert_eq!(floor.map[last..last + 8], 768u64.to_le_bytes());
+        assert_eq!(floor.stats.summary().count, 8, "7 commits of 100 and the last");
+
+        let mut floor = FloorSink::with_file_bytes(64 << 10, "overrun");
+        let overran = (1..=300).map(|seq| floor.append(seq, &record(seq))).position(|r| r.is_err());
+        assert_eq!(overran, Some(256), "the 257th record of one commit would overwrite the first");
     }
 }
