@@ -74,11 +74,12 @@ pub(super) fn run(args: &Args, cores: usize) {
     // burst of foreign I/O lands on one of them, not on all), each keeping its run with the
     // median p99, as the latency table does.
     //
-    // No "commit floor": a group commit at the pipeline's rate by one thread with nothing else
-    // running (records' msync, then the mark's fdatasync) was measured here on 2026-12-05/06
-    // and dropped. Its per-record p99 was 1.5–3.3 ms (a bare Python loop: 3.5 ms) against the
-    // pipeline's 0.3–0.6 ms in the same runs: it bounds nothing, and why a loop that does
-    // less sees more of the disk's slow periods is not understood.
+    // Beside the pipeline, the same pipeline over the one-flush floor ([`FloorSink`]): what
+    // any commit order pays at least, at the same rate, with the same stages and waits. (Not
+    // the "commit floor" measured here on 2026-12-05/06 and dropped: a group commit by one
+    // thread with nothing else running, whose per-record p99 was 1.5–3.3 ms against the
+    // pipeline's 0.3–0.6 ms in the same runs; it bounded nothing, and why a loop that does
+    // less saw more of the disk's slow periods is not understood.)
     //
     // The pipeline runs as `verex run` runs signed input on this machine (idle stages parked,
     // `WaitMode::beside_ingress`), with the injector at nice 10: on two cores a woken stage
@@ -258,8 +259,8 @@ fn written_file(path: &std::path::Path, bytes: usize) -> std::fs::File {
 /// (on the development machine it has slow periods: clusters of ~1 ms flushes for 10–50 ms,
 /// one to four in 3 s, seen by a bare Python loop too), and the p99 comes from ~50,000
 /// samples instead of the 2,000 (~0.1 s) taken before 2026-12-06. A slow period still weighs
-/// less here than in the pipeline's p99, which counts txs, not flushes: fewer samples fit in
-/// it.
+/// less in this p99 than in the pipeline's, which counts txs, not flushes: fewer samples fit
+/// in it. The p99 by time ([`quantile_by_time`]) weighs it as the txs meet it.
 fn msync_alone(seconds: f64) -> MsyncAlone {
     let path = std::env::temp_dir().join(format!("verex-msync-{}", std::process::id()));
     let page = 4096usize;
