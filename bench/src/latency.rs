@@ -497,7 +497,7 @@ struct Row {
     in_pipeline_ns: [u64; 3],
     /// CPU other processes used during the run, % of the machine.
     foreign_cpu: f64,
-    /// The journal sinks' commits.
+    /// The journal sinks' commits (and the one-flush floor's).
     commits: Option<CommitSummary>,
 }
 
