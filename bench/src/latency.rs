@@ -301,14 +301,39 @@ impl RecordSink for ArenaSink {
     }
 }
 
-/// The library's journal sink on a journal in a temporary directory, removed when dropped;
-/// it times every commit ([`CommitStats`]).
+/// The library's journal sink on a journal in a temporary directory, removed when dropped.
 struct JournalSink {
     journal: verex_engine::store::JournalSink,
     dir: PathBuf,
+}
+
+/// A sink whose every commit is timed ([`CommitStats`]): the journal sinks and the one-flush
+/// floor in the latency runs.
+struct Timed<K> {
+    inner: K,
     /// Records appended since the last commit.
     pending: u64,
     stats: CommitStats,
+}
+
+impl<K> Timed<K> {
+    fn new(inner: K) -> Self {
+        Self { inner, pending: 0, stats: CommitStats::new() }
+    }
+}
+
+impl<K: RecordSink> RecordSink for Timed<K> {
+    fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        self.pending += 1;
+        self.inner.append(seq, bytes)
+    }
+
+    fn commit(&mut self) -> Result<u64, SinkError> {
+        let start = Instant::now();
+        let durable = self.inner.commit();
+        self.stats.record(start, Instant::now(), std::mem::take(&mut self.pending));
+        durable
+    }
 }
 
 /// The journal stage's commits over a run, as the sink saw them: how long each took (the
@@ -377,7 +402,7 @@ impl JournalSink {
         let config = JournalConfig { segment_bytes: SEGMENT_BYTES, durability, ..JournalConfig::new(&dir) };
         let (writer, _) =
             JournalWriter::open(config).unwrap_or_else(|e| panic!("open journal in {}: {e}", dir.display()));
-        Self { journal: verex_engine::store::JournalSink::new(writer), dir, pending: 0, stats: CommitStats::new() }
+        Self { journal: verex_engine::store::JournalSink::new(writer), dir }
     }
 }
 
@@ -389,15 +414,11 @@ impl Drop for JournalSink {
 
 impl RecordSink for JournalSink {
     fn append(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        self.pending += 1;
         self.journal.append(seq, bytes)
     }
 
     fn commit(&mut self) -> Result<u64, SinkError> {
-        let start = Instant::now();
-        let durable = self.journal.commit();
-        self.stats.record(start, Instant::now(), std::mem::take(&mut self.pending));
-        durable
+        self.journal.commit()
     }
 }
 
@@ -524,12 +545,12 @@ fn run_rate(rate: Option<u64>, sink_name: &str, args: &Args) -> Row {
         }
         "journal-batch" | "journal-async" => {
             let durability = if sink_name == "journal-batch" { Durability::Batch } else { Durability::Async };
-            let sink = JournalSink::open(durability);
+            let sink = Timed::new(JournalSink::open(durability));
             let (recorder, sink) = inject(engine, sink, recorder, config, &txs, rate, warmup, epoch, pace, &mut lag);
             (recorder, Some(sink.stats.summary()))
         }
         "msync-floor" => {
-            let sink = signed::FloorSink::open();
+            let sink = Timed::new(signed::FloorSink::open());
             let (recorder, sink) = inject(engine, sink, recorder, config, &txs, rate, warmup, epoch, pace, &mut lag);
             (recorder, Some(sink.stats.summary()))
         }

@@ -15,7 +15,7 @@ use verex_engine::signing::{dev_account_key, sign, verify_archived};
 use verex_engine::verified::VerifiedTx;
 use verex_journal::Durability;
 
-use super::{fixture, latency_histogram, per_second, run_rate, Args, CommitStats, JournalSink, LatencyRecorder};
+use super::{fixture, latency_histogram, per_second, run_rate, Args, JournalSink, LatencyRecorder};
 
 /// Signed txs pushed end to end.
 const END_TO_END_TXS: usize = 200_000;
@@ -336,10 +336,6 @@ pub(super) struct FloorSink {
     /// they left behind at the file's end.
     wrapped_at: Option<usize>,
     last_seq: u64,
-    /// Records appended since the last commit.
-    pending: u64,
-    /// Every commit, timed as the journal sink times its own.
-    pub(super) stats: CommitStats,
 }
 
 impl FloorSink {
@@ -356,7 +352,7 @@ impl FloorSink {
         let file = written_file(&path, bytes);
         // SAFETY: the file is this process' own temporary file; nothing else maps or resizes it.
         let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap_or_else(|e| panic!("mmap: {e}"));
-        Self { path, map, at: 0, synced: 0, wrapped_at: None, last_seq: 0, pending: 0, stats: CommitStats::new() }
+        Self { path, map, at: 0, synced: 0, wrapped_at: None, last_seq: 0 }
     }
 
     fn msync(&self, from: usize, to: usize) -> Result<(), SinkError> {
@@ -389,19 +385,16 @@ impl RecordSink for FloorSink {
         self.map[self.at..self.at + bytes.len()].copy_from_slice(bytes);
         self.at += bytes.len();
         self.last_seq = seq;
-        self.pending += 1;
         Ok(())
     }
 
     fn commit(&mut self) -> Result<u64, SinkError> {
-        let start = Instant::now();
         if let Some(end) = self.wrapped_at.take() {
             self.msync(self.synced, end)?;
             self.synced = 0;
         }
         self.msync(self.synced, self.at)?;
         self.synced = self.at;
-        self.stats.record(start, Instant::now(), std::mem::take(&mut self.pending));
         Ok(self.last_seq)
     }
 }
@@ -599,7 +592,7 @@ mod tests {
 
     #[test]
     fn the_floor_keeps_records_across_its_wrap_and_refuses_a_commit_larger_than_its_file() {
-        let mut floor = FloorSink::with_file_bytes(64 << 10, "wrap");
+        let mut floor = super::super::Timed::new(FloorSink::with_file_bytes(64 << 10, "wrap"));
         // 256 records per file: three times round, committing every 100.
         for seq in 1..=768 {
             floor.append(seq, &record(seq)).unwrap_or_else(|e| panic!("append {seq}: {e}"));
@@ -609,8 +602,8 @@ mod tests {
         }
         assert_eq!(floor.commit().ok(), Some(768));
         // The last record written sits just before where the next goes (768 % 256 = 0: the end).
-        let last = floor.map.len() - 256;
-        assert_eq!(floor.map[last..last + 8], 768u64.to_le_bytes());
+        let last = floor.inner.map.len() - 256;
+        assert_eq!(floor.inner.map[last..last + 8], 768u64.to_le_bytes());
         assert_eq!(floor.stats.summary().count, 8, "7 commits of 100 and the last");
 
         let mut floor = FloorSink::with_file_bytes(64 << 10, "overrun");
